@@ -1,0 +1,284 @@
+"""Stage 1, capture: record every SQL statement with cheap references to its context.
+
+Everything here runs once per query or per ORM relation access, so it keeps only
+references (code objects, line numbers, the placeholder SQL, the parameter object,
+descriptors) and leaves names, files and source text to the analysis stages.
+
+Two sources of data feed a capture:
+
+* a ``connection.execute_wrapper`` on every database alias records statements;
+* ORM hooks (installed once by ``orm_hooks.install()`` from ``AppConfig.ready``) tag
+  querysets and model instances with *where they came from*: the root queryset that
+  loaded them and the relation hops that followed. A statement issued while a relation
+  is being accessed carries that hop, which is how ``relate`` names the relation.
+
+Per-request state lives in a ``ContextVar``, so threads and asyncio tasks never see
+each other's records.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from django.db import connections
+
+# Statement text of DDT's own tables (history store); their queries are the toolbar's.
+_TOOLBAR_TABLE_MARKER = "debug_toolbar_"
+
+# Hard limits that keep a capture bounded however many queries a request runs.
+MAX_SQL_CHARS = 20_000
+
+
+@dataclass(slots=True, eq=False)
+class Root:
+    """A multi-row queryset evaluation whose instances may be looped over."""
+
+    model: type
+    origin: tuple | None  # raw stack where the queryset was built from its manager
+    evaluated: tuple  # raw stack where it was evaluated
+    prefetch_lookups: tuple
+    select_related: Any
+    deferred: tuple  # Query.deferred_loading: (field names, defer?)
+    via: Source | None = None  # set when a relation access loaded this queryset
+    rows: int = 0
+    record: Record | None = None  # the statement that evaluated it
+
+
+class Source:
+    """Where a model instance came from: its root queryset and the relation path after it.
+
+    Stored on ``instance._state``; it pickles and deep-copies to ``None`` so cached or
+    copied instances never drag capture state along.
+    """
+
+    __slots__ = ("root", "path")
+
+    def __init__(self, root: Root, path: tuple[str, ...]) -> None:
+        self.root = root
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (_none, ())
+
+
+def _none() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class Hop:
+    """One relation access on an instance: the descriptor and the instance's source."""
+
+    descriptor: Any
+    model: type  # class of the instance the attribute was read on
+    source: Source | None
+    manager_call: str | None = None  # "count", "exists", "filter", ... for related managers
+    call_args: Any = None
+
+
+@dataclass(slots=True)
+class Record:
+    alias: str
+    sql: str
+    params: Any
+    duration: float  # seconds
+    stack: tuple  # raw stack key, interned per capture
+    hop: Hop | None
+    model: type | None  # the ORM query's model, if the statement came from the ORM
+    many: bool = False
+    error: str | None = None
+    prefetch: bool = False  # issued by prefetch_related (never an N+1 by itself)
+    root: Root | None = None  # for statements that evaluated a root queryset
+
+
+@dataclass
+class Capture:
+    """All statements recorded in one request or one ``detect()`` block."""
+
+    records: list[Record] = field(default_factory=list)
+    parent: Capture | None = None
+    propagate: bool = False  # also record into the enclosing capture (panel inside a test)
+    roots: list[Root] = field(default_factory=list)
+    prefetches: list = field(default_factory=list)  # (Root, path, lookup) of eager loads
+    accessed: set = field(default_factory=set)  # (id(root), path) pairs that were read
+    started: float = field(default_factory=time.perf_counter)
+    stopped: float | None = None
+    _stacks: dict = field(default_factory=dict)
+    dropped: int = 0
+
+    def intern_stack(self, stack: tuple) -> tuple:
+        return self._stacks.setdefault(stack, stack)
+
+    def add(self, record: Record) -> None:
+        capture: Capture | None = self
+        while capture is not None:
+            capture.records.append(record)
+            capture = capture.parent if capture.propagate else None
+
+
+_current: ContextVar[Capture | None] = ContextVar("ddt_prefetch_panel_capture", default=None)
+# The ORM query whose SQL is being executed (set by the SQLCompiler hook).
+current_query: ContextVar[Any] = ContextVar("ddt_prefetch_panel_query", default=None)
+# The single-valued relation being read (FK, O2O, GFK, deferred field) while it loads.
+active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", default=None)
+# (parent Source, attribute) while prefetch_related loads one level.
+active_prefetch: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_prefetch", default=None)
+# (Query, Root) while a root queryset runs its first statement.
+evaluating: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_evaluating", default=None)
+# Set while the capture machinery itself runs queries (EXPLAIN), so they are not recorded.
+suspended: ContextVar[bool] = ContextVar("ddt_prefetch_panel_suspended", default=False)
+
+
+def current() -> Capture | None:
+    """The innermost active capture of this thread/task, or ``None``."""
+    return _current.get()
+
+
+def raw_stack(skip: int = 1) -> tuple:
+    """The calling stack as ``(code, lineno)`` pairs, innermost first.
+
+    Frames of Django's template engine that render a node also keep the node, so the
+    template name and line can be resolved later without touching files now.
+    """
+    frame = sys._getframe(skip + 1)
+    render_code = _template_render_code
+    out = []
+    append = out.append
+    while frame is not None:
+        code = frame.f_code
+        if code is render_code:
+            append((code, frame.f_lineno, frame.f_locals.get("self")))
+        else:
+            append((code, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(out)
+
+
+def _find_template_render_code() -> Any:
+    from django.template.base import Node
+
+    return Node.render_annotated.__code__
+
+
+_template_render_code = _find_template_render_code()
+
+
+def _execute_wrapper(execute, sql, params, many, context):
+    capture = _current.get()
+    if capture is None or suspended.get():
+        return execute(sql, params, many, context)
+    start = time.perf_counter()
+    error = None
+    try:
+        return execute(sql, params, many, context)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        duration = time.perf_counter() - start
+        _record(capture, context, sql, params, many, duration, error)
+
+
+def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
+            duration: float, error: str | None) -> None:
+    if not isinstance(sql, str):
+        sql = sql.decode("utf-8", "replace") if isinstance(sql, bytes) else str(sql)
+    if _TOOLBAR_TABLE_MARKER in sql:
+        return
+    if len(sql) > MAX_SQL_CHARS:
+        sql = sql[:MAX_SQL_CHARS]
+    query = current_query.get()
+    hop = None
+    model = None
+    prefetch = active_prefetch.get() is not None
+    if query is not None:
+        tag = getattr(query, "_ddtpp", None)
+        if tag is not None:
+            hop = tag.hop
+        model = query.model
+    if hop is None:
+        hop = active_hop.get()
+    connection = context.get("connection")
+    alias = getattr(connection, "alias", "default")
+    record = Record(
+        alias=alias,
+        sql=sql,
+        params=params,
+        duration=duration,
+        stack=capture.intern_stack(raw_stack(3)),
+        hop=hop,
+        model=model,
+        many=many,
+        error=error,
+        prefetch=prefetch,
+    )
+    pending = evaluating.get()
+    if pending is not None and pending[0] is query and pending[1] is not None:
+        record.root = pending[1]
+        pending[1].record = record
+    capture.add(record)
+
+
+@contextmanager
+def capturing(propagate: bool = False) -> Iterator[Capture]:
+    """Record every statement on every database alias until the block exits."""
+    capture, token, installed = start(propagate)
+    try:
+        yield capture
+    finally:
+        stop(capture, token, installed)
+
+
+def start(propagate: bool = False) -> tuple[Capture, Any, list]:
+    """Begin a capture without a ``with`` block (the panel's enable/disable hooks)."""
+    from .capture_orm import install
+
+    install()  # normally done by AppConfig.ready; detect() also works without the app
+    capture = Capture(parent=_current.get(), propagate=propagate)
+    token = _current.set(capture)
+    return capture, token, install_wrappers()
+
+
+def stop(capture: Capture, token: Any, installed: list) -> None:
+    capture.stopped = time.perf_counter()
+    remove_wrappers(installed)
+    try:
+        _current.reset(token)
+    except ValueError:
+        # Reset from another context (an async server may finish elsewhere): the
+        # capture is simply no longer current there.
+        _current.set(capture.parent)
+
+
+def install_wrappers() -> list:
+    """Add the execute wrapper to this thread's connection for each alias (idempotent)."""
+    installed = []
+    for alias in connections:
+        connection = connections[alias]
+        if _execute_wrapper not in connection.execute_wrappers:
+            connection.execute_wrappers.append(_execute_wrapper)
+            installed.append(connection)
+    return installed
+
+
+def remove_wrappers(installed: list) -> None:
+    for connection in installed:
+        try:
+            connection.execute_wrappers.remove(_execute_wrapper)
+        except ValueError:
+            pass
+
+
+@contextmanager
+def suspend() -> Iterator[None]:
+    """Run queries that belong to the analysis (EXPLAIN, introspection), not to the user."""
+    token = suspended.set(True)
+    try:
+        yield
+    finally:
+        suspended.reset(token)

@@ -1,0 +1,254 @@
+"""Stage 2, group: fingerprint statements, resolve call-site stacks, group repeats.
+
+Pure functions over captured records. Expensive work (file names, source lines,
+tokenising SQL) happens once per distinct stack and once per distinct SQL text.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import site
+import sys
+import sysconfig
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable
+
+from .capture import Record
+
+# --------------------------------------------------------------------------- fingerprint
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<ident>"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\])
+  | (?P<placeholder>%s|%\([^)]*\)s|\?|\$\d+|:[A-Za-z_]\w*)
+  | (?P<number>(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.]))
+  | (?P<word>[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)*)
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# "IN (?, ?, ?)" and multi-row "VALUES (?, ?), (?, ?)" of any length collapse to one form.
+_IN_LIST = re.compile(r"\bIN \( \?(?: , \?)* \)")
+_VALUES_ROWS = re.compile(r"(\( \?(?: , \?)* \))(?: , \1)+")
+
+
+@lru_cache(maxsize=8192)
+def fingerprint(sql: str) -> str:
+    """Normalise a statement so repeats with other values compare equal.
+
+    Literals and placeholders become ``?``, ``IN (...)`` lists of any length collapse,
+    whitespace and keyword case are normalised; table and column names are kept, so
+    statements on different tables never share a fingerprint.
+    """
+    parts: list[str] = []
+    for match in _TOKEN.finditer(sql):
+        kind = match.lastgroup
+        text = match.group()
+        if kind == "ws":
+            continue
+        if kind in ("string", "placeholder", "number"):
+            parts.append("?")
+        elif kind == "word":
+            parts.append(text.upper() if text.upper() in _KEYWORDS else text)
+        else:
+            parts.append(text)
+    text = " ".join(parts)
+    text = _IN_LIST.sub("IN (...)", text)
+    return _VALUES_ROWS.sub(r"\1 , ...", text)
+
+
+def redact_sql(sql: str) -> str:
+    """The statement with string and number literals replaced by ``?``."""
+
+    def replace(match: re.Match) -> str:
+        return "?" if match.lastgroup in ("string", "number") else match.group()
+
+    return _TOKEN.sub(replace, sql)
+
+
+_KEYWORDS = frozenset(
+    """SELECT FROM WHERE AND OR NOT IN IS NULL LIKE ILIKE BETWEEN EXISTS AS ON JOIN INNER LEFT
+    RIGHT OUTER FULL CROSS GROUP BY ORDER HAVING LIMIT OFFSET ASC DESC DISTINCT INSERT INTO
+    VALUES UPDATE SET DELETE UNION ALL CASE WHEN THEN ELSE END CAST COUNT SUM AVG MIN MAX
+    ESCAPE RETURNING WITH FOR NOWAIT SKIP LOCKED OF TRUE FALSE COLLATE""".split()
+)
+
+# --------------------------------------------------------------------------- call sites
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    filename: str
+    lineno: int
+    function: str
+    code: str
+    template: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "filename": self.filename,
+            "lineno": self.lineno,
+            "function": self.function,
+            "code": self.code,
+            "template": self.template,
+        }
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    import django
+    import debug_toolbar
+
+    paths = {
+        os.path.dirname(django.__file__),
+        os.path.dirname(debug_toolbar.__file__),
+        os.path.dirname(os.path.abspath(__file__)),
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["platstdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+    }
+    for getter in (site.getsitepackages, lambda: [site.getusersitepackages()]):
+        try:
+            paths.update(getter())
+        except Exception:  # site helpers are missing in some embedded interpreters
+            pass
+    prefixes = {os.path.realpath(p) for p in paths if p}
+    prefixes |= {os.path.abspath(p) for p in paths if p}
+    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes))
+
+
+_LIBRARY_PREFIXES: tuple[str, ...] | None = None
+
+
+@lru_cache(maxsize=4096)
+def is_library_file(filename: str) -> bool:
+    global _LIBRARY_PREFIXES
+    if filename.startswith("<"):
+        return True  # <frozen importlib._bootstrap>, <string>, ...
+    if _LIBRARY_PREFIXES is None:
+        _LIBRARY_PREFIXES = _library_prefixes()
+    path = os.path.abspath(filename)
+    if os.sep + "site-packages" + os.sep in path or os.sep + "dist-packages" + os.sep in path:
+        return True
+    return path.startswith(_LIBRARY_PREFIXES)
+
+
+def _template_frame(node: Any) -> Frame | None:
+    token = getattr(node, "token", None)
+    origin = getattr(node, "origin", None)
+    if token is None or origin is None:
+        return None
+    name = getattr(origin, "template_name", None) or getattr(origin, "name", None) or "<template>"
+    contents = getattr(token, "contents", "")
+    kind = getattr(getattr(token, "token_type", None), "name", "")
+    if kind == "VAR":
+        code = "{{ %s }}" % contents
+    elif kind == "BLOCK":
+        code = "{%% %s %%}" % contents
+    else:
+        code = contents
+    return Frame(str(name), int(getattr(token, "lineno", 0) or 0), type(node).__name__, code, True)
+
+
+def tidy_stack(raw: tuple) -> tuple[Frame, ...]:
+    """User frames of a raw stack, innermost first; template nodes become template frames."""
+    frames: list[Frame] = []
+    for entry in raw:
+        if len(entry) == 3:
+            frame = _template_frame(entry[2])
+            if frame is not None and (
+                not frames or (frames[-1].filename, frames[-1].lineno) != (frame.filename, frame.lineno)
+            ):
+                frames.append(frame)
+            continue
+        code, lineno = entry
+        filename = code.co_filename
+        if is_library_file(filename):
+            continue
+        source = linecache.getline(filename, lineno).strip()
+        frames.append(Frame(filename, lineno, code.co_name, source))
+    return tuple(frames)
+
+
+class StackResolver:
+    """Resolves each distinct raw stack once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Frame, ...]] = {}
+
+    def __call__(self, raw: tuple | None) -> tuple[Frame, ...]:
+        if raw is None:
+            return ()
+        key = id(raw)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = tidy_stack(raw)
+        return cached
+
+
+# --------------------------------------------------------------------------- groups
+
+
+@dataclass
+class Group:
+    alias: str
+    fingerprint: str
+    stack: tuple[Frame, ...]
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    @property
+    def duration(self) -> float:
+        return sum(r.duration for r in self.records)
+
+    @property
+    def callsite(self) -> Frame | None:
+        return self.stack[0] if self.stack else None
+
+    def distinct_params(self) -> int:
+        return len({params_key(r.params) for r in self.records})
+
+
+def params_key(params: Any) -> str:
+    try:
+        return repr(params)
+    except Exception:  # a parameter whose repr fails still has an identity
+        return f"<unrepresentable {id(params)}>"
+
+
+def group_records(records: Iterable[Record], resolve: StackResolver) -> list[Group]:
+    """Group statements by (alias, fingerprint, tidied call-site stack), in first-seen order."""
+    groups: dict[tuple, Group] = {}
+    for record in records:
+        stack = resolve(record.stack)
+        key = (record.alias, fingerprint(record.sql), stack)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(record.alias, key[1], stack)
+        group.records.append(record)
+    return list(groups.values())
+
+
+def exact_duplicates(records: Iterable[Record]) -> list[list[Record]]:
+    """Statements issued more than once with identical SQL *and* parameters."""
+    seen: dict[tuple, list[Record]] = {}
+    for record in records:
+        seen.setdefault((record.alias, record.sql, params_key(record.params)), []).append(record)
+    return [batch for batch in seen.values() if len(batch) > 1]
+
+
+def most_common(values: Iterable[Any]) -> Any:
+    counted = Counter(values)
+    return counted.most_common(1)[0][0] if counted else None

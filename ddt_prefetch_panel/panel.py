@@ -1,0 +1,101 @@
+"""Stage 6, panel: the django-debug-toolbar panel.
+
+Capture starts in ``enable_instrumentation`` and stops in ``disable_instrumentation``;
+``generate_stats`` runs the analysis once and records plain data once, so DDT's history,
+``render_panel`` and any store (memory or database) can render it later.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+from debug_toolbar.panels import Panel
+from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.utils.translation import gettext_lazy as _, ngettext
+
+from . import capture as cap
+from .conf import get_config
+from .report import Finding, Report, analyze
+
+
+class PrefetchPanel(Panel):
+    """N+1 and duplicate queries, grouped by call site, with the relation and the fix."""
+
+    title = _("N+1 queries and prefetching")
+    nav_title = _("Prefetch")
+    template = "ddt_prefetch_panel/panel.html"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._capture: tuple | None = None
+
+    @property
+    def nav_subtitle(self) -> str:
+        stats = self.get_stats()
+        if stats.get("error"):
+            return _("analysis failed")
+        summary = (stats.get("report") or {}).get("summary") or {}
+        n_plus_one = summary.get("n_plus_one", 0)
+        avoidable = summary.get("avoidable", 0)
+        if not n_plus_one and not avoidable:
+            return _("no repeated queries")
+        return "%s · %s" % (
+            ngettext("%(count)d N+1", "%(count)d N+1", n_plus_one) % {"count": n_plus_one},
+            ngettext("%(count)d avoidable query", "%(count)d avoidable queries", avoidable)
+            % {"count": avoidable},
+        )
+
+    @property
+    def scripts(self) -> list[str]:
+        scripts = super().scripts
+        scripts.append(static("ddt_prefetch_panel/panel.js"))
+        return scripts
+
+    def enable_instrumentation(self) -> None:
+        if self._capture is None:
+            self._capture = cap.start(propagate=True)
+
+    def disable_instrumentation(self) -> None:
+        if self._capture is not None:
+            cap.stop(*self._capture)
+
+    def generate_stats(self, request: Any, response: Any) -> None:
+        stats: dict[str, Any] = {"report": None, "error": None}
+        if self._capture is None:
+            stats["error"] = {"type": "NotCaptured", "message": str(_("No queries were captured for this request."))}
+        else:
+            try:
+                stats["report"] = analyze(self._capture[0], get_config()).to_dict()
+            except Exception as exc:  # the panel reports its own failure, never breaks the page
+                stats["error"] = {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "traceback": traceback.format_exc(limit=8),
+                }
+            self._capture = None
+        self.record_stats(stats)
+
+    @property
+    def content(self) -> str:
+        return render_to_string(self.template, panel_context(self.get_stats()))
+
+
+def panel_context(stats: dict) -> dict:
+    """Template context built from stored stats alone (they may come from another process)."""
+    data = stats.get("report") or {}
+    error = stats.get("error")
+    context: dict[str, Any] = {"error": error, "summary": data.get("summary") or {}, "findings": []}
+    try:
+        report = Report.from_dict(data) if data else Report()
+        context["report_markdown"] = report.to_markdown()
+        context["report_json"] = json.dumps(data, indent=2, sort_keys=True)
+        for finding_data, finding in zip(data.get("findings", []), report.findings):
+            context["findings"].append(
+                {**finding_data, "title": finding.title, "markdown": finding.to_markdown()}
+            )
+    except Exception as exc:  # stored data from an older version, or corrupted
+        context["error"] = {"type": type(exc).__name__, "message": str(exc)}
+    return context

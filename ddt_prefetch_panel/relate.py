@@ -1,0 +1,259 @@
+"""Stage 3, relate: name the model relation behind a group of repeated statements.
+
+ORM events come first: a statement issued while a relation was read carries a
+:class:`~.capture.Hop`, and the instance it was read on carries a
+:class:`~.capture.Source` (its root queryset and the relation path after it). When no
+event explains a group (hand-written loops, raw cursors), the SQL itself is mapped back to
+models through ``_meta``: the table gives the model, a filtered foreign-key column gives
+the relation it mirrors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from django.apps import apps
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.db import connections
+from django.db.models import ForeignKey
+from django.db.models.fields import related_descriptors as rd
+from django.db.models.query_utils import DeferredAttribute
+
+from . import sqlshape
+from .capture import Root, Source
+from .capture_orm import accessor_name
+from .group import Group, most_common
+
+KIND_LABELS = {
+    "forward_fk": "forward FK",
+    "forward_o2o": "forward one-to-one",
+    "reverse_o2o": "reverse one-to-one",
+    "reverse_fk": "reverse FK",
+    "m2m": "many-to-many",
+    "reverse_m2m": "reverse many-to-many",
+    "generic_fk": "generic FK",
+    "generic_relation": "generic relation",
+    "deferred": "deferred field",
+}
+SINGLE_VALUED = frozenset({"forward_fk", "forward_o2o", "reverse_o2o"})
+
+
+@dataclass(frozen=True)
+class HopInfo:
+    """One step of a lookup path, resolved against the models."""
+
+    model: type  # model the accessor is read on
+    accessor: str
+    kind: str  # key of KIND_LABELS
+    target: type | None  # model the hop leads to (None for a generic FK)
+    field: Any  # the field object that defines the relation
+
+    @property
+    def single(self) -> bool:
+        return self.kind in SINGLE_VALUED
+
+    @property
+    def label(self) -> str:
+        return f"{self.model._meta.label}.{self.accessor}"
+
+
+@dataclass
+class Relation:
+    """What ``relate`` found for one group."""
+
+    root: Root | None
+    model: type | None  # the root queryset's model (what was iterated)
+    path: tuple[str, ...]  # accessors from the root model; last one issued the queries
+    hops: list[HopInfo] = field(default_factory=list)
+    via_sql: bool = False  # mapped from SQL, no ORM event
+    note: str | None = None
+
+    @property
+    def last(self) -> HopInfo | None:
+        return self.hops[-1] if self.hops else None
+
+    @property
+    def lookup(self) -> str | None:
+        return "__".join(self.path) if self.path else None
+
+    @property
+    def relation(self) -> str | None:
+        return self.last.label if self.last else None
+
+
+def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
+    """(kind, target model, defining field) of a class attribute, or None if not a relation."""
+    if isinstance(descriptor, GenericForeignKey):
+        return "generic_fk", None, descriptor
+    if isinstance(descriptor, rd.ForwardOneToOneDescriptor):
+        return "forward_o2o", descriptor.field.remote_field.model, descriptor.field
+    if isinstance(descriptor, rd.ForwardManyToOneDescriptor):
+        return "forward_fk", descriptor.field.remote_field.model, descriptor.field
+    if isinstance(descriptor, rd.ReverseOneToOneDescriptor):
+        return "reverse_o2o", descriptor.related.related_model, descriptor.related.field
+    if isinstance(descriptor, rd.ManyToManyDescriptor):
+        if descriptor.reverse:
+            return "reverse_m2m", descriptor.rel.related_model, descriptor.rel.field
+        return "m2m", descriptor.rel.model, descriptor.field
+    if isinstance(descriptor, rd.ReverseManyToOneDescriptor):
+        rel_field = descriptor.field
+        if hasattr(rel_field, "object_id_field_name"):  # GenericRelation
+            return "generic_relation", rel_field.related_model, rel_field
+        return "reverse_fk", descriptor.rel.related_model, descriptor.rel.field
+    if isinstance(descriptor, DeferredAttribute):
+        return "deferred", None, descriptor.field
+    return None
+
+
+def describe_path(model: type, path: tuple[str, ...] | list[str]) -> list[HopInfo] | None:
+    """Resolve accessors from ``model`` through the models' own descriptors.
+
+    Returns None when a part is not a relation the ORM can follow (so no snippet built
+    on it may be shown). A generic FK may only be the last relation hop.
+    """
+    hops: list[HopInfo] = []
+    current: type | None = model
+    for index, part in enumerate(path):
+        if current is None:
+            return None
+        descriptor = inspect.getattr_static(current, part, None)
+        described = classify(descriptor) if descriptor is not None else None
+        if described is None:
+            return None
+        kind, target, defining = described
+        if kind == "deferred" and index != len(path) - 1:
+            return None
+        hops.append(HopInfo(current, part, kind, target, defining))
+        current = target
+    return hops
+
+
+def _in_loop(root: Root) -> bool:
+    while True:
+        if root.rows > 1:
+            return True
+        if root.via is None:
+            return False
+        root = root.via.root
+
+
+def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
+    """The outermost looped-over root of an instance, and the path from it."""
+    if source is None:
+        return None, ()
+    root, path = source.root, source.path
+    while root.via is not None and _in_loop(root.via.root):
+        path = root.via.path + path
+        root = root.via.root
+    return root, path
+
+
+def relate(group: Group, records_index: dict[int, int], roots_by_index: list[tuple[int, Root]]) -> Relation | None:
+    """The relation behind a group: ORM events first, then the SQL."""
+    hops = [r.hop for r in group.records if r.hop is not None]
+    if hops:
+        return _from_events(hops)
+    first = records_index.get(id(group.records[0]), 0)
+    return _from_sql(group, first, roots_by_index)
+
+
+def _from_events(hops: list) -> Relation | None:
+    descriptor = most_common(h.descriptor for h in hops)
+    chosen = [h for h in hops if h.descriptor is descriptor]
+    located = [locate(h.source) for h in chosen]
+    by_root: dict[int, tuple[Root | None, tuple[str, ...]]] = {}
+    for item in located:
+        by_root.setdefault((id(item[0]), item[1]), item)
+    key = most_common((id(item[0]), item[1]) for item in located)
+    root, prefix = by_root[key]
+    accessor = accessor_name(descriptor)
+    path = prefix + (accessor,)
+    hop_model = chosen[0].model
+    if root is None:
+        # Parent loaded without a queryset we saw (e.g. created in the request).
+        hops_info = describe_path(hop_model, (accessor,))
+        return Relation(None, hop_model, (accessor,), hops_info or [])
+    hops_info = describe_path(root.model, path)
+    if hops_info is None:
+        # A Prefetch(to_attr=...) or custom attribute in the path: keep the last hop only.
+        last = describe_path(hop_model, (accessor,)) or []
+        return Relation(root, root.model, path, last,
+                        note="The path goes through an attribute the ORM cannot follow.")
+    return Relation(root, root.model, path, hops_info)
+
+
+# --------------------------------------------------------------------------- SQL fallback
+
+
+@lru_cache(maxsize=1)
+def _tables() -> dict[str, type]:
+    return {m._meta.db_table.lower(): m for m in apps.get_models(include_auto_created=True)}
+
+
+def model_for_table(table: str) -> type | None:
+    return _tables().get(table.strip('"`[]').lower())
+
+
+def _from_sql(group: Group, first_index: int, roots_by_index: list[tuple[int, Root]]) -> Relation | None:
+    record = group.records[0]
+    vendor = connections[record.alias].vendor if record.alias in connections else "sqlite"
+    shape = sqlshape.select_shape(record.sql, vendor)
+    if shape is None or len(shape.tables) != 1:
+        return None
+    model = model_for_table(shape.tables[0])
+    if model is None or model._meta.auto_created:
+        return None
+    columns = {c.column for c in shape.conditions if c.op in ("eq", "in")}
+    recent = [root for index, root in reversed(roots_by_index) if index < first_index and root.rows > 1]
+    # A foreign-key column filtered per row: the reverse relation it mirrors.
+    for fk in model._meta.concrete_fields:
+        if isinstance(fk, ForeignKey) and fk.column in columns:
+            parent = fk.remote_field.model
+            accessor = fk.remote_field.get_accessor_name()
+            if not accessor:
+                continue
+            root = next((r for r in recent if issubclass(r.model, parent)), None)
+            hops = describe_path(parent, (accessor,))
+            if hops:
+                return Relation(root, parent, (accessor,), hops, via_sql=True)
+    # The primary key filtered per row: a forward FK into this table, from the loop's model.
+    if model._meta.pk.column in columns:
+        for root in recent:
+            candidates = [
+                f for f in root.model._meta.concrete_fields
+                if (f.many_to_one or f.one_to_one) and f.remote_field.model is model
+            ]
+            if len(candidates) == 1:
+                hops = describe_path(root.model, (candidates[0].name,))
+                if hops:
+                    return Relation(root, root.model, (candidates[0].name,), hops, via_sql=True)
+    return None
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+@lru_cache(maxsize=1024)
+def definition_site(field: Any) -> dict | None:
+    """File and line where a relation field is declared in its model class."""
+    model = getattr(field, "model", None)
+    name = getattr(field, "name", None)
+    if model is None or not name:
+        return None
+    pattern = re.compile(r"^\s*%s\s*[:=]" % re.escape(name))
+    for cls in model.__mro__:
+        if not hasattr(cls, "_meta") and cls is not model:
+            continue
+        try:
+            lines, start = inspect.getsourcelines(cls)
+            filename = inspect.getsourcefile(cls)
+        except (OSError, TypeError):
+            continue
+        for offset, line in enumerate(lines):
+            if pattern.match(line):
+                return {"filename": filename, "lineno": start + offset, "code": line.strip()}
+    return None
