@@ -44,9 +44,7 @@ ROOT_URLCONF = "demo_project.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        # In a checkout the panel's templates live at the repository root; the
-        # wheel moves them inside the package, where APP_DIRS finds them.
-        "DIRS": [d for d in [REPO_ROOT / "templates"] if d.is_dir()],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -75,8 +73,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-# Same reason as the template DIRS above.
-STATICFILES_DIRS = [d for d in [REPO_ROOT / "static"] if d.is_dir()]
+
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

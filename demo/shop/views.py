@@ -69,7 +69,8 @@ def _order_customers(orders: QuerySet[Order]) -> Table:
 
 
 def forward_fk_bad(request: HttpRequest) -> HttpResponse:
-    return _render(request, "forward-fk", "bad", [_order_customers(Order.objects.order_by("pk"))])
+    orders = Order.objects.order_by("pk")
+    return _render(request, "forward-fk", "bad", [_order_customers(orders)])
 
 
 def forward_fk_fixed(request: HttpRequest) -> HttpResponse:
@@ -89,7 +90,8 @@ def _order_pizzas(orders: QuerySet[Order]) -> Table:
 
 
 def reverse_fk_bad(request: HttpRequest) -> HttpResponse:
-    return _render(request, "reverse-fk", "bad", [_order_pizzas(Order.objects.order_by("pk"))])
+    orders = Order.objects.order_by("pk")
+    return _render(request, "reverse-fk", "bad", [_order_pizzas(orders)])
 
 
 def reverse_fk_fixed(request: HttpRequest) -> HttpResponse:
@@ -129,7 +131,8 @@ def _pizza_toppings(pizzas: QuerySet[Pizza]) -> Table:
 
 
 def m2m_bad(request: HttpRequest) -> HttpResponse:
-    return _render(request, "m2m", "bad", [_pizza_toppings(Pizza.objects.order_by("pk"))])
+    pizzas = Pizza.objects.order_by("pk")
+    return _render(request, "m2m", "bad", [_pizza_toppings(pizzas)])
 
 
 def m2m_fixed(request: HttpRequest) -> HttpResponse:
@@ -150,7 +153,8 @@ def _topping_fans(toppings: QuerySet[Topping]) -> Table:
 
 
 def m2m_reverse_bad(request: HttpRequest) -> HttpResponse:
-    return _render(request, "m2m-reverse", "bad", [_topping_fans(Topping.objects.order_by("pk"))])
+    toppings = Topping.objects.order_by("pk")
+    return _render(request, "m2m-reverse", "bad", [_topping_fans(toppings)])
 
 
 def m2m_reverse_fixed(request: HttpRequest) -> HttpResponse:
@@ -169,7 +173,8 @@ def _topping_pairs(toppings: QuerySet[Topping]) -> Table:
 
 
 def m2m_self_bad(request: HttpRequest) -> HttpResponse:
-    return _render(request, "m2m-self", "bad", [_topping_pairs(Topping.objects.order_by("pk"))])
+    toppings = Topping.objects.order_by("pk")
+    return _render(request, "m2m-self", "bad", [_topping_pairs(toppings)])
 
 
 def m2m_self_fixed(request: HttpRequest) -> HttpResponse:
@@ -198,18 +203,16 @@ def _card_owners(cards: QuerySet[LoyaltyCard]) -> Table:
 
 
 def o2o_bad(request: HttpRequest) -> HttpResponse:
-    tables = [
-        _customer_cards(Customer.objects.order_by("pk")),
-        _card_owners(LoyaltyCard.objects.order_by("pk")),
-    ]
+    customers = Customer.objects.order_by("pk")
+    cards = LoyaltyCard.objects.order_by("pk")
+    tables = [_customer_cards(customers), _card_owners(cards)]
     return _render(request, "o2o", "bad", tables)
 
 
 def o2o_fixed(request: HttpRequest) -> HttpResponse:
-    tables = [
-        _customer_cards(Customer.objects.select_related("loyalty_card").order_by("pk")),
-        _card_owners(LoyaltyCard.objects.select_related("customer").order_by("pk")),
-    ]
+    customers = Customer.objects.select_related("loyalty_card").order_by("pk")
+    cards = LoyaltyCard.objects.select_related("customer").order_by("pk")
+    tables = [_customer_cards(customers), _card_owners(cards)]
     return _render(request, "o2o", "fixed", tables)
 
 
@@ -232,18 +235,16 @@ def _pizza_reviews(pizzas: QuerySet[Pizza]) -> Table:
 
 
 def generic_bad(request: HttpRequest) -> HttpResponse:
-    tables = [
-        _review_targets(Review.objects.order_by("pk")),
-        _pizza_reviews(Pizza.objects.order_by("pk")),
-    ]
+    reviews = Review.objects.order_by("pk")
+    pizzas = Pizza.objects.order_by("pk")
+    tables = [_review_targets(reviews), _pizza_reviews(pizzas)]
     return _render(request, "generic", "bad", tables)
 
 
 def generic_fixed(request: HttpRequest) -> HttpResponse:
-    tables = [
-        _review_targets(Review.objects.prefetch_related("target").order_by("pk")),
-        _pizza_reviews(Pizza.objects.prefetch_related("reviews").order_by("pk")),
-    ]
+    reviews = Review.objects.prefetch_related("target").order_by("pk")
+    pizzas = Pizza.objects.prefetch_related("reviews").order_by("pk")
+    tables = [_review_targets(reviews), _pizza_reviews(pizzas)]
     return _render(request, "generic", "fixed", tables)
 
 
@@ -429,11 +430,11 @@ def duplicates_fixed(request: HttpRequest) -> HttpResponse:
 
 
 def _orders_by_status() -> list[Table]:
-    tables = []
+    tables: list[Table] = []
     for status in STATUSES:
         orders = Order.objects.filter(status=status).order_by("-created")
         rows: list[Row] = [(order.pk, _when(order.created)) for order in orders]
-        tables.append(Table(f"Orders with status {status!r}, newest first", ("order", "created"), rows))
+        tables.append(Table(f"Status {status}, newest first", ("order", "created"), rows))
     return tables
 
 
@@ -461,4 +462,5 @@ def unused_prefetch_bad(request: HttpRequest) -> HttpResponse:
 
 
 def unused_prefetch_fixed(request: HttpRequest) -> HttpResponse:
-    return _render(request, "unused-prefetch", "fixed", [_order_statuses(Order.objects.order_by("pk"))])
+    orders = Order.objects.order_by("pk")
+    return _render(request, "unused-prefetch", "fixed", [_order_statuses(orders)])
