@@ -35,7 +35,7 @@ _TOKEN = re.compile(
 )
 # "IN (?, ?, ?)" and multi-row "VALUES (?, ?), (?, ?)" of any length collapse to one form.
 _IN_LIST = re.compile(r"\bIN \( \?(?: , \?)* \)")
-_VALUES_ROWS = re.compile(r"(\( \?(?: , \?)* \))(?: , \1)+")
+_VALUES_ROWS = re.compile(r"(\( \?(?: , \?)* \))(?: , \1)*")
 
 
 @lru_cache(maxsize=8192)
@@ -60,7 +60,7 @@ def fingerprint(sql: str) -> str:
             parts.append(text)
     text = " ".join(parts)
     text = _IN_LIST.sub("IN (...)", text)
-    return _VALUES_ROWS.sub(r"\1 , ...", text)
+    return _VALUES_ROWS.sub(r"\1 ...", text) if "VALUES" in text else text
 
 
 def redact_sql(sql: str) -> str:

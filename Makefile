@@ -1,0 +1,111 @@
+# Development tasks. `make test` is what CI runs (see .ci/run).
+#
+#   make test                          # default python3, SQLite then PostgreSQL
+#   make test PYTHON=python3.12 DJANGO='Django>=6.0,<7'
+#   make demo                          # the pizzeria on http://127.0.0.1:8000/
+#
+# Virtual environments: the default `python3` uses .venv; any other PYTHON gets its own
+# .venv-<major.minor> (so switching interpreters never reinstalls the other one). VENV=...
+# overrides the directory. A venv built by a different interpreter than $(PYTHON) is
+# recreated. The install is redone only when pyproject.toml, DJANGO or the interpreter
+# changes (the key is kept in $(VENV)/.ddtpp-installed).
+
+PYTHON ?= python3
+DJANGO ?=
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(origin PYTHON),default)
+VENV ?= .venv
+else
+VENV ?= .venv-$(PY_VERSION)
+endif
+VENV_PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ddtpp-installed
+
+# Chromium (browser tests) and the PostgreSQL server (second test run), as Debian names them.
+BROWSER_PACKAGES := chromium chromium-driver
+POSTGRES_PACKAGES := postgresql
+APT_ENV := DEBIAN_FRONTEND=noninteractive
+
+.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres demo screenshot clean
+
+help:
+	@echo "make test        - install, then run the suite on SQLite and on a throwaway PostgreSQL"
+	@echo "make demo        - run the demo pizzeria on http://127.0.0.1:8000/"
+	@echo "make screenshot  - regenerate docs/screenshot.png from the demo"
+	@echo "make venv        - create/refresh $(VENV) with $(PYTHON) (DJANGO='Django>=6.0,<7' pins Django)"
+	@echo "make clean       - remove build artefacts (keeps the venvs)"
+
+install: venv
+
+venv:
+	@test -n "$(PY_VERSION)" || { echo "error: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
+	@set -e; \
+	base=$$($(PYTHON) -c 'import sys; print(sys.base_prefix)'); \
+	key="$$base|$(DJANGO)|$$(cksum < pyproject.toml)"; \
+	if [ -x "$(VENV_PY)" ] && [ "$$($(VENV_PY) -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" != "$$base" ]; then \
+		echo "$(VENV) was made by another Python: recreating it with $(PYTHON)"; rm -rf "$(VENV)"; \
+	fi; \
+	if [ -f "$(STAMP)" ] && [ "$$(cat "$(STAMP)")" = "$$key" ]; then \
+		echo "$(VENV) is up to date (Python $(PY_VERSION)$(if $(DJANGO), with $(DJANGO)))"; exit 0; \
+	fi; \
+	[ -x "$(VENV_PY)" ] || $(PYTHON) -m venv "$(VENV)"; \
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --upgrade pip; \
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' hatchling; \
+	if [ -n "$(DJANGO)" ]; then $(VENV_PY) -m pip install --quiet --disable-pip-version-check '$(DJANGO)'; fi; \
+	$(VENV_PY) -m pip check; \
+	printf '%s' "$$key" > "$(STAMP)"; \
+	$(VENV_PY) -c 'import sys, django, debug_toolbar; print("%s: Python %s, Django %s, django-debug-toolbar %s" % (sys.prefix, sys.version.split()[0], django.__version__, debug_toolbar.VERSION))'
+
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver found"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && $(APT_ENV) apt-get install -y --no-install-recommends $(BROWSER_PACKAGES); \
+	else \
+		echo "error: /usr/bin/chromium and /usr/bin/chromedriver are missing; install the Debian packages: sudo apt-get install $(BROWSER_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+# Debian's postgresql package would create and start a system cluster on port 5432; the tests
+# start their own throwaway server, so the install is told not to create one (when nobody has
+# configured postgresql-common yet).
+postgres-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries found: $$(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		if [ ! -e /etc/postgresql-common/createcluster.conf ]; then \
+			mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
+		fi; \
+		apt-get update && $(APT_ENV) apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold $(POSTGRES_PACKAGES); \
+	else \
+		echo "error: PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are missing; install the Debian package: sudo apt-get install $(POSTGRES_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+# Both runs always happen; the target fails if either failed. The PostgreSQL run skips what
+# does not touch the database differently: the browser tests and the wheel build.
+test: venv browser-deps postgres-deps
+	@rc=0; \
+	echo "== tests on SQLite"; \
+	$(MAKE) --no-print-directory test-sqlite || rc=1; \
+	echo "== tests on PostgreSQL"; \
+	$(MAKE) --no-print-directory test-postgres || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
+	exit $$rc
+
+test-sqlite:
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres:
+	scripts/with-postgres.sh $(VENV_PY) -m pytest -m "not browser" --ignore=tests/test_packaging.py $(PYTEST_ARGS)
+
+demo: venv
+	cd demo && ../$(VENV_PY) manage.py migrate --noinput && ../$(VENV_PY) manage.py seed_demo \
+		&& echo "Demo: http://127.0.0.1:8000/" && ../$(VENV_PY) manage.py runserver 127.0.0.1:8000
+
+screenshot: venv browser-deps
+	$(VENV_PY) tests/screenshot.py
+
+clean:
+	rm -rf build dist *.egg-info
+	find . -path ./.venv -prune -o -path './.venv-*' -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

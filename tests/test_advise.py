@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from ddt_prefetch_panel.advise import rewrite_line, validate_lookup
+from shop.models import Customer, Order, Pizza, Review
+
+
+@pytest.mark.parametrize(
+    "before, method, lookup, after",
+    [
+        ("orders = Order.objects.filter(status='new')", "select_related", "customer",
+         "orders = Order.objects.filter(status='new').select_related(\"customer\")"),
+        ("for order in Order.objects.all():", "prefetch_related", "pizzas",
+         "for order in Order.objects.all().prefetch_related(\"pizzas\"):"),
+        ("return Order.objects.prefetch_related('pizzas').order_by('-created')", "prefetch_related",
+         "pizzas__category",
+         "return Order.objects.prefetch_related(\"pizzas__category\").order_by('-created')"),
+        ("qs = Order.objects.select_related('customer')[:10]", "select_related", "customer__loyalty_card",
+         "qs = Order.objects.select_related(\"customer__loyalty_card\")[:10]"),
+        ("qs = shop.models.Order.objects.all()", "select_related", "customer",
+         "qs = shop.models.Order.objects.all().select_related(\"customer\")"),
+        ("orders = self.get_queryset().filter(x=1)", "select_related", "customer",
+         "orders = self.get_queryset().filter(x=1).select_related(\"customer\")"),
+        ("context = {'orders': Order.objects.all(), 'n': 1}", "select_related", "customer",
+         "context = {'orders': Order.objects.all().select_related(\"customer\"), 'n': 1}"),
+        ("x = 'café' + str(Order.objects.all())", "select_related", "customer",
+         "x = 'café' + str(Order.objects.all().select_related(\"customer\"))"),
+    ],
+)
+def test_rewrite_line_applies_the_fix_where_the_queryset_is_built(before, method, lookup, after):
+    assert rewrite_line(before, "Order", method, lookup, []) == after
+
+
+def test_rewrite_line_gives_up_on_unreadable_lines():
+    assert rewrite_line("{% for o in orders %}", "Order", "select_related", "customer", []) is None
+    assert rewrite_line("print('hello')", "Order", "select_related", "customer", []) is None
+
+
+def test_rewrite_line_leaves_prefetch_objects_alone():
+    line = "qs = Order.objects.prefetch_related(Prefetch('pizzas'))"
+    assert rewrite_line(line, "Order", "prefetch_related", "pizzas__category", []) is None
+
+
+@pytest.mark.parametrize(
+    "model, lookup, method, ok",
+    [
+        (Order, "customer", "select_related", True),
+        (Order, "customer__loyalty_card", "select_related", True),
+        (Order, "pizzas", "select_related", False),  # multi-valued
+        (Order, "custmer", "select_related", False),
+        (Order, "pizzas__toppings__customer_set", "prefetch_related", True),
+        (Customer, "review_set", "prefetch_related", True),
+        (Customer, "reviews", "prefetch_related", False),
+        (Review, "target", "prefetch_related", True),
+        (Pizza, "reviews", "prefetch_related", True),
+        (Order, "status", "prefetch_related", False),
+    ],
+)
+def test_validate_lookup_uses_the_orm(model, lookup, method, ok):
+    assert validate_lookup(model, lookup, method) is ok

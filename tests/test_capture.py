@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import copy
+import pickle
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from ddt_prefetch_panel import capture as cap
+from ddt_prefetch_panel import detect
+from shop.models import Customer, Order
+
+pytestmark = pytest.mark.django_db(databases=["default", "other"])
+
+
+def test_records_sql_params_duration_and_stack(pizzeria):
+    with cap.capturing() as capture:
+        list(Order.objects.filter(status="new"))
+    [record] = capture.records
+    assert record.alias == "default"
+    assert "shop_order" in record.sql and "%s" in record.sql
+    assert list(record.params) == ["new"]
+    assert record.duration >= 0
+    assert record.model is Order
+    codes = [entry[0].co_name for entry in record.stack]
+    assert "test_records_sql_params_duration_and_stack" in codes
+
+
+def test_every_alias_is_captured_and_wrappers_are_removed_afterwards():
+    with cap.capturing() as capture:
+        for alias in ("default", "other"):
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT 1")
+        assert all(connections[a].execute_wrappers for a in ("default", "other"))
+    assert [r.alias for r in capture.records] == ["default", "other"]
+    assert not connections["default"].execute_wrappers
+    assert not connections["other"].execute_wrappers
+
+
+def test_nested_detect_blocks_each_see_only_their_own_queries(pizzeria):
+    with detect() as outer:
+        Customer.objects.count()
+        with detect() as inner:
+            Order.objects.count()
+            Order.objects.count()
+        Customer.objects.count()
+    assert inner.summary["queries"] == 2
+    assert outer.summary["queries"] == 2
+
+
+def test_failed_statements_are_recorded_and_the_error_propagates():
+    with cap.capturing() as capture:
+        with pytest.raises(Exception):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT * FROM no_such_table")
+    [record] = capture.records
+    assert record.error and "no_such_table" in record.error
+
+
+def test_toolbar_tables_are_skipped():
+    with cap.capturing() as capture:
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute("SELECT COUNT(*) FROM debug_toolbar_historyentry")
+            except Exception:
+                pass  # the table exists only when DDT's DatabaseStore is migrated
+            cursor.execute("SELECT 1")
+    assert [r.sql for r in capture.records] == ["SELECT 1"]
+
+
+def test_orm_is_untouched_outside_a_capture(pizzeria):
+    order = Order.objects.all()[0]
+    assert getattr(order._state, "_ddtpp_src", None) is None
+    assert getattr(Order.objects.all().query, "_ddtpp", None) is None
+
+
+def test_tagged_querysets_and_instances_pickle_and_copy_without_capture_state(pizzeria):
+    with detect():
+        queryset = Order.objects.filter(status="new")
+        order = Order.objects.first()
+        order.customer
+        assert order._state._ddtpp_src is not None
+        restored = pickle.loads(pickle.dumps(order))
+        pickle.loads(pickle.dumps(queryset))
+        clone = copy.deepcopy(order)
+    assert getattr(restored._state, "_ddtpp_src", None) is None
+    assert getattr(clone._state, "_ddtpp_src", None) is None
+    assert restored.pk == order.pk
+
+
+def test_queries_of_other_threads_are_not_recorded():
+    def work():
+        with connections["other"].cursor() as cursor:
+            cursor.execute("SELECT 2")
+        connections.close_all()
+
+    with cap.capturing() as capture:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    assert capture.records == []
