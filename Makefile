@@ -8,16 +8,16 @@
 # .venv-<major.minor> (so switching interpreters never reinstalls the other one). VENV=...
 # overrides the directory. A venv built by a different interpreter than $(PYTHON) is
 # recreated. The install is redone only when pyproject.toml, DJANGO or the interpreter
-# changes (the key is kept in $(VENV)/.ddtpp-installed).
+# changes (the key is kept in $(VENV)/.ddtpp-installed). Each venv carries its own
+# .gitignore, so .venv-<version> never ends up in a commit.
 
-PYTHON ?= python3
 DJANGO ?=
-PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-ifeq ($(origin PYTHON),default)
+ifeq ($(origin PYTHON),undefined)
+PYTHON := python3
 VENV ?= .venv
-else
-VENV ?= .venv-$(PY_VERSION)
 endif
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+VENV ?= .venv-$(PY_VERSION)
 VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ddtpp-installed
 
@@ -49,6 +49,7 @@ venv:
 		echo "$(VENV) is up to date (Python $(PY_VERSION)$(if $(DJANGO), with $(DJANGO)))"; exit 0; \
 	fi; \
 	[ -x "$(VENV_PY)" ] || $(PYTHON) -m venv "$(VENV)"; \
+	echo '*' > "$(VENV)/.gitignore"; \
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --upgrade pip; \
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' hatchling; \
 	if [ -n "$(DJANGO)" ]; then $(VENV_PY) -m pip install --quiet --disable-pip-version-check '$(DJANGO)'; fi; \

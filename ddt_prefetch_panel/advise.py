@@ -8,6 +8,7 @@ the models' relation descriptors); an unvalidated snippet is never returned.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ class Advice:
     snippets: dict[str, str] = field(default_factory=dict)
     after_queries: int = 0  # statements the group still needs once fixed
     note: str | None = None
+    origin: dict | None = None  # replaces the finding's origin (e.g. the ModelAdmin class)
 
 
 def manager_expr(model: type) -> str:
@@ -47,17 +49,32 @@ def validate_lookup(model: type, lookup: str, method: str) -> bool:
     return False
 
 
-def advise_relation(relation: Relation, origin_code: str | None) -> Advice:
+def advise_relation(relation: Relation, origin_code: str | None, callsite_code: str | None = None) -> Advice:
     """Recommended fix for an N+1 on ``relation`` (its path from the root model)."""
+    advice = _advise(relation, origin_code, callsite_code)
+    if relation.model_admin is not None and advice.method is not None:
+        return _advise_admin(relation, advice)
+    return advice
+
+
+def _advise(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
     if relation.model is None or not relation.hops or not relation.path:
         return Advice(None, note=relation.note)
     last = relation.last
     if last.kind == "deferred":
         return _advise_deferred(relation, origin_code)
+    if len(relation.hops) != len(relation.path):
+        return Advice(None, note=relation.note)
+    if not last.single and relation.aggregate in ("count", "exists", "sum", "avg", "min", "max"):
+        return _advise_annotate(relation, origin_code, callsite_code)
+    if not last.single and relation.call is not None:
+        return _advise_prefetch_object(relation, origin_code, callsite_code)
+    return _advise_lookup(relation, origin_code)
+
+
+def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
     hops = relation.hops
     lookup = relation.lookup
-    if len(hops) != len(relation.path):
-        return Advice(None, note=relation.note)
     method = "select_related" if all(h.single for h in hops) else "prefetch_related"
     if not validate_lookup(relation.model, lookup, method):
         return Advice(None, note=f"{method}({lookup!r}) did not validate against the models.")
@@ -139,7 +156,8 @@ def _advise_deferred(relation: Relation, origin_code: str | None) -> Advice:
 
 
 def rewrite_line(code: str, model_name: str, method: str, lookup: str | None,
-                 existing: list[str], replace_args: list[str] | None = None) -> str | None:
+                 existing: list[str], replace_args: list[str] | None = None,
+                 raw_args: list[str] | None = None) -> str | None:
     """The origin line with the fix applied, or None if the line cannot be read.
 
     Finds the queryset chain that starts at ``Model.<manager>`` (or the statement's value),
@@ -154,16 +172,20 @@ def rewrite_line(code: str, model_name: str, method: str, lookup: str | None,
         return None
     encoded = (text + suffix).encode()
     existing_call = _call_in_chain(chain, method)
+    if existing_call is not None and raw_args:
+        existing_call = None if method != "prefetch_related" else existing_call
+        if existing_call is not None:
+            raw_args = [ast.get_source_segment(text + suffix, a) or "" for a in existing_call.args] + raw_args
     if existing_call is not None:
         args = replace_args if replace_args is not None else _merge_args(existing_call, lookup, existing)
         if args is None:
             return None
         start = existing_call.func.end_col_offset
-        rendered = "(" + ", ".join(_quote(a) for a in args) + ")"
+        rendered = "(" + ", ".join(raw_args or [_quote(a) for a in args]) + ")"
         new = encoded[:start] + rendered.encode() + encoded[existing_call.end_col_offset:]
     else:
         args = replace_args if replace_args is not None else [lookup]
-        rendered = f".{method}(" + ", ".join(_quote(a) for a in args) + ")"
+        rendered = f".{method}(" + ", ".join(raw_args or [_quote(a) for a in args]) + ")"
         end = chain.end_col_offset
         new = encoded[:end] + rendered.encode() + encoded[end:]
     result = new.decode()
@@ -248,3 +270,333 @@ def _merge_args(call: ast.Call, lookup: str | None, existing: list[str]) -> list
     merged = [a for a in args if not (lookup == a or lookup.startswith(a + "__"))]
     merged.append(lookup)
     return merged
+
+
+# --------------------------------------------------------------------------- Prefetch / annotate
+
+
+def _prefetch_queryset_expr(target: type, call: Any) -> str:
+    expr = manager_expr(target)
+    if call.filters:
+        expr += ".filter(" + ", ".join(f"{k}={v}" for k, v, _ in call.filters) + ")"
+    if call.excludes:
+        expr += ".exclude(" + ", ".join(f"{k}={v}" for k, v, _ in call.excludes) + ")"
+    if call.order_by:
+        expr += ".order_by(" + ", ".join(_quote(o) for o in call.order_by) + ")"
+    if call.low or call.high is not None:
+        expr += f"[{call.low or ''}:{'' if call.high is None else call.high}]"
+    if expr == manager_expr(target):
+        expr += ".all()"
+    return expr
+
+
+def _filters_valid(model: type, triples: tuple, order_by: tuple[str, ...] = ()) -> bool:
+    """The ORM resolves every filter name and value."""
+    from django.db.models.sql.query import Query
+
+    for key, _source, value in triples:
+        try:
+            Query(model).build_filter((key, value))
+        except (FieldError, FieldDoesNotExist):
+            return False
+        except (ValueError, TypeError):
+            pass  # the name resolved; the placeholder value was the problem
+    if order_by:
+        try:
+            model._base_manager.order_by(*order_by).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+        except (FieldError, FieldDoesNotExist):
+            return False
+    return True
+
+
+def _identifier(value: Any) -> str | None:
+    if isinstance(value, str):
+        slug = "".join(ch if ch.isalnum() else "_" for ch in value.lower()).strip("_")
+        return slug if slug.isidentifier() and len(slug) <= 20 else None
+    return None
+
+
+def to_attr_name(accessor: str, call: Any, parent_model: type) -> str:
+    """A readable attribute name for ``Prefetch(to_attr=...)`` that clashes with nothing."""
+    parts: list[str] = []
+    for key, _source, value in call.filters:
+        field_name = key.split("__")[0]
+        if value is True:
+            parts.append(field_name)
+        elif value is False:
+            parts.append(f"non_{field_name}")
+        elif "__" not in key and _identifier(value):
+            parts.append(_identifier(value))
+    for key, _source, value in call.excludes:
+        parts.append(f"non_{_identifier(value) or key.split('__')[0]}")
+    if call.high is not None:
+        parts.insert(0, f"first_{call.high - (call.low or 0)}")
+    elif call.order_by and not parts:
+        parts.append("ordered")
+    name = "_".join(parts + [accessor]) if parts else f"filtered_{accessor}"
+    while hasattr(parent_model, name):
+        name = f"prefetched_{name}"
+    return name
+
+
+def _advise_prefetch_object(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+    call = relation.call
+    last = relation.last
+    accessor = relation.path[-1]
+    if relation.calls_vary:
+        return Advice(None, note=(
+            f"The loop filters {last.label} with values that change from one {last.model.__name__} to "
+            "the next, so a single Prefetch queryset cannot express it: prefetch the whole relation "
+            f'(prefetch_related("{relation.lookup}")) and filter in Python, or restructure the query.'
+        ))
+    if last.target is None or not validate_lookup(relation.model, relation.lookup, "prefetch_related"):
+        return Advice(None, note=relation.note)
+    to_attr = to_attr_name(accessor, call, last.model)
+    queryset = _prefetch_queryset_expr(last.target, call)
+    if call.unreadable:
+        queryset = f"{manager_expr(last.target)}.all()  # add the loop's filter here: it uses {call.unreadable}"
+    elif not _filters_valid(last.target, call.filters + call.excludes, call.order_by):
+        return Advice(None, note="The loop's filter did not validate against the models.")
+    prefetch = f'Prefetch("{relation.lookup}", queryset={queryset}, to_attr="{to_attr}")'
+    fix = f".prefetch_related({prefetch})"
+    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
+                "import": "from django.db.models import Prefetch"}
+    if origin_code and not call.unreadable:
+        after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", None, [], raw_args=[prefetch])
+        if after and after != origin_code.strip():
+            snippets["line"] = after
+    access = rewrite_access(callsite_code, accessor, to_attr) if callsite_code else None
+    if access:
+        snippets["access"] = access
+    note = None
+    if call.unreadable:
+        note = f"The loop's filter uses {call.unreadable}; it could not be rebuilt exactly, so add it to the Prefetch queryset."
+    levels = sum(1 for h in relation.hops if not h.single) + _single_after_many(relation.hops)
+    return Advice("Prefetch", snippets, after_queries=levels, note=note)
+
+
+def _query_name(hop: Any) -> str:
+    """The name that reaches the hop's target in ORM lookups (Count("...") / filter(...__x))."""
+    if hop.kind in ("reverse_fk", "reverse_m2m"):
+        return hop.field.related_query_name()
+    return hop.accessor
+
+
+def _back_name(hop: Any) -> str | None:
+    """The lookup from the hop's target back to the instance (for Exists(... OuterRef("pk")))."""
+    if hop.kind in ("reverse_fk", "reverse_m2m"):
+        return hop.field.name
+    if hop.kind == "m2m":
+        return hop.field.related_query_name()
+    return None
+
+
+def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+    from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q, Sum
+
+    last = relation.last
+    call = relation.call
+    # exists() adds LIMIT 1 and drops ordering itself: only filters come from the loop.
+    sliced = relation.aggregate != "exists" and call is not None and (call.order_by or call.high is not None)
+    if relation.calls_vary or (call is not None and (call.unreadable or sliced)):
+        return Advice(None, note=(
+            f"{last.label} is aggregated per row with filters that cannot be moved into one annotation; "
+            f'prefetch_related("{relation.lookup}") and aggregate in Python.'
+        ))
+    owner = last.model
+    accessor = relation.path[-1]
+    base = accessor[:-4] if accessor.endswith("_set") else accessor
+    query_name = _query_name(last)
+    filters = call.filters if call else ()
+    excludes = call.excludes if call else ()
+    values = {k: value for k, _source, value in filters + excludes}
+    imports = ["Count"]
+    if relation.aggregate == "exists":
+        back = _back_name(last)
+        if back is None or last.target is None:
+            return Advice(None, note=f"Exists() cannot be built for a {last.kind.replace('_', ' ')}.")
+        name = f"has_{base}"
+        inner = f'{manager_expr(last.target)}.filter({back}=OuterRef("pk")'
+        inner += "".join(f", {k}={v}" for k, v, _ in filters) + ")"
+        inner += "".join(f".exclude({k}={v})" for k, v, _ in excludes)
+        expression_text = f"Exists({inner})"
+        qs = last.target._default_manager.filter(**{back: OuterRef("pk")}, **{k: values[k] for k, _, _ in filters})
+        for key, _, _ in excludes:
+            qs = qs.exclude(**{key: values[key]})
+        expression = Exists(qs)
+        imports = ["Exists", "OuterRef"]
+    else:
+        function = {"count": Count, "sum": Sum, "avg": Avg, "min": Min, "max": Max}[relation.aggregate]
+        column = relation.aggregate_column
+        target = query_name if relation.aggregate == "count" or not column else f"{query_name}__{_field_name(last.target, column)}"
+        name = f"{base}_count" if relation.aggregate == "count" else f"{base}_{(column or 'value')}_{relation.aggregate}"
+        q_parts = [f"{query_name}__{k}={v}" for k, v, _ in filters]
+        q_parts += [f"~Q({query_name}__{k}={v})" for k, v, _ in excludes]
+        condition = None
+        if filters or excludes:
+            condition = Q(**{f"{query_name}__{k}": values[k] for k, _, _ in filters})
+            for key, _, _ in excludes:
+                condition &= ~Q(**{f"{query_name}__{key}": values[key]})
+            imports.append("Q")
+        expression_text = f'{function.__name__}("{target}"' + (
+            f", filter=Q({', '.join(p for p in q_parts if not p.startswith('~'))})"
+            + "".join(f" & {p}" for p in q_parts if p.startswith("~")) if condition is not None else "") + ")"
+        expression = function(target, filter=condition) if condition is not None else function(target)
+        imports[0] = function.__name__
+    while hasattr(owner, name):
+        name = f"num_{name}"
+    try:
+        owner._base_manager.annotate(**{name: expression}).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    except (FieldError, FieldDoesNotExist, ValueError, TypeError) as exc:
+        return Advice(None, note=f"annotate() did not validate: {exc}")
+    annotate = f".annotate({name}={expression_text})"
+    prefix = relation.path[:-1]
+    if prefix:
+        # The counted relation hangs off a prefetched level: annotate that level's queryset.
+        inner_lookup = "__".join(prefix)
+        fix = f'.prefetch_related(Prefetch("{inner_lookup}", queryset={manager_expr(owner)}{annotate}))'
+        imports.append("Prefetch")
+    else:
+        fix = annotate
+    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
+                "import": f"from django.db.models import {', '.join(sorted(set(imports)))}"}
+    if origin_code and not prefix:
+        after = rewrite_line(origin_code, relation.model.__name__, "annotate", None, [],
+                             raw_args=[f"{name}={expression_text}"])
+        if after and after != origin_code.strip():
+            snippets["line"] = after
+    access = rewrite_access(callsite_code, accessor, name) if callsite_code else None
+    if access:
+        snippets["access"] = access
+    return Advice("annotate", snippets, after_queries=len(prefix))
+
+
+def _field_name(model: type | None, column: str) -> str:
+    if model is not None:
+        for candidate in model._meta.concrete_fields:
+            if candidate.column == column:
+                return candidate.name
+    return column
+
+
+_MANAGER_CALLS = frozenset({"all", "filter", "exclude", "order_by", "count", "exists", "aggregate", "first", "last"})
+
+
+def rewrite_access(code: str, accessor: str, new_name: str) -> str | None:
+    """The loop's access line reading the prefetched/annotated attribute instead."""
+    text = code.strip()
+    if text.startswith(("{{", "{%")):
+        pattern = re.compile(r"\.%s(?:\.(?:all|count|exists))?\b" % re.escape(accessor))
+        new, count = pattern.subn("." + new_name, text)
+        return new if count else None
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    parents: dict[int, ast.AST] = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == accessor:
+            top: ast.expr = node
+            while True:
+                parent = parents.get(id(top))
+                if isinstance(parent, ast.Attribute) and parent.value is top and parent.attr in _MANAGER_CALLS:
+                    grand = parents.get(id(parent))
+                    if isinstance(grand, ast.Call) and grand.func is parent:
+                        top = grand
+                        continue
+                if isinstance(parent, ast.Subscript) and parent.value is top:
+                    top = parent
+                    continue
+                break
+            encoded = (text + suffix).encode()
+            start = node.value.end_col_offset
+            new = encoded[:start] + f".{new_name}".encode() + encoded[top.end_col_offset:]
+            result = new.decode()
+            return result[: len(result) - len(suffix)] if suffix else result
+    return None
+
+
+# --------------------------------------------------------------------------- Django admin
+
+
+def _advise_admin(relation: Relation, advice: Advice) -> Advice:
+    """Move the fix onto the ModelAdmin whose changelist built the queryset."""
+    model_admin = relation.model_admin
+    cls = type(model_admin)
+    snippets = dict(advice.snippets)
+    snippets.pop("line", None)
+    snippets.pop("queryset", None)
+    if advice.method == "select_related":
+        existing = model_admin.list_select_related
+        current = [str(x) for x in existing] if isinstance(existing, (list, tuple)) else []
+        merged = [x for x in current if not relation.lookup.startswith(x + "__") and x != relation.lookup]
+        merged.append(relation.lookup)
+        snippets["fix"] = "list_select_related = [" + ", ".join(_quote(x) for x in merged) + "]"
+        method = "list_select_related"
+    else:
+        call = advice.snippets["fix"]
+        snippets["fix"] = (
+            "def get_queryset(self, request):\n"
+            f"    return super().get_queryset(request){call}"
+        )
+        method = advice.method
+    note = f"The queryset comes from the admin changelist of {cls.__name__}: put the fix on that ModelAdmin."
+    return Advice(method, snippets, after_queries=advice.after_queries, note=note, origin=admin_frame(cls))
+
+
+def admin_frame(cls: type) -> dict | None:
+    import inspect
+
+    try:
+        lines, start = inspect.getsourcelines(cls)
+        filename = inspect.getsourcefile(cls)
+    except (OSError, TypeError):
+        return None
+    return {"filename": filename, "lineno": start, "function": cls.__name__,
+            "code": lines[0].strip(), "template": False}
+
+
+# --------------------------------------------------------------------------- unused eager loading
+
+
+def remove_lookup(code: str, model_name: str, method: str, lookup: str, keep: str | None) -> str | None:
+    """The origin line without ``lookup`` in its ``method(...)`` call (``keep`` replaces it)."""
+    text = code.strip()
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    chain = _find_chain(tree, model_name)
+    call = _call_in_chain(chain, method) if chain is not None else None
+    if call is None:
+        return None
+    source = text + suffix
+    args = [ast.get_source_segment(source, a) or "" for a in call.args]
+    values = [a.value if isinstance(a, ast.Constant) else None for a in call.args]
+    if lookup not in values:
+        return None
+    kept = [arg for arg, value in zip(args, values) if value != lookup]
+    if keep:
+        kept.append(_quote(keep))
+    encoded = source.encode()
+    if kept:
+        new = encoded[: call.func.end_col_offset] + ("(" + ", ".join(kept) + ")").encode() + encoded[call.end_col_offset:]
+    else:
+        new = encoded[: call.func.value.end_col_offset] + encoded[call.end_col_offset:]
+    result = new.decode()
+    return result[: len(result) - len(suffix)] if suffix else result
+
+
+def advise_unused(model: type, method: str, lookup: str, used: tuple[str, ...], origin_code: str | None) -> dict[str, str]:
+    """Snippets to drop an eager load nobody read (or shorten it to the part that was read)."""
+    keep = "__".join(used) if used else None
+    line = remove_lookup(origin_code, model.__name__, method, lookup, keep) if origin_code else None
+    if keep:
+        fix = f'# replace "{lookup}" with "{keep}" in .{method}(...)'
+    else:
+        fix = f'# remove "{lookup}" from .{method}(...)'
+    snippets = {"fix": line or fix}
+    if line:
+        snippets["line"] = line
+    return snippets

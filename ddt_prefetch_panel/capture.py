@@ -92,7 +92,8 @@ class Record:
     model: type | None  # the ORM query's model, if the statement came from the ORM
     many: bool = False
     error: str | None = None
-    prefetch: bool = False  # issued by prefetch_related (never an N+1 by itself)
+    prefetch: tuple | None = None  # (id(root), path) when issued by prefetch_related
+    call: Any = None  # capture_orm.Call: what a loop added to a related manager
     root: Root | None = None  # for statements that evaluated a root queryset
 
 
@@ -195,11 +196,20 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
     query = current_query.get()
     hop = None
     model = None
-    prefetch = active_prefetch.get() is not None
+    pending_prefetch = active_prefetch.get()
+    prefetch = None
+    if pending_prefetch is not None and pending_prefetch[0] is not None:
+        parent, attr = pending_prefetch
+        prefetch = (id(parent.root), parent.path + (attr,))
+    elif pending_prefetch is not None:
+        prefetch = (None, (pending_prefetch[1],))
+    call = None
     if query is not None:
         tag = getattr(query, "_ddtpp", None)
         if tag is not None:
             hop = tag.hop
+            if tag.base is not None:
+                call = tag.call(query)
         model = query.model
     if hop is None:
         hop = active_hop.get()
@@ -216,6 +226,7 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         many=many,
         error=error,
         prefetch=prefetch,
+        call=call,
     )
     pending = evaluating.get()
     if pending is not None and pending[0] is query and pending[1] is not None:

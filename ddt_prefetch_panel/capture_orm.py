@@ -18,6 +18,9 @@ What the hooks record:
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -25,8 +28,11 @@ from django.db.models import query as query_module
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.manager import BaseManager
 from django.db.models.query import ModelIterable
+from django.db.models.expressions import Col
+from django.db.models.lookups import Lookup
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import WhereNode
 
 from . import capture as cap
 from .capture import Hop, Root, Source
@@ -37,16 +43,99 @@ _installed = False
 class Tag:
     """Capture data attached to a ``Query``; survives ``Query.clone()``, pickles to ``None``."""
 
-    __slots__ = ("origin", "hop", "prefetch")
+    __slots__ = ("origin", "hop", "base")
 
-    def __init__(self, origin: tuple | None = None, hop: Hop | None = None,
-                 prefetch: bool = False) -> None:
+    def __init__(self, origin: tuple | None = None, hop: Hop | None = None, base: tuple | None = None) -> None:
         self.origin = origin
         self.hop = hop
-        self.prefetch = prefetch
+        # (where children, ordering, low mark, high mark) of a related manager's queryset
+        # as the relation built it; anything beyond is what the loop added.
+        self.base = base
 
     def __reduce__(self) -> tuple:
         return (cap._none, ())
+
+    def call(self, query: Any) -> Call | None:
+        """What the loop did to the related manager beyond ``.all()``, or None."""
+        base = self.base
+        if base is None:
+            return None
+        where = query.where.children
+        if len(where) == base[0] and query.order_by == base[1] and (query.low_mark, query.high_mark) == base[2:]:
+            return None
+        return describe_call(query, base)
+
+
+@dataclass(frozen=True)
+class Call:
+    """Filters, exclusions, ordering and slicing added to a related manager, as Python source."""
+
+    # (keyword, Python source of the value, the value itself)
+    filters: tuple[tuple[str, str, Any], ...] = ()
+    excludes: tuple[tuple[str, str, Any], ...] = ()
+    order_by: tuple[str, ...] = ()
+    low: int = 0
+    high: int | None = None
+    unreadable: str | None = None
+
+
+_LITERALS = (bool, int, float, str, Decimal, type(None), datetime.date, datetime.time, datetime.timedelta)
+
+
+def _literal(value: Any) -> str | None:
+    if isinstance(value, Decimal):
+        return f'Decimal("{value}")'
+    if isinstance(value, _LITERALS):
+        return repr(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _LITERALS) for v in value):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return None
+
+
+def _kwarg(node: Any, base_table: str) -> tuple[str, str, Any] | str:
+    """``("vegetarian", "True", True)`` for a simple lookup, or why it cannot be rebuilt."""
+    if not isinstance(node, Lookup) or not isinstance(node.lhs, Col):
+        return "a Q object, expression or subquery"
+    if node.lhs.alias != base_table:
+        return "a lookup through another relation"
+    value = _literal(node.rhs)
+    if value is None:
+        return "a value that is not a plain literal"
+    name = node.lhs.target.attname if node.lhs.target.is_relation else node.lhs.target.name
+    key = name if node.lookup_name == "exact" else f"{name}__{node.lookup_name}"
+    rhs = tuple(node.rhs) if isinstance(node.rhs, list) else node.rhs  # hashable: Calls are compared
+    return key, value, rhs
+
+
+def describe_call(query: Any, base: tuple) -> Call:
+    base_table = query.base_table
+    filters: list[tuple[str, str, Any]] = []
+    excludes: list[tuple[str, str, Any]] = []
+    problems: list[str] = []
+    for node in query.where.children[base[0]:]:
+        target = filters
+        if isinstance(node, WhereNode):
+            inner = node.children
+            if node.negated and len(inner) == 1:
+                node, target = inner[0], excludes
+            elif node.negated and len(inner) == 2 and isinstance(inner[1], Lookup) and inner[1].lookup_name == "isnull":
+                node, target = inner[0], excludes  # exclude() on a nullable column adds IS NOT NULL
+        described = _kwarg(node, base_table)
+        if isinstance(described, str):
+            problems.append(described)
+        else:
+            target.append(described)
+    order_by: list[str] = []
+    if query.order_by != base[1]:
+        for item in query.order_by:
+            if isinstance(item, str):
+                order_by.append(item)
+            else:
+                problems.append("an ordering expression")
+    return Call(
+        tuple(filters), tuple(excludes), tuple(order_by), query.low_mark, query.high_mark,
+        "; ".join(sorted(set(problems))) or None,
+    )
 
 
 def query_tag(query: Any) -> Tag | None:
@@ -202,6 +291,15 @@ def _tag_selected(obj: Any, source: Source, cache: dict) -> None:
             _tag_selected(related, related_source, cache)
 
 
+def note_access(source: Source | None, descriptor: Any) -> None:
+    """Remember that a relation loaded eagerly for ``source``'s root was read."""
+    if source is None:
+        return
+    capture = cap._current.get()
+    if capture is not None:
+        capture.accessed.add((id(source.root), source.path + (accessor_name(descriptor),)))
+
+
 def _hop_for(descriptor: Any, instance: Any) -> Hop:
     return Hop(descriptor, type(instance), instance_source(instance))
 
@@ -227,10 +325,21 @@ def _patch_single_valued() -> None:
     rd.ForwardManyToOneDescriptor.get_object = _with_active_hop(
         rd.ForwardManyToOneDescriptor.get_object
     )
+    forward_get = rd.ForwardManyToOneDescriptor.__get__
+
+    def forward(self, instance, cls=None):
+        if instance is not None and cap._current.get() is not None and self.is_cached(instance):
+            note_access(instance_source(instance), self)  # select_related / prefetch used
+        return forward_get(self, instance, cls)
+
+    rd.ForwardManyToOneDescriptor.__get__ = forward
     reverse_o2o_get = rd.ReverseOneToOneDescriptor.__get__
 
     def reverse_o2o(self, instance, cls=None):
-        if instance is None or cap._current.get() is None or self.related.is_cached(instance):
+        if instance is None or cap._current.get() is None:
+            return reverse_o2o_get(self, instance, cls)
+        if self.related.is_cached(instance):
+            note_access(instance_source(instance), self)
             return reverse_o2o_get(self, instance, cls)
         token = cap.active_hop.set(_hop_for(self, instance))
         try:
@@ -239,7 +348,14 @@ def _patch_single_valued() -> None:
             cap.active_hop.reset(token)
 
     rd.ReverseOneToOneDescriptor.__get__ = reverse_o2o
-    GenericForeignKey.__get__ = _with_active_hop(GenericForeignKey.__get__)
+    generic_get = _with_active_hop(GenericForeignKey.__get__)
+
+    def generic(self, instance, cls=None):
+        if instance is not None and cap._current.get() is not None and self.is_cached(instance):
+            note_access(instance_source(instance), self)
+        return generic_get(self, instance, cls)
+
+    GenericForeignKey.__get__ = generic
     deferred_get = DeferredAttribute.__get__
 
     def deferred(self, instance, cls=None):
@@ -278,19 +394,36 @@ def _tag_manager(manager: Any, hop: Hop) -> None:
 
     def get_queryset():
         queryset = class_get_queryset(manager)
-        tag = query_tag(queryset.query)
+        query = queryset.query
+        tag = query_tag(query)
         if queryset._result_cache is not None:
             # Served from prefetch_related's cache: the eager load was used.
-            capture = cap._current.get()
-            if capture is not None and hop.source is not None:
-                capture.accessed.add(
-                    (id(hop.source.root), hop.source.path + (accessor_name(hop.descriptor),))
-                )
+            note_access(hop.source, hop.descriptor)
         # A filter() on a prefetched queryset runs a new query: it carries the hop too.
-        queryset.query._ddtpp = Tag(origin=tag.origin if tag else None, hop=hop)
+        query._ddtpp = Tag(
+            origin=tag.origin if tag else None,
+            hop=hop,
+            base=(len(query.where.children), query.order_by, query.low_mark, query.high_mark),
+        )
         return queryset
 
     manager.get_queryset = get_queryset
+    # M2M managers answer count()/exists() from the through table, bypassing get_queryset.
+    for name in ("count", "exists"):
+        method = getattr(manager, name, None)
+        if method is not None:
+            setattr(manager, name, _run_with_hop(method, hop))
+
+
+def _run_with_hop(method: Any, hop: Hop) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = cap.active_hop.set(hop)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            cap.active_hop.reset(token)
+
+    return wrapper
 
 
 def _patch_prefetch() -> None:

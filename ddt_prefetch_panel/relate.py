@@ -11,6 +11,7 @@ the relation it mirrors.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -71,6 +72,11 @@ class Relation:
     hops: list[HopInfo] = field(default_factory=list)
     via_sql: bool = False  # mapped from SQL, no ORM event
     note: str | None = None
+    call: Any = None  # capture_orm.Call: filters/ordering the loop added to the related manager
+    calls_vary: bool = False  # the added filters use different values per parent
+    aggregate: str | None = None  # count / exists / sum / ... issued per parent
+    aggregate_column: str | None = None
+    model_admin: Any = None  # the ModelAdmin whose changelist built the root queryset
 
     @property
     def last(self) -> HopInfo | None:
@@ -154,16 +160,58 @@ def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
 
 def relate(group: Group, records_index: dict[int, int], roots_by_index: list[tuple[int, Root]]) -> Relation | None:
     """The relation behind a group: ORM events first, then the SQL."""
-    hops = [r.hop for r in group.records if r.hop is not None]
-    if hops:
-        return _from_events(hops)
-    first = records_index.get(id(group.records[0]), 0)
-    return _from_sql(group, first, roots_by_index)
+    with_hops = [r for r in group.records if r.hop is not None]
+    if with_hops:
+        relation = _from_events(with_hops)
+    else:
+        first = records_index.get(id(group.records[0]), 0)
+        relation = _from_sql(group, first, roots_by_index)
+    if relation is not None:
+        record = group.records[0]
+        shape = sqlshape.select_shape(record.sql, _vendor(record.alias))
+        if shape is not None and shape.aggregate:
+            relation.aggregate = shape.aggregate
+            relation.aggregate_column = shape.aggregate_column
+        if relation.root is not None:
+            relation.model_admin = changelist_admin(relation.root)
+    return relation
 
 
-def _from_events(hops: list) -> Relation | None:
+def _vendor(alias: str) -> str:
+    return connections[alias].vendor if alias in connections else "sqlite"
+
+
+def changelist_admin(root: Root) -> Any:
+    """The ModelAdmin when the root queryset was built by Django admin's changelist."""
+    stack = root.origin or root.evaluated or ()
+    marker = f"{os.sep}contrib{os.sep}admin{os.sep}"
+    if not any(marker in entry[0].co_filename and entry[0].co_name in _CHANGELIST_CODE for entry in stack):
+        return None
+    from django.contrib.admin.sites import all_sites
+
+    for site in list(all_sites):
+        model_admin = site._registry.get(root.model)
+        if model_admin is not None:
+            return model_admin
+    return None
+
+
+_CHANGELIST_CODE = frozenset({"get_queryset", "get_results", "changelist_view", "__init__"})
+
+
+def _from_events(records: list) -> Relation | None:
+    hops = [r.hop for r in records]
     descriptor = most_common(h.descriptor for h in hops)
-    chosen = [h for h in hops if h.descriptor is descriptor]
+    chosen = [r for r in records if r.hop.descriptor is descriptor]
+    calls = {r.call for r in chosen}
+    relation = _relation_for([r.hop for r in chosen], descriptor)
+    if relation is not None:
+        relation.call = most_common(r.call for r in chosen)
+        relation.calls_vary = len(calls) > 1
+    return relation
+
+
+def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
     located = [locate(h.source) for h in chosen]
     by_root: dict[int, tuple[Root | None, tuple[str, ...]]] = {}
     for item in located:
@@ -200,8 +248,7 @@ def model_for_table(table: str) -> type | None:
 
 def _from_sql(group: Group, first_index: int, roots_by_index: list[tuple[int, Root]]) -> Relation | None:
     record = group.records[0]
-    vendor = connections[record.alias].vendor if record.alias in connections else "sqlite"
-    shape = sqlshape.select_shape(record.sql, vendor)
+    shape = sqlshape.select_shape(record.sql, _vendor(record.alias))
     if shape is None or len(shape.tables) != 1:
         return None
     model = model_for_table(shape.tables[0])

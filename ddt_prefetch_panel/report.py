@@ -15,7 +15,9 @@ from typing import Any, Iterator
 from django.conf import settings
 
 from . import capture as cap
-from .advise import Advice, advise_relation
+from django.db.models import Prefetch
+
+from .advise import Advice, advise_relation, advise_unused
 from .conf import get_config
 from .group import (
     Frame,
@@ -25,7 +27,7 @@ from .group import (
     group_records,
     redact_sql,
 )
-from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
+from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
 from . import sqlshape
 
 KINDS = ("n_plus_one", "duplicate", "missing_index", "unused_prefetch")
@@ -48,6 +50,10 @@ def display_path(filename: str) -> str:
         if absolute.startswith(root.rstrip(os.sep) + os.sep):
             return os.path.relpath(absolute, root)
     return filename
+
+
+def frame_dict_from(data: dict) -> dict:
+    return {**data, "filename": display_path(data["filename"])}
 
 
 def frame_dict(frame: Frame | None) -> dict | None:
@@ -247,6 +253,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
                 continue  # repeats inside an N+1 the fix removes anyway
             findings.append(_duplicate(batch, context))
 
+    if "unused_prefetch" in kinds:
+        findings.extend(_unused_prefetches(capture, context))
+
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     summary = {
         "queries": len(records),
@@ -318,7 +327,13 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None, 
         evaluated = context.first_frame(relation.root.evaluated)
         if evaluated == origin:
             evaluated = None
-    advice = advise_relation(relation, origin["code"] if origin else None) if relation else Advice(None)
+    callsite = group.callsite
+    advice = (
+        advise_relation(relation, origin["code"] if origin else None, callsite.code if callsite else None)
+        if relation else Advice(None)
+    )
+    if advice.origin is not None:
+        origin = frame_dict_from(advice.origin)
     model = _label(relation.model) if relation else _label(record.model) or _table_model(record)
     last = relation.last if relation else None
     avoidable = count - advice.after_queries if advice.method else count - 1
@@ -397,6 +412,87 @@ def _duplicate(batch: list[cap.Record], context: _Context) -> Finding:
         callsites=[f for f in frames if f is not None],
         alias=record.alias,
     )
+
+
+def _eager_lookups(root: cap.Root) -> list[tuple[str, tuple[str, ...]]]:
+    lookups: list[tuple[str, tuple[str, ...]]] = []
+    for item in root.prefetch_lookups:
+        if isinstance(item, Prefetch):
+            if item.to_attr:
+                continue  # read back as a plain list attribute: reads cannot be observed
+            lookup = item.prefetch_through
+        else:
+            lookup = str(item)
+        lookups.append(("prefetch_related", tuple(lookup.split("__"))))
+    if isinstance(root.select_related, dict):
+        lookups += [("select_related", tuple(p.split("__"))) for p in _flatten_select(root.select_related)]
+    return lookups
+
+
+def _flatten_select(tree: dict, prefix: str = ""):
+    for key, sub in tree.items():
+        path = f"{prefix}__{key}" if prefix else key
+        if sub:
+            yield from _flatten_select(sub, path)
+        else:
+            yield path
+
+
+def _unused_prefetches(capture: cap.Capture, context: _Context) -> list[Finding]:
+    """Eager loads whose related objects were never read during the capture."""
+    accessed: dict[int, list[tuple[str, ...]]] = {}
+    for root_id, path in capture.accessed:
+        accessed.setdefault(root_id, []).append(path)
+    prefetch_time: dict[tuple, list[cap.Record]] = {}
+    for record in capture.records:
+        if record.prefetch is not None:
+            prefetch_time.setdefault(record.prefetch, []).append(record)
+    findings = []
+    for root in capture.roots:
+        if root.rows == 0:
+            continue
+        lookups = _eager_lookups(root)
+        if not lookups:
+            continue
+        origin = context.first_frame(root.origin)
+        if origin is None:
+            continue  # built by library code (admin internals, ...): nothing the user can edit
+        reads = accessed.get(id(root), [])
+        for method, path in lookups:
+            used = 0
+            for depth in range(len(path), 0, -1):
+                if any(read[:depth] == path[:depth] for read in reads):
+                    used = depth
+                    break
+            if used == len(path):
+                continue
+            hops = describe_path(root.model, path)
+            records = [r for key, batch in prefetch_time.items()
+                       if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
+                       for r in batch]
+            lookup = "__".join(path)
+            findings.append(Finding(
+                kind="unused_prefetch",
+                model=_label(root.model),
+                relation=hops[-1].label if hops else None,
+                lookup=lookup,
+                method=method,
+                count=len(records),
+                avoidable=len(records),
+                duration_ms=round(sum(r.duration for r in records) * 1000, 3),
+                sql=context.sql(records[0]) if records else (context.sql(root.record) if root.record else ""),
+                callsite=context.first_frame(root.evaluated),
+                stack=context.stack(root.evaluated),
+                origin=origin,
+                snippets=advise_unused(root.model, method, lookup, path[:used], origin.get("code")),
+                relation_kind=KIND_LABELS.get(hops[-1].kind) if hops else None,
+                related_model=_label(hops[-1].target) if hops else None,
+                defined_at=_definition(hops[-1]) if hops else None,
+                alias=root.record.alias if root.record else "default",
+                note=(f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
+                      if used else f"{lookup!r} was loaded for {root.rows} rows and never read."),
+            ))
+    return findings
 
 
 # --------------------------------------------------------------------------- public API

@@ -33,8 +33,12 @@ class Shape:
     conditions: list[Condition] = field(default_factory=list)
     order_by: list[tuple[str | None, str, bool]] = field(default_factory=list)  # table, column, desc
     has_or: bool = False
-    aggregate: str | None = None  # "count" / "exists" style shapes
+    aggregate: str | None = None  # count / exists / sum / avg / min / max over the rows
+    aggregate_column: str | None = None
     limit: int | None = None
+
+
+_AGGREGATES = ((exp.Count, "count"), (exp.Sum, "sum"), (exp.Avg, "avg"), (exp.Min, "min"), (exp.Max, "max"))
 
 
 def to_parseable(sql: str) -> str:
@@ -83,10 +87,15 @@ def select_shape(sql: str, vendor: str = "sqlite") -> Shape | None:
     projections = tree.expressions
     if len(projections) == 1:
         only = projections[0].unalias() if hasattr(projections[0], "unalias") else projections[0]
-        if isinstance(only, exp.Count):
-            shape.aggregate = "count"
-        elif isinstance(only, exp.Literal) and tree.args.get("limit") is not None:
+        if isinstance(only, (exp.Literal, exp.Placeholder)) and tree.args.get("limit") is not None:
             shape.aggregate = "exists"
+        else:
+            for node_type, name in _AGGREGATES:
+                if isinstance(only, node_type):
+                    shape.aggregate = name
+                    column = only.find(exp.Column)
+                    shape.aggregate_column = column.name if column is not None else None
+                    break
     limit = tree.args.get("limit")
     if limit is not None and isinstance(limit.expression, exp.Literal):
         try:

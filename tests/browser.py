@@ -1,0 +1,128 @@
+"""Headless Debian Chromium for the browser tests and the screenshot script.
+
+Only the system browser is used (never a driver download): /usr/bin/chromium and
+/usr/bin/chromedriver, from the Debian packages `chromium` and `chromium-driver`
+(`make browser-deps` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+PANEL_ID = "PrefetchPanel"
+TIMEOUT = 20
+
+# Background networking and component updates off: this machine's network is closed, and
+# Chromium would otherwise keep trying to reach its services.
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+
+
+class BrowserMissing(RuntimeError):
+    pass
+
+
+def check_browser() -> None:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        raise BrowserMissing(
+            f"{' and '.join(missing)} not found: the browser tests need Debian's chromium and "
+            "chromium-driver packages (run `make browser-deps`, or apt-get install chromium chromium-driver)"
+        )
+
+
+@contextmanager
+def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
+    """A headless Chromium WebDriver with a fresh profile, quit and removed on exit."""
+    check_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="ddtpp-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
+    driver = None
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        driver.set_page_load_timeout(TIMEOUT * 2)
+        yield driver
+    finally:
+        if driver is not None:
+            driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def toolbar(driver):
+    """The toolbar's shadow root (it renders inside #djDebugRoot)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    host = WebDriverWait(driver, TIMEOUT).until(lambda d: d.find_element(By.ID, "djDebugRoot"))
+    return host.shadow_root
+
+
+PANEL_STATE = """
+const panel = document.getElementById("djDebugRoot").shadowRoot.getElementById(arguments[0]);
+if (!panel) { return null; }
+return {
+    open: !panel.classList.contains("djdt-hidden"),
+    loaded: panel.querySelector(".djdt-scroll [data-ddtpp-root]") !== null,
+};
+"""
+
+
+def open_panel(driver, panel_id: str = PANEL_ID):
+    """Open the panel from its sidebar link; return its content once the AJAX render arrived.
+
+    A page may open the panel by itself (the demo's pages open this one on load), so the link
+    is clicked only while the panel is closed, and again if that click raced with the page's.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    root = toolbar(driver)
+    link = WebDriverWait(driver, TIMEOUT).until(
+        lambda d: _displayed(root, f"#djdt-{panel_id} a.{panel_id}"),
+        message=f"the toolbar shows no link for {panel_id}",
+    )
+    for _ in range(3):
+        if not driver.execute_script(PANEL_STATE, panel_id)["open"]:
+            link.click()
+        # render_panel's response replaces the loader; panel.js is an ES module loaded with it.
+        state = WebDriverWait(driver, TIMEOUT).until(
+            lambda d: (s := d.execute_script(PANEL_STATE, panel_id))["loaded"] and s,
+            message=f"{panel_id} content did not load",
+        )
+        if state["open"]:
+            break
+    else:
+        raise AssertionError(f"{panel_id} did not stay open")
+    WebDriverWait(driver, TIMEOUT).until(
+        lambda d: d.execute_script("return window.__ddtppInstalled === true"),
+        message="panel.js did not load",
+    )
+    return root.find_element(By.CSS_SELECTOR, f"#{panel_id} .djdt-scroll [data-ddtpp-root]")
+
+
+def _displayed(root, selector: str):
+    from selenium.webdriver.common.by import By
+
+    found = root.find_elements(By.CSS_SELECTOR, selector)
+    return found[0] if found and found[0].is_displayed() else False
