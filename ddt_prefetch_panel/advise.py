@@ -72,6 +72,27 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
     return _advise_lookup(relation, origin_code)
 
 
+def _bulk_snippet(relation: Relation, origin_code: str | None) -> str | None:
+    """For hand-written per-row queries: the one-query rewrite they mirror."""
+    last = relation.last
+    if last is None or len(relation.path) != 1 or last.target is None:
+        return None
+    parents = _assigned_name(origin_code) if origin_code else None
+    if last.kind == "reverse_fk":
+        return f"{manager_expr(last.target)}.filter({last.field.name}__in={parents or '[...]'})"
+    if last.single:
+        return f"{manager_expr(last.target)}.in_bulk([...])"
+    return None
+
+
+def _assigned_name(code: str) -> str | None:
+    tree, _ = _parse(code.strip())
+    statement = tree.body[0] if tree is not None and tree.body else None
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+        return statement.targets[0].id
+    return None
+
+
 def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
     hops = relation.hops
     lookup = relation.lookup
@@ -89,6 +110,10 @@ def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
         after = rewrite_line(origin_code, relation.model.__name__, method, lookup, existing)
         if after and after != origin_code.strip():
             snippets["line"] = after
+    if relation.via_sql:
+        bulk = _bulk_snippet(relation, origin_code)
+        if bulk:
+            snippets["bulk"] = bulk
     levels = 0 if method == "select_related" else sum(1 for h in hops if not h.single) + _single_after_many(hops)
     return Advice(method, snippets, after_queries=levels)
 
@@ -554,8 +579,9 @@ def admin_frame(cls: type) -> dict | None:
         filename = inspect.getsourcefile(cls)
     except (OSError, TypeError):
         return None
-    return {"filename": filename, "lineno": start, "function": cls.__name__,
-            "code": lines[0].strip(), "template": False}
+    offset = next((i for i, line in enumerate(lines) if line.lstrip().startswith("class ")), 0)
+    return {"filename": filename, "lineno": start + offset, "function": cls.__name__,
+            "code": lines[offset].strip(), "template": False}
 
 
 # --------------------------------------------------------------------------- unused eager loading

@@ -115,11 +115,24 @@ class Capture:
     def intern_stack(self, stack: tuple) -> tuple:
         return self._stacks.setdefault(stack, stack)
 
-    def add(self, record: Record) -> None:
+    def receivers(self) -> Iterator[Capture]:
+        """This capture, and the enclosing ones it forwards to (the panel inside a test)."""
         capture: Capture | None = self
         while capture is not None:
-            capture.records.append(record)
+            yield capture
             capture = capture.parent if capture.propagate else None
+
+    def add(self, record: Record) -> None:
+        for capture in self.receivers():
+            capture.records.append(record)
+
+    def add_root(self, root: Root) -> None:
+        for capture in self.receivers():
+            capture.roots.append(root)
+
+    def note_access(self, key: tuple) -> None:
+        for capture in self.receivers():
+            capture.accessed.add(key)
 
 
 _current: ContextVar[Capture | None] = ContextVar("ddt_prefetch_panel_capture", default=None)

@@ -254,7 +254,7 @@ def _tagging_iter(iterable: ModelIterable, rows: Any, capture: cap.Capture):
             deferred=query.deferred_loading,
             via=via,
         )
-        capture.roots.append(root)
+        capture.add_root(root)
         source = Source(root, ())
     token = cap.evaluating.set((query, root))
     try:
@@ -297,7 +297,7 @@ def note_access(source: Source | None, descriptor: Any) -> None:
         return
     capture = cap._current.get()
     if capture is not None:
-        capture.accessed.add((id(source.root), source.path + (accessor_name(descriptor),)))
+        capture.note_access((id(source.root), source.path + (accessor_name(descriptor),)))
 
 
 def _hop_for(descriptor: Any, instance: Any) -> Hop:

@@ -49,7 +49,7 @@ def live_server(django_db_setup):
     """pytest-django's live server, bound to 127.0.0.1 instead of localhost."""
     server = LiveServer("127.0.0.1:0")
     yield server
-    # The browser has quit by now (it was started after the server); let the threads that
+    # The browser has quit by now (the driver fixture depends on this one); let the threads that
     # served its keep-alive connections finish before the shared in-memory SQLite
     # connection stops being shareable, or they fail closing it.
     deadline = time.monotonic() + 5
@@ -60,7 +60,8 @@ def live_server(django_db_setup):
 
 
 @pytest.fixture(scope="module")
-def driver():
+def driver(live_server):
+    # Depends on the server only so that the browser quits before the server stops.
     try:
         browser.check_browser()
     except browser.BrowserMissing as exc:
