@@ -32,6 +32,7 @@ help:
 	@echo "make test        - install, then run the suite on SQLite and on a throwaway PostgreSQL"
 	@echo "make demo        - run the demo pizzeria on http://127.0.0.1:8000/"
 	@echo "make screenshot  - regenerate docs/screenshot.png from the demo"
+	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name')"
 	@echo "make venv        - create/refresh $(VENV) with $(PYTHON) (DJANGO='Django>=6.0,<7' pins Django)"
 	@echo "make clean       - remove build artefacts (keeps the venvs)"
 
@@ -68,8 +69,8 @@ browser-deps:
 	fi
 
 # Debian's postgresql package would create and start a system cluster on port 5432; the tests
-# start their own throwaway server, so the install is told not to create one (when nobody has
-# configured postgresql-common yet).
+# start their own throwaway server (scripts/with-postgres.sh), so the install is told not to
+# create one, unless postgresql-common was configured before; ucf/dpkg keep that file.
 postgres-deps:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 		echo "PostgreSQL server binaries found: $$(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"; \
@@ -77,14 +78,15 @@ postgres-deps:
 		if [ ! -e /etc/postgresql-common/createcluster.conf ]; then \
 			mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
 		fi; \
-		apt-get update && $(APT_ENV) apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold $(POSTGRES_PACKAGES); \
+		apt-get update && $(APT_ENV) UCF_FORCE_CONFFOLD=1 apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold $(POSTGRES_PACKAGES); \
 	else \
 		echo "error: PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are missing; install the Debian package: sudo apt-get install $(POSTGRES_PACKAGES)" >&2; \
 		exit 1; \
 	fi
 
-# Both runs always happen; the target fails if either failed. The PostgreSQL run skips what
-# does not touch the database differently: the browser tests and the wheel build.
+# Both runs always happen; the target fails if either failed. The PostgreSQL run skips only
+# the wheel build, which touches no database. test-sqlite / test-postgres rerun one half
+# without the install checks; PYTEST_ARGS='-k panel -x' narrows either.
 test: venv browser-deps postgres-deps
 	@rc=0; \
 	echo "== tests on SQLite"; \
@@ -98,11 +100,11 @@ test-sqlite:
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 test-postgres:
-	scripts/with-postgres.sh $(VENV_PY) -m pytest -m "not browser" --ignore=tests/test_packaging.py $(PYTEST_ARGS)
+	scripts/with-postgres.sh $(VENV_PY) -m pytest --ignore=tests/test_packaging.py $(PYTEST_ARGS)
 
 demo: venv
-	cd demo && ../$(VENV_PY) manage.py migrate --noinput && ../$(VENV_PY) manage.py seed_demo \
-		&& echo "Demo: http://127.0.0.1:8000/" && ../$(VENV_PY) manage.py runserver 127.0.0.1:8000
+	cd demo && $(abspath $(VENV_PY)) manage.py migrate --noinput && $(abspath $(VENV_PY)) manage.py seed_demo \
+		&& echo "Demo: http://127.0.0.1:8000/" && $(abspath $(VENV_PY)) manage.py runserver 127.0.0.1:8000
 
 screenshot: venv browser-deps
 	$(VENV_PY) tests/screenshot.py

@@ -28,6 +28,6 @@ class PrefetchPanelConfig(AppConfig):
     path = _asset_root()
 
     def ready(self) -> None:
-        from . import capture_orm
+        from . import capture_orm, checks  # noqa: F401  (registers the system checks)
 
         capture_orm.install()

@@ -111,6 +111,7 @@ class Capture:
     stopped: float | None = None
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
+    ignored: int = 0  # statements run inside ignore_n_plus_one()
 
     def intern_stack(self, stack: tuple) -> tuple:
         return self._stacks.setdefault(stack, stack)
@@ -144,6 +145,8 @@ active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", defaul
 active_prefetch: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_prefetch", default=None)
 # (Query, Root) while a root queryset runs its first statement.
 evaluating: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_evaluating", default=None)
+# Set inside ignore_n_plus_one(): statements are counted but not analysed.
+ignoring: ContextVar[bool] = ContextVar("ddt_prefetch_panel_ignoring", default=False)
 # Set while the capture machinery itself runs queries (EXPLAIN), so they are not recorded.
 suspended: ContextVar[bool] = ContextVar("ddt_prefetch_panel_suspended", default=False)
 
@@ -185,6 +188,10 @@ _template_render_code = _find_template_render_code()
 def _execute_wrapper(execute, sql, params, many, context):
     capture = _current.get()
     if capture is None or suspended.get():
+        return execute(sql, params, many, context)
+    if ignoring.get():
+        for receiver in capture.receivers():
+            receiver.ignored += 1
         return execute(sql, params, many, context)
     start = time.perf_counter()
     error = None
@@ -296,6 +303,16 @@ def remove_wrappers(installed: list) -> None:
             connection.execute_wrappers.remove(_execute_wrapper)
         except ValueError:
             pass
+
+
+@contextmanager
+def ignore() -> Iterator[None]:
+    """Statements inside the block are not analysed (they are only counted)."""
+    token = ignoring.set(True)
+    try:
+        yield
+    finally:
+        ignoring.reset(token)
 
 
 @contextmanager

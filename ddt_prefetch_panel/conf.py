@@ -1,32 +1,163 @@
-"""Settings: one dict, ``DDT_PREFETCH_PANEL``, shared by the panel, ``detect()`` and test mode."""
+"""Settings: one dict, ``DDT_PREFETCH_PANEL``, shared by the panel, ``detect()`` and test mode.
+
+Validation lives here too, so the system checks (``checks.py``) and ``detect(**options)``
+report the same problems with the same words.
+"""
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any
 
 from django.conf import settings
 
 SETTING_NAME = "DDT_PREFETCH_PANEL"
+KINDS = ("n_plus_one", "duplicate", "missing_index", "unused_prefetch")
+ALLOW_KEYS = ("model", "relation", "callsite", "sql", "kinds")
 
 DEFAULTS: dict[str, Any] = {
     # A group of similar statements from one call site is an N+1 from this many repeats.
     "THRESHOLD": 2,
     # Finding kinds to report.
-    "KINDS": ["n_plus_one", "duplicate", "missing_index", "unused_prefetch"],
-    # Include parameter values and SQL literals in shared output (Markdown/JSON).
+    "KINDS": list(KINDS),
+    # Findings to ignore: dicts of fnmatch patterns, e.g. {"relation": "shop.Order.*"},
+    # {"model": "auth.*"}, {"callsite": "*/legacy/*"}, {"sql": "*django_session*"},
+    # optionally restricted to some kinds with "kinds": ["duplicate"].
+    "ALLOW": [],
+    # Include parameter values and SQL literals in findings (panel, Markdown, JSON).
     "SHOW_PARAMS": False,
-    # Statements kept per group for display (counts and durations stay exact).
-    "SAMPLE_SIZE": 3,
+    # Run EXPLAIN for index findings (SELECTs only, never on the user's request path).
+    "EXPLAIN": True,
+    # Create a suggested index in a rolled-back transaction to show the plan it gives.
+    "EXPLAIN_TRY_INDEX": False,
+    # A single statement slower than this is checked for missing indexes even if not repeated.
+    "SLOW_QUERY_MS": 50,
     # Stack frames kept per finding.
     "MAX_FRAMES": 30,
 }
 
+_TYPES: dict[str, tuple[type, ...]] = {
+    "THRESHOLD": (int,),
+    "KINDS": (list, tuple),
+    "ALLOW": (list, tuple),
+    "SHOW_PARAMS": (bool,),
+    "EXPLAIN": (bool,),
+    "EXPLAIN_TRY_INDEX": (bool,),
+    "SLOW_QUERY_MS": (int, float),
+    "MAX_FRAMES": (int,),
+}
+
 
 def get_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then the project's setting, then per-call overrides (invalid values ignored)."""
     config = dict(DEFAULTS)
     user = getattr(settings, SETTING_NAME, None)
-    if isinstance(user, dict):
-        config.update(user)
-    if overrides:
-        config.update(overrides)
+    for source in (user if isinstance(user, dict) else {}, overrides or {}):
+        for key, value in source.items():
+            key = key.upper()
+            if key in DEFAULTS and not setting_errors({key: value}):
+                config[key] = value
     return config
+
+
+def setting_errors(values: Any) -> list[tuple[str, str]]:
+    """(check id, message) for every problem in a settings dict."""
+    if not isinstance(values, dict):
+        return [("E001", f"{SETTING_NAME} must be a dict, not {type(values).__name__}.")]
+    errors: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = key.upper() if isinstance(key, str) else key
+        if name not in DEFAULTS:
+            errors.append(("E001", f"Unknown key {key!r} in {SETTING_NAME}; known keys: {', '.join(DEFAULTS)}."))
+            continue
+        types = _TYPES[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            errors.append(("E001", f"{SETTING_NAME}[{key!r}] must be {expected}, not {type(value).__name__}."))
+            continue
+        if name == "THRESHOLD" and value < 2:
+            errors.append(("E001", f"{SETTING_NAME}['THRESHOLD'] must be at least 2."))
+        if name == "KINDS":
+            unknown = [k for k in value if k not in KINDS]
+            if unknown:
+                errors.append(("E001", f"Unknown kinds {unknown} in {SETTING_NAME}['KINDS']; use {list(KINDS)}."))
+        if name == "ALLOW":
+            errors += allow_errors(value)
+    return errors
+
+
+def allow_errors(entries: Any) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    for index, entry in enumerate(entries):
+        where = f"{SETTING_NAME}['ALLOW'][{index}]"
+        if not isinstance(entry, dict) or not entry:
+            errors.append(("E002", f"{where} must be a non-empty dict with keys among {ALLOW_KEYS}."))
+            continue
+        unknown = [k for k in entry if k not in ALLOW_KEYS]
+        if unknown:
+            errors.append(("E002", f"{where} has unknown keys {unknown}; use {ALLOW_KEYS}."))
+            continue
+        for key, value in entry.items():
+            if key == "kinds":
+                if not isinstance(value, (list, tuple)) or any(k not in KINDS for k in value):
+                    errors.append(("E002", f"{where}['kinds'] must be a list of {list(KINDS)}."))
+            elif not isinstance(value, str):
+                errors.append(("E002", f"{where}[{key!r}] must be a string pattern."))
+        if isinstance(entry.get("model"), str) and not _models_matching(entry["model"]):
+            errors.append(("E003", f"{where}['model'] = {entry['model']!r} matches no installed model."))
+        if isinstance(entry.get("relation"), str) and not _relation_exists(entry["relation"]):
+            errors.append(("E003", f"{where}['relation'] = {entry['relation']!r} matches no model field or relation."))
+    return errors
+
+
+def _models_matching(pattern: str) -> list[type]:
+    from django.apps import apps
+
+    return [m for m in apps.get_models() if fnmatchcase(m._meta.label, pattern) or
+            fnmatchcase(m._meta.label_lower, pattern)]
+
+
+def _relation_exists(pattern: str) -> bool:
+    if "." not in pattern:
+        return False
+    model_part, _, field_part = pattern.rpartition(".")
+    for model in _models_matching(model_part):
+        names = set()
+        for f in model._meta.get_fields():
+            names.add(f.name)
+            accessor = getattr(f, "get_accessor_name", None)
+            if f.auto_created and not f.concrete and accessor:
+                names.add(accessor() or f.name)
+        if any(fnmatchcase(name, field_part) for name in names):
+            return True
+    return False
+
+
+def is_allowed(finding: dict, entries: list[dict]) -> bool:
+    """True when an allowlist entry matches the finding (every key of the entry must match)."""
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry:
+            continue
+        kinds = entry.get("kinds")
+        if kinds and finding.get("kind") not in kinds:
+            continue
+        if all(_matches(finding, key, pattern) for key, pattern in entry.items() if key != "kinds"):
+            return True
+    return False
+
+
+def _matches(finding: dict, key: str, pattern: str) -> bool:
+    if key == "model":
+        return bool(finding.get("model")) and fnmatchcase(finding["model"], pattern)
+    if key == "relation":
+        return bool(finding.get("relation")) and fnmatchcase(finding["relation"], pattern)
+    if key == "sql":
+        return fnmatchcase(finding.get("sql") or "", pattern)
+    if key == "callsite":
+        frames = [finding.get("callsite")] + list(finding.get("callsites") or []) + list(finding.get("stack") or [])
+        return any(
+            frame and (fnmatchcase(frame["filename"], pattern) or
+                       fnmatchcase(f"{frame['filename']}:{frame['lineno']}", pattern))
+            for frame in frames
+        )
+    return False

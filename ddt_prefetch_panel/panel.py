@@ -48,6 +48,12 @@ class PrefetchPanel(Panel):
             % {"count": avoidable},
         )
 
+    @classmethod
+    def run_checks(cls) -> list:
+        from .checks import panel_checks
+
+        return panel_checks()
+
     @property
     def scripts(self) -> list[str]:
         scripts = super().scripts

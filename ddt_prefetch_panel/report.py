@@ -18,7 +18,7 @@ from . import capture as cap
 from django.db.models import Prefetch
 
 from .advise import Advice, advise_relation, advise_unused
-from .conf import get_config
+from .conf import get_config, is_allowed
 from .group import (
     Frame,
     Group,
@@ -30,7 +30,6 @@ from .group import (
 from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
 from . import sqlshape
 
-KINDS = ("n_plus_one", "duplicate", "missing_index", "unused_prefetch")
 KIND_TITLES = {
     "n_plus_one": "N+1",
     "duplicate": "duplicate",
@@ -90,6 +89,9 @@ class Finding:
     callsites: list[dict] = field(default_factory=list)
     alias: str = "default"
     note: str | None = None
+    # missing_index: {"database", "plan": [lines], "uses_index", "after": [lines] | None, "error"}
+    evidence: dict | None = None
+    params: list[str] | None = None  # sample parameter values, only with SHOW_PARAMS
 
     def to_dict(self) -> dict:
         return {
@@ -113,6 +115,8 @@ class Finding:
             "callsites": self.callsites,
             "alias": self.alias,
             "note": self.note,
+            "evidence": self.evidence,
+            "params": self.params,
         }
 
     @classmethod
@@ -162,6 +166,8 @@ def _finding_markdown(finding: Finding) -> str:
     if finding.snippets.get("line"):
         lines += ["", "At the origin:", "", "```python", finding.snippets["line"], "```"]
     lines += ["", "SQL:", "", "```sql", finding.sql, "```", ""]
+    if finding.params is not None:
+        lines[-1:-1] = [f"Parameters: `{', '.join(finding.params)}`"]
     return "\n".join(lines)
 
 
@@ -216,7 +222,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     """Findings of a finished capture (pure: reads records, never queries the database)."""
     config = config or get_config()
     threshold = max(2, int(config.get("THRESHOLD", 2)))
-    kinds = set(config.get("KINDS", KINDS))
+    kinds = set(config["KINDS"])
     show_params = bool(config.get("SHOW_PARAMS", False))
     max_frames = int(config.get("MAX_FRAMES", 30))
     resolve = StackResolver()
@@ -256,6 +262,14 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     if "unused_prefetch" in kinds:
         findings.extend(_unused_prefetches(capture, context))
 
+    if "missing_index" in kinds:
+        from .indexes import index_findings
+
+        findings.extend(index_findings(groups, config, context))
+
+    allow = config.get("ALLOW") or []
+    allowed = [f for f in findings if is_allowed(f.to_dict(), allow)] if allow else []
+    findings = [f for f in findings if f not in allowed]
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     summary = {
         "queries": len(records),
@@ -265,6 +279,8 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
         "avoidable": sum(f.avoidable for f in findings),
         "errors": sum(1 for r in records if r.error),
         "dropped": capture.dropped,
+        "allowed": len(allowed),
+        "ignored": capture.ignored,
     }
     return Report(findings, summary)
 
@@ -284,6 +300,20 @@ class _Context:
 
     def sql(self, record: cap.Record) -> str:
         return record.sql if self.show_params else redact_sql(record.sql)
+
+    def params(self, record: cap.Record) -> list[str] | None:
+        if not self.show_params or record.params is None:
+            return None
+        values = record.params if isinstance(record.params, (list, tuple)) else [record.params]
+        return [_short_repr(v) for v in values]
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a parameter whose repr fails must not break the report
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
@@ -347,6 +377,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None, 
         avoidable=max(0, avoidable),
         duration_ms=round(duration * 1000, 3),
         sql=context.sql(record),
+        params=context.params(record),
         callsite=frame_dict(group.callsite),
         stack=[frame_dict(f) for f in group.stack[: context.max_frames]],
         origin=origin,
@@ -405,6 +436,7 @@ def _duplicate(batch: list[cap.Record], context: _Context) -> Finding:
         avoidable=len(batch) - 1,
         duration_ms=round(sum(r.duration for r in batch) * 1000, 3),
         sql=context.sql(record),
+        params=context.params(record),
         callsite=first,
         stack=context.stack(record.stack),
         origin=None,

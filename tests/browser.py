@@ -46,7 +46,7 @@ def check_browser() -> None:
 
 @contextmanager
 def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
-    """A headless Chromium WebDriver with a fresh profile, quit and removed on exit."""
+    """A headless Chromium WebDriver (page size width x height) with a fresh profile, quit and removed on exit."""
     check_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -62,6 +62,11 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(TIMEOUT * 2)
+        # --window-size counts the (invisible) window frame too: grow the window until the
+        # page itself gets width x height.
+        inner_width, inner_height = driver.execute_script("return [innerWidth, innerHeight]")
+        outer = driver.get_window_size()
+        driver.set_window_size(outer["width"] + width - inner_width, outer["height"] + height - inner_height)
         yield driver
     finally:
         if driver is not None:

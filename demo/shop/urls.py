@@ -40,4 +40,6 @@ urlpatterns = [
     path("unindexed/fixed/", views.unindexed_fixed, name="unindexed-fixed"),
     path("unused-prefetch/bad/", views.unused_prefetch_bad, name="unused-prefetch-bad"),
     path("unused-prefetch/fixed/", views.unused_prefetch_fixed, name="unused-prefetch-fixed"),
+    path("api/orders/bad/", views.api_orders_bad, name="api-orders-bad"),
+    path("api/orders/fixed/", views.api_orders_fixed, name="api-orders-fixed"),
 ]

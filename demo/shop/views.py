@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -464,3 +464,17 @@ def unused_prefetch_bad(request: HttpRequest) -> HttpResponse:
 def unused_prefetch_fixed(request: HttpRequest) -> HttpResponse:
     orders = Order.objects.order_by("pk")
     return _render(request, "unused-prefetch", "fixed", [_order_statuses(orders)])
+
+
+# --------------------------------------------------------------------------- AJAX
+
+
+def api_orders_bad(request: HttpRequest) -> JsonResponse:
+    """A JSON endpoint fetched by the index page: its N+1 shows up in the toolbar's history."""
+    orders = Order.objects.order_by("pk")
+    return JsonResponse({"orders": [{"id": o.pk, "customer": o.customer.name} for o in orders]})
+
+
+def api_orders_fixed(request: HttpRequest) -> JsonResponse:
+    orders = Order.objects.order_by("pk").select_related("customer")
+    return JsonResponse({"orders": [{"id": o.pk, "customer": o.customer.name} for o in orders]})

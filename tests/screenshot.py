@@ -1,0 +1,74 @@
+"""Regenerate docs/screenshot.png: the demo's nested-prefetch page with the panel open.
+
+    make screenshot            # or: .venv/bin/python tests/screenshot.py [output.png]
+
+Runs the demo project in this process on a free port of 127.0.0.1, with a freshly migrated
+and seeded SQLite database in a temporary directory (demo/db.sqlite3 is left alone), and
+photographs it with headless Debian Chromium at 1400x1000.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "/nested/bad/"
+SIZE = (1400, 1000)
+
+
+def main(output: Path) -> None:
+    sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
+    from tests import browser
+
+    browser.check_browser()
+    with tempfile.TemporaryDirectory(prefix="ddtpp-screenshot-") as tmp:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
+        from django.conf import settings
+
+        settings.DATABASES["default"]["NAME"] = str(Path(tmp) / "db.sqlite3")
+
+        import django
+
+        django.setup()
+        from django.contrib.staticfiles.handlers import StaticFilesHandler
+        from django.core.management import call_command
+        from django.test.testcases import LiveServerThread
+
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("seed_demo")
+
+        server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
+        server.daemon = True
+        server.start()
+        server.is_ready.wait()
+        if server.error:
+            raise server.error
+        try:
+            with browser.chromium(*SIZE) as driver:
+                driver.get(f"http://127.0.0.1:{server.port}{PAGE}")
+                content = browser.open_panel(driver)
+                assert "N+1" in content.text, content.text[:1000]
+                from selenium.webdriver.support.ui import WebDriverWait
+
+                # The panel's stylesheet is linked from its content and loads after it.
+                WebDriverWait(driver, browser.TIMEOUT).until(
+                    lambda d: d.execute_script(
+                        "const link = document.getElementById('djDebugRoot').shadowRoot"
+                        ".querySelector('link[href$=\"ddt_prefetch_panel/panel.css\"]');"
+                        "return link !== null && link.sheet !== null && document.fonts.status === 'loaded';"
+                    ),
+                    message="panel.css did not load",
+                )
+                output.parent.mkdir(parents=True, exist_ok=True)
+                if not driver.save_screenshot(str(output)):
+                    raise RuntimeError(f"could not write {output}")
+        finally:
+            server.terminate()
+    print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png")

@@ -1,0 +1,131 @@
+"""Test mode: the same analysis fails a test with a message naming relation, call site, origin and fix."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ddt_prefetch_panel.testing import assert_no_n_plus_one, ignore_n_plus_one
+from shop.models import Category, Order
+
+pytestmark = pytest.mark.django_db
+
+
+def _bad_loop():
+    orders = Order.objects.all()
+    for order in orders:
+        order.customer.name
+
+
+def test_fails_on_n_plus_one_with_relation_call_site_origin_and_fix(pizzeria):
+    with pytest.raises(AssertionError) as failure:
+        with assert_no_n_plus_one():
+            _bad_loop()
+    message = str(failure.value)
+    assert "N+1 detected on shop.Order.customer at tests/test_testing.py:" in message
+    assert "in _bad_loop" in message
+    assert "queryset built at tests/test_testing.py:" in message
+    assert 'fix: orders = Order.objects.all().select_related("customer")' in message
+
+
+def test_passes_on_fixed_code(pizzeria):
+    with assert_no_n_plus_one():
+        for order in Order.objects.select_related("customer"):
+            order.customer.name
+
+
+def test_works_as_a_decorator(pizzeria):
+    @assert_no_n_plus_one()
+    def view():
+        _bad_loop()
+
+    with pytest.raises(AssertionError, match="shop.Order.customer"):
+        view()
+
+
+def test_kinds_option_checks_duplicates_and_unused_prefetch(pizzeria):
+    def duplicates():
+        Category.objects.filter(name="Classic").first()
+        Category.objects.filter(name="Classic").first()
+
+    with assert_no_n_plus_one():
+        duplicates()  # only N+1 by default
+    with pytest.raises(AssertionError, match="Duplicate queries detected"):
+        with assert_no_n_plus_one(kinds=["duplicate"]):
+            duplicates()
+    with pytest.raises(AssertionError, match="Unused prefetch detected on shop.Order.pizzas"):
+        with assert_no_n_plus_one(kinds=["unused_prefetch"]):
+            list(Order.objects.prefetch_related("pizzas"))
+
+
+def test_threshold_option(pizzeria):
+    with assert_no_n_plus_one(threshold=1000):
+        _bad_loop()
+
+
+def test_allow_option_and_allow_setting(pizzeria, settings):
+    with assert_no_n_plus_one(allow=[{"relation": "shop.Order.customer"}]):
+        _bad_loop()
+    settings.DDT_PREFETCH_PANEL = {"ALLOW": [{"callsite": "tests/test_testing.py"}]}
+    with assert_no_n_plus_one():
+        _bad_loop()
+
+
+def test_ignore_block_is_silent(pizzeria):
+    with assert_no_n_plus_one():
+        with ignore_n_plus_one():
+            _bad_loop()
+
+
+def test_errors_inside_the_block_propagate_unchanged(pizzeria):
+    with pytest.raises(ZeroDivisionError):
+        with assert_no_n_plus_one():
+            _bad_loop()
+            1 / 0
+
+
+def test_pytest_plugin_marker_and_fixture(pytester, monkeypatch):
+    pytester.makeconftest(textwrap.dedent("""
+        import pytest
+
+        @pytest.fixture
+        def pizzeria(db):
+            from shop.seed import seed
+            seed(orders=5)
+    """))
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+        from shop.models import Order
+
+        @pytest.mark.no_n_plus_one
+        def test_marked_bad(pizzeria):
+            for order in Order.objects.all():
+                order.customer.name
+
+        @pytest.mark.no_n_plus_one
+        def test_marked_good(pizzeria):
+            for order in Order.objects.select_related("customer"):
+                order.customer.name
+
+        @pytest.mark.no_n_plus_one(allow=[{"model": "shop.Order"}])
+        def test_marked_allowed(pizzeria):
+            for order in Order.objects.all():
+                order.customer.name
+
+        def test_fixture_bad(pizzeria, assert_no_n_plus_one):
+            with assert_no_n_plus_one():
+                for order in Order.objects.all():
+                    list(order.pizzas.all())
+    """))
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", f"{root}{os.pathsep}{root / 'demo'}")
+    # The plugin is found through the installed package's pytest11 entry point.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ds=tests.settings")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*N+1 detected on shop.Order.customer at *test_marked_bad*",
+        "*N+1 detected on shop.Order.pizzas*",
+    ])
