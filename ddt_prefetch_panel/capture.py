@@ -32,6 +32,7 @@ _TOOLBAR_TABLE_MARKER = "debug_toolbar_"
 
 # Hard limits that keep a capture bounded however many queries a request runs.
 MAX_SQL_CHARS = 20_000
+MAX_ROOTS = 5_000  # root querysets remembered for unused-prefetch and SQL-fallback analysis
 
 
 @dataclass(slots=True, eq=False)
@@ -95,13 +96,79 @@ class Record:
     prefetch: tuple | None = None  # (id(root), path) when issued by prefetch_related
     call: Any = None  # capture_orm.Call: what a loop added to a related manager
     root: Root | None = None  # for statements that evaluated a root queryset
+    seq: int = 0  # position in the capture
+
+
+# Per bucket (same alias, SQL text, raw stack): what is kept beyond exact counts and times.
+SAMPLES_PER_BUCKET = 3
+HOPS_PER_BUCKET = 20
+DISTINCT_PARAMS_PER_BUCKET = 1000
+
+
+@dataclass(slots=True, eq=False)
+class Bucket:
+    """Statements with the same alias, SQL text and raw stack: exact totals, bounded samples.
+
+    A loop of 100,000 identical-looking statements costs one bucket, not 100,000 records.
+    """
+
+    alias: str
+    sql: str
+    stack: tuple
+    prefetch: tuple | None
+    first_seq: int
+    count: int = 0
+    duration: float = 0.0
+    errors: int = 0
+    samples: list[Record] = field(default_factory=list)
+    slowest: Record | None = None
+    hops: list[Hop] = field(default_factory=list)
+    calls: set = field(default_factory=set)  # distinct Calls, at most 2 kept (we only ask "varies?")
+    params: dict = field(default_factory=dict)  # hash(repr(params)) -> count, bounded
+    params_overflow: int = 0  # statements whose parameters were not tracked (bound reached)
+
+    def add(self, record: Record) -> None:
+        self.count += 1
+        self.duration += record.duration
+        if record.error:
+            self.errors += 1
+        if len(self.samples) < SAMPLES_PER_BUCKET:
+            self.samples.append(record)
+        if self.slowest is None or record.duration > self.slowest.duration:
+            self.slowest = record
+        if record.hop is not None and len(self.hops) < HOPS_PER_BUCKET:
+            self.hops.append(record.hop)
+        if record.call is not None and len(self.calls) < 2:
+            self.calls.add(record.call)
+        key = params_hash(record.params)
+        if key in self.params:
+            self.params[key] += 1
+        elif len(self.params) < DISTINCT_PARAMS_PER_BUCKET:
+            self.params[key] = 1
+        else:
+            self.params_overflow += 1
+
+    @property
+    def records(self) -> list[Record]:
+        """Samples, plus the slowest statement (for the slow-query index check)."""
+        if self.slowest is not None and all(r is not self.slowest for r in self.samples):
+            return self.samples + [self.slowest]
+        return self.samples
+
+
+def params_hash(params: Any) -> int:
+    try:
+        return hash(repr(params))
+    except Exception:  # a parameter whose repr fails still has an identity
+        return id(params)
 
 
 @dataclass
 class Capture:
     """All statements recorded in one request or one ``detect()`` block."""
 
-    records: list[Record] = field(default_factory=list)
+    buckets: dict = field(default_factory=dict)
+    seq: int = 0  # statements recorded (exact)
     parent: Capture | None = None
     propagate: bool = False  # also record into the enclosing capture (panel inside a test)
     roots: list[Root] = field(default_factory=list)
@@ -111,6 +178,7 @@ class Capture:
     stopped: float | None = None
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
+    installed: list = field(default_factory=list)  # connections given the wrapper on first use
     ignored: int = 0  # statements run inside ignore_n_plus_one()
 
     def intern_stack(self, stack: tuple) -> tuple:
@@ -123,13 +191,28 @@ class Capture:
             yield capture
             capture = capture.parent if capture.propagate else None
 
+    @property
+    def records(self) -> list[Record]:
+        """Sample records of every bucket, in the order the buckets started."""
+        return [r for bucket in self.buckets.values() for r in bucket.samples]
+
     def add(self, record: Record) -> None:
         for capture in self.receivers():
-            capture.records.append(record)
+            capture.add_own(record)
+
+    def add_own(self, record: Record) -> None:
+        record.seq = self.seq
+        self.seq += 1
+        key = (record.alias, record.sql, record.stack, record.prefetch)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq)
+        bucket.add(record)
 
     def add_root(self, root: Root) -> None:
         for capture in self.receivers():
-            capture.roots.append(root)
+            if len(capture.roots) < MAX_ROOTS:
+                capture.roots.append(root)
 
     def note_access(self, key: tuple) -> None:
         for capture in self.receivers():
@@ -185,7 +268,7 @@ def _find_template_render_code() -> Any:
 _template_render_code = _find_template_render_code()
 
 
-def _execute_wrapper(execute, sql, params, many, context):
+def execute_wrapper(execute, sql, params, many, context):
     capture = _current.get()
     if capture is None or suspended.get():
         return execute(sql, params, many, context)
@@ -202,7 +285,10 @@ def _execute_wrapper(execute, sql, params, many, context):
         raise
     finally:
         duration = time.perf_counter() - start
-        _record(capture, context, sql, params, many, duration, error)
+        try:
+            _record(capture, context, sql, params, many, duration, error)
+        except Exception:  # never let the debugging tool break the user's query
+            capture.dropped += 1
 
 
 def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
@@ -212,7 +298,8 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
     if _TOOLBAR_TABLE_MARKER in sql:
         return
     if len(sql) > MAX_SQL_CHARS:
-        sql = sql[:MAX_SQL_CHARS]
+        # Keyed by a prefix plus the full length: huge statements stay distinct but cheap.
+        sql = f"{sql[:MAX_SQL_CHARS]} /* ... {len(sql) - MAX_SQL_CHARS} more characters */"
     query = current_query.get()
     hop = None
     model = None
@@ -277,7 +364,7 @@ def start(propagate: bool = False) -> tuple[Capture, Any, list]:
 
 def stop(capture: Capture, token: Any, installed: list) -> None:
     capture.stopped = time.perf_counter()
-    remove_wrappers(installed)
+    remove_wrappers(installed + capture.installed)
     try:
         _current.reset(token)
     except ValueError:
@@ -291,8 +378,8 @@ def install_wrappers() -> list:
     installed = []
     for alias in connections:
         connection = connections[alias]
-        if _execute_wrapper not in connection.execute_wrappers:
-            connection.execute_wrappers.append(_execute_wrapper)
+        if execute_wrapper not in connection.execute_wrappers:
+            connection.execute_wrappers.append(execute_wrapper)
             installed.append(connection)
     return installed
 
@@ -300,7 +387,7 @@ def install_wrappers() -> list:
 def remove_wrappers(installed: list) -> None:
     for connection in installed:
         try:
-            connection.execute_wrappers.remove(_execute_wrapper)
+            connection.execute_wrappers.remove(execute_wrapper)
         except ValueError:
             pass
 

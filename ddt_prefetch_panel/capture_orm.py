@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import query as query_module
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.manager import BaseManager
@@ -182,12 +183,31 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    _patch_cursor()
     _patch_execute_sql()
     _patch_get_queryset()
     _patch_model_iterable()
     _patch_single_valued()
     _patch_many_valued()
     _patch_prefetch()
+
+
+def _patch_cursor() -> None:
+    """Cover connections of other threads too (sync_to_async under ASGI, worker threads).
+
+    The capture installs its execute wrapper on this thread's connections; a cursor opened
+    elsewhere while the capture is current in that context gets it on first use.
+    """
+    original = BaseDatabaseWrapper._prepare_cursor
+
+    def _prepare_cursor(self, cursor):
+        capture = cap._current.get()
+        if capture is not None and cap.execute_wrapper not in self.execute_wrappers:
+            self.execute_wrappers.append(cap.execute_wrapper)
+            capture.installed.append(self)
+        return original(self, cursor)
+
+    BaseDatabaseWrapper._prepare_cursor = _prepare_cursor
 
 
 def _patch_execute_sql() -> None:
@@ -231,44 +251,58 @@ def _patch_model_iterable() -> None:
     ModelIterable.__iter__ = __iter__
 
 
-def _tagging_iter(iterable: ModelIterable, rows: Any, capture: cap.Capture):
-    queryset = iterable.queryset
+def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Root | None]:
+    """Where the instances this queryset is about to load come from."""
     query = queryset.query
     tag = query_tag(query)
     prefetch = cap.active_prefetch.get()
-    root: Root | None = None
     if prefetch is not None:
         parent, attr = prefetch
-        source = Source(parent.root, parent.path + (attr,)) if parent is not None else None
+        return (Source(parent.root, parent.path + (attr,)) if parent is not None else None), None
+    hop = (tag.hop if tag is not None else None) or cap.active_hop.get()
+    if hop is not None and hop.source is not None:
+        step = hop.source.path + (accessor_name(hop.descriptor),)
+        if not isinstance(hop.descriptor, rd.ReverseManyToOneDescriptor):
+            # One related object (FK, one-to-one, generic FK): it extends its parent's path.
+            return Source(hop.source.root, step), None
+        via = Source(hop.source.root, step)
     else:
-        hop = (tag.hop if tag is not None else None) or cap.active_hop.get()
         via = None
-        if hop is not None and hop.source is not None:
-            via = Source(hop.source.root, hop.source.path + (accessor_name(hop.descriptor),))
-        root = Root(
-            model=queryset.model,
-            origin=tag.origin if tag is not None else None,
-            evaluated=capture.intern_stack(cap.raw_stack(2)),
-            prefetch_lookups=tuple(queryset._prefetch_related_lookups),
-            select_related=query.select_related,
-            deferred=query.deferred_loading,
-            via=via,
-        )
-        capture.add_root(root)
-        source = Source(root, ())
+    root = Root(
+        model=queryset.model,
+        origin=tag.origin if tag is not None else None,
+        evaluated=capture.intern_stack(cap.raw_stack(3)),
+        prefetch_lookups=tuple(queryset._prefetch_related_lookups),
+        select_related=query.select_related,
+        deferred=query.deferred_loading,
+        via=via,
+    )
+    capture.add_root(root)
+    return Source(root, ()), root
+
+
+def _tagging_iter(iterable: ModelIterable, rows: Any, capture: cap.Capture):
+    query = iterable.queryset.query
+    try:
+        source, root = _source_for(iterable.queryset, capture)
+    except Exception:  # tagging is best effort: the user's loop must run regardless
+        source, root = None, None
+        capture.dropped += 1
     token = cap.evaluating.set((query, root))
     try:
         obj = next(rows, None)
     finally:
         cap.evaluating.reset(token)
     if source is None:
-        yield from ([] if obj is None else [obj])
+        if obj is not None:
+            yield obj
         yield from rows
         return
     select_related = query.select_related
     related_sources: dict = {}
     while obj is not None:
-        obj._state._ddtpp_src = source
+        state = obj._state
+        state._ddtpp_src = source
         if root is not None:
             root.rows += 1
         if select_related:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
 
-from .capture import Record
+from .capture import Bucket, Record, params_hash
 
 # --------------------------------------------------------------------------- fingerprint
 
@@ -200,53 +200,90 @@ class StackResolver:
 
 @dataclass
 class Group:
+    """Buckets with the same alias, fingerprint and tidied call-site stack."""
+
     alias: str
     fingerprint: str
     stack: tuple[Frame, ...]
-    records: list[Record] = field(default_factory=list)
+    buckets: list[Bucket] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.records)
+        return sum(b.count for b in self.buckets)
 
     @property
     def duration(self) -> float:
-        return sum(r.duration for r in self.records)
+        return sum(b.duration for b in self.buckets)
+
+    @property
+    def records(self) -> list[Record]:
+        """Sample statements (bounded), the slowest of each bucket included."""
+        return [r for b in self.buckets for r in b.records]
+
+    @property
+    def hops(self) -> list:
+        return [h for b in self.buckets for h in b.hops]
+
+    @property
+    def calls(self) -> set:
+        return set().union(*(b.calls for b in self.buckets))
+
+    @property
+    def first_seq(self) -> int:
+        return min(b.first_seq for b in self.buckets)
+
+    @property
+    def prefetch_only(self) -> bool:
+        return all(b.prefetch is not None for b in self.buckets)
 
     @property
     def callsite(self) -> Frame | None:
         return self.stack[0] if self.stack else None
 
     def distinct_params(self) -> int:
-        return len({params_key(r.params) for r in self.records})
+        keys = set().union(*(b.params for b in self.buckets))
+        return len(keys) + sum(b.params_overflow for b in self.buckets)
 
 
-def params_key(params: Any) -> str:
-    try:
-        return repr(params)
-    except Exception:  # a parameter whose repr fails still has an identity
-        return f"<unrepresentable {id(params)}>"
-
-
-def group_records(records: Iterable[Record], resolve: StackResolver) -> list[Group]:
-    """Group statements by (alias, fingerprint, tidied call-site stack), in first-seen order."""
+def group_buckets(buckets: Iterable[Bucket], resolve: StackResolver) -> list[Group]:
+    """Group by (alias, fingerprint, tidied call-site stack), in first-seen order."""
     groups: dict[tuple, Group] = {}
-    for record in records:
-        stack = resolve(record.stack)
-        key = (record.alias, fingerprint(record.sql), stack)
+    for bucket in buckets:
+        stack = resolve(bucket.stack)
+        key = (bucket.alias, fingerprint(bucket.sql), stack)
         group = groups.get(key)
         if group is None:
-            group = groups[key] = Group(record.alias, key[1], stack)
-        group.records.append(record)
+            group = groups[key] = Group(bucket.alias, key[1], stack)
+        group.buckets.append(bucket)
     return list(groups.values())
 
 
-def exact_duplicates(records: Iterable[Record]) -> list[list[Record]]:
-    """Statements issued more than once with identical SQL *and* parameters."""
-    seen: dict[tuple, list[Record]] = {}
-    for record in records:
-        seen.setdefault((record.alias, record.sql, params_key(record.params)), []).append(record)
-    return [batch for batch in seen.values() if len(batch) > 1]
+@dataclass
+class Duplicate:
+    """The same SQL with the same parameters, run more than once (possibly from several places)."""
+
+    alias: str
+    sql: str
+    count: int
+    duration: float
+    buckets: list[Bucket]
+    sample: Record
+
+
+def exact_duplicates(buckets: Iterable[Bucket]) -> list[Duplicate]:
+    seen: dict[tuple, list] = {}
+    for bucket in buckets:
+        for key, count in bucket.params.items():
+            entry = seen.setdefault((bucket.alias, bucket.sql, key), [0, 0.0, []])
+            entry[0] += count
+            entry[1] += bucket.duration * count / bucket.count
+            entry[2].append(bucket)
+    duplicates = []
+    for (alias, sql, key), (count, duration, owners) in seen.items():
+        if count > 1:
+            sample = next((r for b in owners for r in b.samples if params_hash(r.params) == key), owners[0].samples[0])
+            duplicates.append(Duplicate(alias, sql, count, duration, owners, sample))
+    return duplicates
 
 
 def most_common(values: Iterable[Any]) -> Any:

@@ -27,6 +27,9 @@ class PrefetchPanel(Panel):
     title = _("N+1 queries and prefetching")
     nav_title = _("Prefetch")
     template = "ddt_prefetch_panel/panel.html"
+    # Capture state is a ContextVar and cursors of sync_to_async threads are wrapped on first
+    # use, so ASGI requests (async views, sync views run in threads) are covered.
+    is_async = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -158,14 +158,13 @@ def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
     return root, path
 
 
-def relate(group: Group, records_index: dict[int, int], roots_by_index: list[tuple[int, Root]]) -> Relation | None:
+def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
     """The relation behind a group: ORM events first, then the SQL."""
-    with_hops = [r for r in group.records if r.hop is not None]
-    if with_hops:
-        relation = _from_events(with_hops)
+    hops = group.hops
+    if hops:
+        relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None])
     else:
-        first = records_index.get(id(group.records[0]), 0)
-        relation = _from_sql(group, first, roots_by_index)
+        relation = _from_sql(group, group.first_seq, roots_by_seq)
     if relation is not None:
         record = group.records[0]
         shape = sqlshape.select_shape(record.sql, _vendor(record.alias))
@@ -199,14 +198,11 @@ def changelist_admin(root: Root) -> Any:
 _CHANGELIST_CODE = frozenset({"get_queryset", "get_results", "changelist_view", "__init__"})
 
 
-def _from_events(records: list) -> Relation | None:
-    hops = [r.hop for r in records]
+def _from_events(hops: list, calls: set, records: list) -> Relation | None:
     descriptor = most_common(h.descriptor for h in hops)
-    chosen = [r for r in records if r.hop.descriptor is descriptor]
-    calls = {r.call for r in chosen}
-    relation = _relation_for([r.hop for r in chosen], descriptor)
+    relation = _relation_for([h for h in hops if h.descriptor is descriptor], descriptor)
     if relation is not None:
-        relation.call = most_common(r.call for r in chosen)
+        relation.call = most_common(r.call for r in records if r.hop.descriptor is descriptor)
         relation.calls_vary = len(calls) > 1
     return relation
 
@@ -246,7 +242,7 @@ def model_for_table(table: str) -> type | None:
     return _tables().get(table.strip('"`[]').lower())
 
 
-def _from_sql(group: Group, first_index: int, roots_by_index: list[tuple[int, Root]]) -> Relation | None:
+def _from_sql(group: Group, first_seq: int, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
     record = group.records[0]
     shape = sqlshape.select_shape(record.sql, _vendor(record.alias))
     if shape is None or len(shape.tables) != 1:
@@ -255,7 +251,7 @@ def _from_sql(group: Group, first_index: int, roots_by_index: list[tuple[int, Ro
     if model is None or model._meta.auto_created:
         return None
     columns = {c.column for c in shape.conditions if c.op in ("eq", "in")}
-    recent = [root for index, root in reversed(roots_by_index) if index < first_index and root.rows > 1]
+    recent = [root for seq, root in reversed(roots_by_seq) if seq < first_seq and root.rows > 1]
     # A foreign-key column filtered per row: the reverse relation it mirrors.
     for fk in model._meta.concrete_fields:
         if isinstance(fk, ForeignKey) and fk.column in columns:

@@ -19,14 +19,7 @@ from django.db.models import Prefetch
 
 from .advise import Advice, advise_relation, advise_unused
 from .conf import get_config, is_allowed
-from .group import (
-    Frame,
-    Group,
-    StackResolver,
-    exact_duplicates,
-    group_records,
-    redact_sql,
-)
+from .group import Frame, Group, StackResolver, exact_duplicates, group_buckets, redact_sql
 from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
 from . import sqlshape
 
@@ -226,38 +219,36 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     show_params = bool(config.get("SHOW_PARAMS", False))
     max_frames = int(config.get("MAX_FRAMES", 30))
     resolve = StackResolver()
-    records = capture.records
-    index = {id(r): i for i, r in enumerate(records)}
-    roots_by_index = sorted(
-        (index[id(root.record)], root) for root in capture.roots
-        if root.record is not None and id(root.record) in index
-    ) if capture.roots else []
-    groups = group_records(records, resolve)
+    buckets = list(capture.buckets.values())
+    roots_by_seq = sorted(
+        ((root.record.seq, root) for root in capture.roots if root.record is not None), key=lambda item: item[0]
+    )
+    groups = group_buckets(buckets, resolve)
 
     candidates: list[tuple[Group, Relation | None]] = []
     for group in groups:
-        if group.count < threshold or all(r.prefetch for r in group.records):
+        if group.count < threshold or group.prefetch_only:
             continue
         if group.distinct_params() == 1:
             continue  # the same statement again and again: reported as a duplicate
-        candidates.append((group, relate(group, index, roots_by_index)))
+        candidates.append((group, relate(group, roots_by_seq)))
 
     context = _Context(resolve, show_params, max_frames)
     findings: list[Finding] = []
     n_plus_one_members: dict[int, int] = {}
     for number, (group, absorbed, relation) in enumerate(_merge_nested(candidates)):
         for member in [group, *absorbed]:
-            for record in member.records:
-                n_plus_one_members[id(record)] = number
+            for bucket in member.buckets:
+                n_plus_one_members[id(bucket)] = number
         if "n_plus_one" in kinds:
             findings.append(_n_plus_one(group, absorbed, relation, context))
 
     if "duplicate" in kinds:
-        for batch in exact_duplicates(records):
-            owners = {n_plus_one_members.get(id(r)) for r in batch}
+        for duplicate in exact_duplicates(buckets):
+            owners = {n_plus_one_members.get(id(b)) for b in duplicate.buckets}
             if len(owners) == 1 and None not in owners:
                 continue  # repeats inside an N+1 the fix removes anyway
-            findings.append(_duplicate(batch, context))
+            findings.append(_duplicate(duplicate, context))
 
     if "unused_prefetch" in kinds:
         findings.extend(_unused_prefetches(capture, context))
@@ -272,12 +263,12 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings = [f for f in findings if f not in allowed]
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     summary = {
-        "queries": len(records),
-        "duration_ms": round(sum(r.duration for r in records) * 1000, 3),
+        "queries": capture.seq,
+        "duration_ms": round(sum(b.duration for b in buckets) * 1000, 3),
         "n_plus_one": sum(1 for f in findings if f.kind == "n_plus_one"),
         "duplicates": sum(1 for f in findings if f.kind == "duplicate"),
         "avoidable": sum(f.avoidable for f in findings),
-        "errors": sum(1 for r in records if r.error),
+        "errors": sum(b.errors for b in buckets),
         "dropped": capture.dropped,
         "allowed": len(allowed),
         "ignored": capture.ignored,
@@ -413,35 +404,35 @@ def _table_model(record: cap.Record) -> str | None:
     return _label(model_for_table(shape.tables[0]))
 
 
-def _duplicate(batch: list[cap.Record], context: _Context) -> Finding:
-    record = batch[0]
-    frames = []
+def _duplicate(duplicate: Any, context: _Context) -> Finding:
+    record = duplicate.sample
+    frames: list[dict] = []
     seen = set()
-    for item in batch:
-        frame = context.first_frame(item.stack)
+    for bucket in sorted(duplicate.buckets, key=lambda b: b.first_seq):
+        frame = context.first_frame(bucket.stack)
         key = (frame or {}).get("filename"), (frame or {}).get("lineno")
-        if key not in seen:
+        if frame is not None and key not in seen:
             seen.add(key)
             frames.append(frame)
-    first = frames[0]
+    first = frames[0] if frames else None
     where = _where(first) if first else "the first call"
-    fix = f"# {len(batch)} identical queries: keep the result of the first one ({where}) and reuse it"
+    fix = f"# {duplicate.count} identical queries: keep the result of the first one ({where}) and reuse it"
     return Finding(
         kind="duplicate",
         model=_label(record.model) or _table_model(record),
         relation=None,
         lookup=None,
         method=None,
-        count=len(batch),
-        avoidable=len(batch) - 1,
-        duration_ms=round(sum(r.duration for r in batch) * 1000, 3),
+        count=duplicate.count,
+        avoidable=duplicate.count - 1,
+        duration_ms=round(duplicate.duration * 1000, 3),
         sql=context.sql(record),
         params=context.params(record),
         callsite=first,
         stack=context.stack(record.stack),
         origin=None,
         snippets={"fix": fix},
-        callsites=[f for f in frames if f is not None],
+        callsites=frames,
         alias=record.alias,
     )
 
@@ -475,10 +466,10 @@ def _unused_prefetches(capture: cap.Capture, context: _Context) -> list[Finding]
     accessed: dict[int, list[tuple[str, ...]]] = {}
     for root_id, path in capture.accessed:
         accessed.setdefault(root_id, []).append(path)
-    prefetch_time: dict[tuple, list[cap.Record]] = {}
-    for record in capture.records:
-        if record.prefetch is not None:
-            prefetch_time.setdefault(record.prefetch, []).append(record)
+    prefetch_time: dict[tuple, list[cap.Bucket]] = {}
+    for bucket in capture.buckets.values():
+        if bucket.prefetch is not None:
+            prefetch_time.setdefault(bucket.prefetch, []).append(bucket)
     findings = []
     for root in capture.roots:
         if root.rows == 0:
@@ -499,9 +490,9 @@ def _unused_prefetches(capture: cap.Capture, context: _Context) -> list[Finding]
             if used == len(path):
                 continue
             hops = describe_path(root.model, path)
-            records = [r for key, batch in prefetch_time.items()
+            batches = [b for key, batch in prefetch_time.items()
                        if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
-                       for r in batch]
+                       for b in batch]
             lookup = "__".join(path)
             findings.append(Finding(
                 kind="unused_prefetch",
@@ -509,10 +500,11 @@ def _unused_prefetches(capture: cap.Capture, context: _Context) -> list[Finding]
                 relation=hops[-1].label if hops else None,
                 lookup=lookup,
                 method=method,
-                count=len(records),
-                avoidable=len(records),
-                duration_ms=round(sum(r.duration for r in records) * 1000, 3),
-                sql=context.sql(records[0]) if records else (context.sql(root.record) if root.record else ""),
+                count=sum(b.count for b in batches),
+                avoidable=sum(b.count for b in batches),
+                duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
+                sql=context.sql(batches[0].samples[0]) if batches else (
+                    context.sql(root.record) if root.record else ""),
                 callsite=context.first_frame(root.evaluated),
                 stack=context.stack(root.evaluated),
                 origin=origin,

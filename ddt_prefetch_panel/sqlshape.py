@@ -160,3 +160,34 @@ def _condition(node: exp.Expression, aliases, tables, placeholders):
     if isinstance(node, (exp.Like, exp.ILike)):
         return Condition(table, left.name, "like", param)
     return Condition(table, left.name, "other")
+
+
+# --------------------------------------------------------------------------- parameter positions
+# Added for the index advisor; select_shape above is unchanged.
+
+
+@lru_cache(maxsize=4096)
+def placeholder_positions(sql: str, vendor: str = "sqlite") -> tuple[int, ...] | None:
+    """Map ``Condition.param`` to the position of that placeholder in the statement.
+
+    ``select_shape`` numbers placeholders in sqlglot's default breadth-first walk, which
+    differs from the order of ``%s`` in the text (and so from the parameter list) as soon
+    as conditions nest, e.g. ``a = %s AND b LIKE %s AND c = %s``. The index advisor needs
+    the actual parameter of a LIKE, so it translates with this table:
+    ``positions[condition.param]`` is the index into the statement's parameters.
+    ``None`` when the statement cannot be parsed (the caller then knows no value).
+    """
+    if len(sql) > MAX_PARSE_CHARS:
+        return None
+    try:
+        tree = sqlglot.parse_one(to_parseable(sql), read=DIALECTS.get(vendor, None))
+    except Exception:  # any parser error means "cannot read"
+        return None
+    if tree is None:
+        return None
+    # A depth-first walk visits the arguments in the order the parser read them, which
+    # is the order of the placeholders in the text.
+    textual = {id(node): index for index, node in enumerate(tree.find_all(exp.Placeholder, bfs=False))}
+    if len(textual) != len(_PLACEHOLDER.findall(sql)):
+        return None  # the parser dropped or added a placeholder: do not guess
+    return tuple(textual[id(node)] for node in tree.find_all(exp.Placeholder))
