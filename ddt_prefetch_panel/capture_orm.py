@@ -24,6 +24,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
+
+try:  # Django 6 moved the accessor of a GenericForeignKey to a descriptor class of its own.
+    from django.contrib.contenttypes.fields import GenericForeignKeyDescriptor as _GFKDescriptor
+except ImportError:  # Django 5.2: the field is its own descriptor
+    _GFKDescriptor = GenericForeignKey
+GENERIC_FK_TYPES = (GenericForeignKey, _GFKDescriptor)
+
+
+def generic_fk_field(descriptor: Any) -> GenericForeignKey:
+    return descriptor if isinstance(descriptor, GenericForeignKey) else descriptor.field
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import query as query_module
 from django.db.models.fields import related_descriptors as rd
@@ -156,8 +166,8 @@ def accessor_name(descriptor: Any) -> str:
         return _accessors[descriptor]
     except KeyError:
         pass
-    if isinstance(descriptor, GenericForeignKey):
-        name = descriptor.name
+    if isinstance(descriptor, GENERIC_FK_TYPES):
+        name = generic_fk_field(descriptor).name
     elif isinstance(descriptor, DeferredAttribute):
         name = descriptor.field.attname
     elif isinstance(descriptor, rd.ReverseOneToOneDescriptor):
@@ -382,14 +392,14 @@ def _patch_single_valued() -> None:
             cap.active_hop.reset(token)
 
     rd.ReverseOneToOneDescriptor.__get__ = reverse_o2o
-    generic_get = _with_active_hop(GenericForeignKey.__get__)
+    generic_get = _with_active_hop(_GFKDescriptor.__get__)
 
     def generic(self, instance, cls=None):
         if instance is not None and cap._current.get() is not None and self.is_cached(instance):
             note_access(instance_source(instance), self)
         return generic_get(self, instance, cls)
 
-    GenericForeignKey.__get__ = generic
+    _GFKDescriptor.__get__ = generic
     deferred_get = DeferredAttribute.__get__
 
     def deferred(self, instance, cls=None):

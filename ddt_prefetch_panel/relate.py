@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
-from django.contrib.contenttypes.fields import GenericForeignKey
 from django.db import connections
 from django.db.models import ForeignKey
 from django.db.models.fields import related_descriptors as rd
@@ -26,7 +25,7 @@ from django.db.models.query_utils import DeferredAttribute
 
 from . import sqlshape
 from .capture import Root, Source
-from .capture_orm import accessor_name
+from .capture_orm import GENERIC_FK_TYPES, accessor_name, generic_fk_field
 from .group import Group, most_common
 
 KIND_LABELS = {
@@ -93,8 +92,8 @@ class Relation:
 
 def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
     """(kind, target model, defining field) of a class attribute, or None if not a relation."""
-    if isinstance(descriptor, GenericForeignKey):
-        return "generic_fk", None, descriptor
+    if isinstance(descriptor, GENERIC_FK_TYPES):
+        return "generic_fk", None, generic_fk_field(descriptor)
     if isinstance(descriptor, rd.ForwardOneToOneDescriptor):
         return "forward_o2o", descriptor.field.remote_field.model, descriptor.field
     if isinstance(descriptor, rd.ForwardManyToOneDescriptor):
