@@ -78,8 +78,6 @@ class Hop:
     descriptor: Any
     model: type  # class of the instance the attribute was read on
     source: Source | None
-    manager_call: str | None = None  # "count", "exists", "filter", ... for related managers
-    call_args: Any = None
 
 
 @dataclass(slots=True)
@@ -172,10 +170,7 @@ class Capture:
     parent: Capture | None = None
     propagate: bool = False  # also record into the enclosing capture (panel inside a test)
     roots: list[Root] = field(default_factory=list)
-    prefetches: list = field(default_factory=list)  # (Root, path, lookup) of eager loads
     accessed: set = field(default_factory=set)  # (id(root), path) pairs that were read
-    started: float = field(default_factory=time.perf_counter)
-    stopped: float | None = None
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections given the wrapper on first use
@@ -363,7 +358,6 @@ def start(propagate: bool = False) -> tuple[Capture, Any, list]:
 
 
 def stop(capture: Capture, token: Any, installed: list) -> None:
-    capture.stopped = time.perf_counter()
     remove_wrappers(installed + capture.installed)
     try:
         _current.reset(token)

@@ -40,7 +40,7 @@ from . import capture as cap
 from .group import Group, redact_sql
 from .relate import definition_site, model_for_table
 from .report import Finding, display_path, frame_dict
-from .sqlshape import Shape, placeholder_positions, select_shape
+from .sqlshape import LikeUse, Shape, like_uses, select_shape
 
 MAX_FIELDS = 3  # longer composite indexes rarely pay for their writes
 TRY_INDEX_MAX_ROWS = 10_000  # EXPLAIN_TRY_INDEX builds a real index: only on small dev tables
@@ -78,47 +78,54 @@ class Wanted:
         return self.order[0][0] if self.order else None
 
 
-def like_pattern(params: Any, position: int | None) -> str | None:
-    """The LIKE pattern a statement was run with, if it is a positional string parameter."""
-    if position is None or not isinstance(params, (list, tuple)) or position >= len(params):
+def like_pattern(use: LikeUse, params: Any) -> str | None:
+    """The pattern a LIKE ran with: the positional parameter, or the literal in the SQL."""
+    if use.literal is not None:
+        return use.literal
+    if use.param is None or not isinstance(params, (list, tuple)) or use.param >= len(params):
         return None
-    value = params[position]
+    value = params[use.param]
     return value if isinstance(value, str) else None
 
 
-def like_why(pattern: str | None, vendor: str) -> str | None:
+def like_why(pattern: str | None, wrapped: bool, vendor: str) -> str | None:
     """Why a LIKE cannot use an index (``None``: it is a usable prefix match)."""
     if pattern is None:
         return WHY_UNKNOWN_PATTERN
     if pattern[:1] in ("%", "_"):
         return WHY_LEADING_WILDCARD
-    if vendor == "sqlite":
-        # SQLite uses an index for LIKE only with case_sensitive_like or NOCASE columns.
-        return WHY_SQLITE_LIKE
     if vendor == "postgresql":
         # Outside the C locale a prefix LIKE needs a *_pattern_ops index, which
         # Index(fields=...) does not create: do not advise one that would not be used.
         return WHY_PG_LIKE
+    if wrapped:
+        return WHY_FUNCTION
+    if vendor == "sqlite":
+        # SQLite uses an index for LIKE only with case_sensitive_like or NOCASE columns.
+        return WHY_SQLITE_LIKE
     return None
 
 
-def wanted_columns(shape: Shape, table: str, params: Any, positions: tuple[int, ...] | None,
-                   vendor: str) -> Wanted:
+def wanted_columns(shape: Shape, table: str, params: Any, likes: tuple[LikeUse, ...], vendor: str) -> Wanted:
     """Split a table's WHERE / ORDER BY columns into what an index serves and what it cannot."""
     wanted = Wanted(has_or=shape.has_or)
+    like_by_column = {use.column: use for use in likes if use.table == table}
     for condition in shape.conditions:
         if condition.table != table:
             continue
         column = condition.column
         op = condition.op
-        if op == "like":
-            position = positions[condition.param] if positions is not None and condition.param is not None \
-                and condition.param < len(positions) else None
-            why = like_why(like_pattern(params, position), vendor)
+        use = like_by_column.get(column)
+        if use is not None and op in ("like", "function"):
+            # PostgreSQL's "col"::text LIKE reads as a function: it is still a LIKE.
+            why = like_why(like_pattern(use, params), use.wrapped, vendor)
             if why is not None:
                 wanted.skipped.append((column, why))
                 continue
             op = "range"  # a prefix match reads a contiguous slice of the index
+        elif op == "like":
+            wanted.skipped.append((column, WHY_UNKNOWN_PATTERN))
+            continue
         if op in ("eq", "in", "isnull"):
             if column not in wanted.equality:
                 wanted.equality.append(column)
@@ -331,19 +338,24 @@ def advice_snippets(model: type, fields: tuple[str, ...], index: Index) -> dict[
 
 
 def describe(wanted: Wanted) -> str:
-    parts = [f"{c} =" for c in wanted.equality]
+    """The filter and sort an index should serve, in the words of the SQL."""
+    where = [f"{c} = ?" for c in wanted.equality]
     if wanted.range:
-        parts.append(f"{wanted.range} range")
-    if wanted.order and not wanted.range:
-        parts.append("ORDER BY " + ", ".join(c + (" DESC" if d else "") for c, d in wanted.order))
-    return "; ".join(parts)
+        where.append(f"{wanted.range} in a range")
+    text = ("WHERE " + " AND ".join(where)) if where else ""
+    if wanted.order:
+        order = "ORDER BY " + ", ".join(c + (" DESC" if d else "") for c, d in wanted.order)
+        text = f"{text}, {order}" if text else order
+    return text
+
+
+def already_exists(model: type, fields: tuple[str, ...], indexes: list[ExistingIndex]) -> bool:
+    """An index already starts with the advised columns (the advice may be cut to 3 fields)."""
+    columns = {_column(model, f) for f in fields}
+    return any(set(index.columns[: len(fields)]) == columns for index in indexes)
 
 
 # --------------------------------------------------------------------------- database access
-
-
-class _Rollback(Exception):
-    """Leaves a sandbox block through its rollback path."""
 
 
 @contextmanager
@@ -479,6 +491,11 @@ def explain_with_index(alias: str, model: type, index: Index, sql: str, params: 
         rows = cursor.fetchone()[0]
         if rows >= TRY_INDEX_MAX_ROWS:
             return None, f"Not tried with the index: {table} has {rows} rows (limit {TRY_INDEX_MAX_ROWS})."
+        if connection.vendor == "postgresql":
+            # Rows written earlier in this transaction leave deferred FK checks pending,
+            # and PostgreSQL refuses CREATE INDEX then. Run them now; the rollback to our
+            # savepoint restores the deferred mode (and contains a failing check).
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for statement in create_index_sql(connection, model, index):
             cursor.execute(statement)
         note = None
@@ -550,7 +567,7 @@ def _candidates(groups: list[Group], introspect: Introspection) -> list[_Candida
         shape = select_shape(record.sql, vendor)
         if shape is None:
             continue
-        positions = placeholder_positions(record.sql, vendor)
+        likes = like_uses(record.sql, vendor)
         for table in dict.fromkeys(shape.tables):
             model = model_for_table(table)
             if model is None:
@@ -558,20 +575,24 @@ def _candidates(groups: list[Group], introspect: Introspection) -> list[_Candida
             model = model._meta.concrete_model
             if model._meta.auto_created or not model._meta.managed:
                 continue  # M2M through tables and unmanaged tables: no Meta.indexes to edit
-            wanted = wanted_columns(shape, table, record.params, positions, vendor)
+            wanted = wanted_columns(shape, table, record.params, likes, vendor)
             if not wanted.equality and wanted.range is None and not (wanted.order and shape.limit):
                 # Nothing an index can narrow. ORDER BY alone matters only with a LIMIT:
                 # without one every row is read anyway.
                 continue
             fk_columns = {f.column for f in model._meta.local_concrete_fields
                           if isinstance(f, ForeignKey) or f.one_to_one}
-            if is_covered(wanted, meta_indexes(model), fk_columns):
-                continue
-            if is_covered(wanted, introspect(group.alias, table), fk_columns):
+            declared = meta_indexes(model)
+            if is_covered(wanted, declared, fk_columns):
+                continue  # decided without touching the database
+            live = introspect(group.alias, table)
+            if is_covered(wanted, live, fk_columns):
                 continue
             fields, not_fields = advised_fields(model, wanted)
             if not fields or not validated(model, fields):
                 continue
+            if already_exists(model, fields, declared + live):
+                continue  # the advice, cut to MAX_FIELDS, names an index that exists
             key = (group.alias, model._meta.label, fields)
             candidate = merged.get(key)
             if candidate is None:
@@ -621,8 +642,8 @@ def _finding(candidate: _Candidate, config: dict, context: Any, introspect: Intr
                 evidence["after"] = after
                 if note:
                     evidence["note"] = note
-            except Exception as exc:  # the "before" evidence still stands
-                evidence["error"] = "Trying the index failed: " + _error_text(exc, show_params)
+            except Exception as exc:  # the "before" plan still stands: not an EXPLAIN error
+                evidence["note"] = "Trying the index failed: " + _error_text(exc, show_params)
     max_frames = int(getattr(context, "max_frames", 30))
     site = definition_site(model._meta.get_field(candidate.fields[0].lstrip("-"))) \
         if len(candidate.fields) == 1 else None

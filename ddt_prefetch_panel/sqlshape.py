@@ -162,32 +162,65 @@ def _condition(node: exp.Expression, aliases, tables, placeholders):
     return Condition(table, left.name, "other")
 
 
-# --------------------------------------------------------------------------- parameter positions
+# --------------------------------------------------------------------------- LIKE patterns
 # Added for the index advisor; select_shape above is unchanged.
 
 
-@lru_cache(maxsize=4096)
-def placeholder_positions(sql: str, vendor: str = "sqlite") -> tuple[int, ...] | None:
-    """Map ``Condition.param`` to the position of that placeholder in the statement.
+@dataclass(frozen=True)
+class LikeUse:
+    """A ``LIKE`` / ``ILIKE`` filter on a column and where its pattern comes from."""
 
-    ``select_shape`` numbers placeholders in sqlglot's default breadth-first walk, which
-    differs from the order of ``%s`` in the text (and so from the parameter list) as soon
-    as conditions nest, e.g. ``a = %s AND b LIKE %s AND c = %s``. The index advisor needs
-    the actual parameter of a LIKE, so it translates with this table:
-    ``positions[condition.param]`` is the index into the statement's parameters.
-    ``None`` when the statement cannot be parsed (the caller then knows no value).
+    table: str | None
+    column: str
+    param: int | None  # position of the pattern in the statement's parameters, if a placeholder
+    literal: str | None  # the pattern when written in the SQL itself
+    wrapped: bool  # the column is inside a function or cast (UPPER(col), col::text)
+
+
+@lru_cache(maxsize=4096)
+def like_uses(sql: str, vendor: str = "sqlite") -> tuple[LikeUse, ...]:
+    """Every LIKE of a SELECT's WHERE, with the pattern's parameter position.
+
+    ``Condition.param`` of ``select_shape`` counts placeholders breadth-first, which is
+    not the order of the parameters once conditions nest; here positions follow the
+    text (a depth-first walk), and a pattern inside ``UPPER(%s)`` is found too. On
+    PostgreSQL Django writes ``"col"::text LIKE %s``, which ``select_shape`` reports as a
+    function condition; this tells the index advisor it is a LIKE and with which pattern.
     """
     if len(sql) > MAX_PARSE_CHARS:
-        return None
+        return ()
     try:
         tree = sqlglot.parse_one(to_parseable(sql), read=DIALECTS.get(vendor, None))
     except Exception:  # any parser error means "cannot read"
-        return None
-    if tree is None:
-        return None
-    # A depth-first walk visits the arguments in the order the parser read them, which
-    # is the order of the placeholders in the text.
-    textual = {id(node): index for index, node in enumerate(tree.find_all(exp.Placeholder, bfs=False))}
-    if len(textual) != len(_PLACEHOLDER.findall(sql)):
-        return None  # the parser dropped or added a placeholder: do not guess
-    return tuple(textual[id(node)] for node in tree.find_all(exp.Placeholder))
+        return ()
+    if not isinstance(tree, exp.Select) or tree.args.get("where") is None:
+        return ()
+    placeholders = list(tree.find_all(exp.Placeholder, bfs=False))
+    trusted = len(placeholders) == len(_PLACEHOLDER.findall(sql))  # else positions are guesses
+    position = {id(node): index for index, node in enumerate(placeholders)}
+    aliases: dict[str, str] = {}
+    tables: list[str] = []
+    from_ = tree.args.get("from_") or tree.args.get("from")
+    sources = [from_.this] if from_ is not None else []
+    sources += [join.this for join in tree.args.get("joins") or []]
+    for source in sources:
+        if isinstance(source, exp.Table):
+            tables.append(source.name)
+            aliases[source.alias_or_name] = source.name
+            aliases[source.name] = source.name
+    uses = []
+    for node in tree.args["where"].find_all(exp.Like, exp.ILike):
+        left, right = node.this, node.expression
+        column = left if isinstance(left, exp.Column) else left.find(exp.Column)
+        if column is None:
+            continue
+        placeholder = right if isinstance(right, exp.Placeholder) else right.find(exp.Placeholder)
+        literal = right if isinstance(right, exp.Literal) and right.is_string else None
+        uses.append(LikeUse(
+            _table(column, aliases, tables),
+            column.name,
+            position.get(id(placeholder)) if placeholder is not None and trusted else None,
+            literal.this if literal is not None else None,
+            not isinstance(left, exp.Column),
+        ))
+    return tuple(uses)

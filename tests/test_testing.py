@@ -122,6 +122,8 @@ def test_pytest_plugin_marker_and_fixture(pytester, monkeypatch):
     """))
     root = Path(__file__).resolve().parent.parent
     monkeypatch.setenv("PYTHONPATH", f"{root}{os.pathsep}{root / 'demo'}")
+    # On PostgreSQL the inner run needs a test database of its own.
+    monkeypatch.setenv("DDTPP_POSTGRES_DB", "ddtpp_inner")
     # The plugin is found through the installed package's pytest11 entry point.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ds=tests.settings")
     result.assert_outcomes(passed=2, failed=2)
