@@ -63,6 +63,14 @@ def fingerprint(sql: str) -> str:
     return _VALUES_ROWS.sub(r"\1 ...", text) if "VALUES" in text else text
 
 
+_CONTROL = re.compile(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT|START TRANSACTION|SET )", re.IGNORECASE)
+
+
+def is_transaction_control(sql: str) -> bool:
+    """Savepoints and friends: ``atomic()`` in a loop repeats them, but they are not N+1s."""
+    return bool(_CONTROL.match(sql))
+
+
 def redact_sql(sql: str) -> str:
     """The statement with string and number literals replaced by ``?``."""
 
@@ -261,6 +269,8 @@ def group_buckets(buckets: Iterable[Bucket], resolve: StackResolver) -> list[Gro
     """Group by (alias, fingerprint, tidied call-site stack), in first-seen order."""
     groups: dict[tuple, Group] = {}
     for bucket in buckets:
+        if is_transaction_control(bucket.sql):
+            continue
         stack = resolve(bucket.stack)
         key = (bucket.alias, fingerprint(bucket.sql), stack)
         group = groups.get(key)
@@ -285,6 +295,8 @@ class Duplicate:
 def exact_duplicates(buckets: Iterable[Bucket]) -> list[Duplicate]:
     seen: dict[tuple, list] = {}
     for bucket in buckets:
+        if is_transaction_control(bucket.sql):
+            continue
         for key, count in bucket.params.items():
             entry = seen.setdefault((bucket.alias, bucket.sql, key), [0, 0.0, []])
             entry[0] += count

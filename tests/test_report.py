@@ -98,3 +98,13 @@ def test_finding_from_dict_ignores_unknown_keys():
                                  "method": None, "count": 2, "avoidable": 1, "duration_ms": 0.1, "sql": "x",
                                  "callsite": None, "stack": [], "origin": None, "future_field": 1})
     assert finding.kind == "duplicate"
+
+
+def test_savepoints_in_a_loop_are_not_an_n_plus_one(pizzeria):
+    from django.db import transaction
+
+    with detect() as report:
+        for order in Order.objects.select_related("customer"):
+            with transaction.atomic():
+                order.customer.name
+    assert report.findings == []
