@@ -19,22 +19,23 @@ For each repeated (or slow) SELECT and each table in it:
    suggested index created inside a rolled-back transaction).
 
 Every query this module runs (introspection, EXPLAIN) goes through the raw backend
-cursor inside ``capture.suspend()`` and a rolled-back ``transaction.atomic`` block, so
-it is neither recorded by the panel, nor counted by ``assertNumQueries`` (SQLite), nor
-able to leave anything behind in the user's transaction.
+cursor inside ``capture.suspend()`` and a savepoint (or transaction) that is always
+rolled back (see ``sandbox``), so it is neither recorded by the panel nor counted by
+``assertNumQueries``, and it cannot leave anything behind in the user's transaction.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import connections, transaction
-from django.db.models import ForeignKey, Index, UniqueConstraint
+from django.db import connections
+from django.db.models import BooleanField, ForeignKey, Index, UniqueConstraint
 
 from . import capture as cap
 from .group import Group, redact_sql
@@ -280,6 +281,11 @@ def validated(model: type, fields: tuple[str, ...]) -> bool:
         return False
 
 
+def only_booleans(model: type, fields: tuple[str, ...]) -> bool:
+    """An index on two-valued columns alone rarely beats a scan: not worth advising."""
+    return all(isinstance(model._meta.get_field(f.lstrip("-")), BooleanField) for f in fields)
+
+
 def build_index(model: type, fields: tuple[str, ...]) -> Index:
     """A ``models.Index`` named exactly as Django would name it (<= 30 characters)."""
     index = Index(fields=list(fields))
@@ -358,22 +364,39 @@ def already_exists(model: type, fields: tuple[str, ...], indexes: list[ExistingI
 # --------------------------------------------------------------------------- database access
 
 
+_savepoints = itertools.count(1)
+
+
 @contextmanager
 def sandbox(alias: str) -> Iterator[Any]:
-    """The raw backend cursor inside a transaction / savepoint that is always rolled back.
+    """The raw backend cursor inside a transaction or savepoint that is always rolled back.
 
-    The raw cursor skips Django's debug query log and every execute wrapper (ours and
-    the toolbar's); the rollback undoes ``SET LOCAL`` and any index we created, and an
-    error stays inside the savepoint instead of poisoning the user's transaction.
+    The raw cursor and hand-written savepoint statements skip Django's query log and
+    every execute wrapper (ours and the toolbar's), so the analysis stays invisible to
+    ``connection.queries`` and ``assertNumQueries`` around a ``detect()`` block (Django's
+    ``atomic()`` would log its SAVEPOINT statements). The rollback undoes ``SET LOCAL``
+    and any index we created, and an error stays inside the savepoint instead of
+    poisoning the user's transaction. The connection ends in the state it started in,
+    so Django's transaction bookkeeping needs no update.
     """
     connection = connections[alias]
     if connection.needs_rollback:
         raise RuntimeError("the current transaction is broken; not querying the database")
     with cap.suspend():
-        with transaction.atomic(using=alias):
-            with connection.cursor() as wrapper:
-                yield wrapper.cursor
-            transaction.set_rollback(True, using=alias)
+        with connection.cursor() as wrapper:
+            cursor = wrapper.cursor
+            if connection.in_atomic_block or not connection.get_autocommit():
+                name = connection.ops.quote_name(f"ddtpp_{next(_savepoints)}")
+                cursor.execute(f"SAVEPOINT {name}")
+                undo = [f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"]
+            else:
+                cursor.execute("BEGIN")
+                undo = ["ROLLBACK"]
+            try:
+                yield cursor
+            finally:
+                for statement in undo:
+                    cursor.execute(statement)
 
 
 class Introspection:
@@ -589,7 +612,7 @@ def _candidates(groups: list[Group], introspect: Introspection) -> list[_Candida
             if is_covered(wanted, live, fk_columns):
                 continue
             fields, not_fields = advised_fields(model, wanted)
-            if not fields or not validated(model, fields):
+            if not fields or not validated(model, fields) or only_booleans(model, fields):
                 continue
             if already_exists(model, fields, declared + live):
                 continue  # the advice, cut to MAX_FIELDS, names an index that exists

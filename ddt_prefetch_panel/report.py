@@ -161,6 +161,11 @@ def _finding_markdown(finding: Finding) -> str:
     lines += ["", "SQL:", "", "```sql", finding.sql, "```", ""]
     if finding.params is not None:
         lines[-1:-1] = [f"Parameters: `{', '.join(finding.params)}`"]
+    evidence = finding.evidence or {}
+    if evidence.get("plan"):
+        lines += ["Plan (" + str(evidence.get("database")) + "):", "", "```", *evidence["plan"], "```", ""]
+    if evidence.get("after"):
+        lines += ["Plan with the index:", "", "```", *evidence["after"], "```", ""]
     return "\n".join(lines)
 
 
@@ -212,7 +217,11 @@ class Report:
 
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
-    """Findings of a finished capture (pure: reads records, never queries the database)."""
+    """Findings of a finished capture.
+
+    Reads the captured data only, except the index advisor, which introspects indexes and
+    runs EXPLAIN on the same alias with capture suspended (never recorded, never counted).
+    """
     config = config or get_config()
     threshold = max(2, int(config.get("THRESHOLD", 2)))
     kinds = set(config["KINDS"])

@@ -69,7 +69,7 @@ def select_shape(sql: str, vendor: str = "sqlite") -> Shape | None:
         aliases[source.alias_or_name] = name
         aliases[name] = name
     shape = Shape(tables=tables)
-    placeholders = {id(node): index for index, node in enumerate(tree.find_all(exp.Placeholder))}
+    placeholders = {id(node): index for index, node in enumerate(tree.find_all(exp.Placeholder, bfs=False))}
     where = tree.args.get("where")
     if where is not None:
         for conjunct in _conjuncts(where.this):

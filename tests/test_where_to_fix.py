@@ -135,7 +135,7 @@ def test_filtered_count_on_m2m_keeps_the_filter(pizzeria):
     with detect() as report:
         for topping in Topping.objects.all():
             topping.pizzas.filter(vegetarian=True).count()
-    [finding] = report.findings
+    [finding] = report.by_kind("n_plus_one")
     assert finding.snippets["fix"] == '.annotate(pizzas_count=Count("pizzas", filter=Q(pizzas__vegetarian=True)))'
 
 
