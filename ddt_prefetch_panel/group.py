@@ -183,20 +183,16 @@ def tidy_stack(raw: tuple) -> tuple[Frame, ...]:
         if is_library_file(filename):
             continue
         source = linecache.getline(filename, lineno).strip()
-        frames.append(Frame(filename, lineno, code.co_name, source))
-    return tuple(_name_anonymous(frames))
+        frames.append(Frame(filename, lineno, _function_name(code), source))
+    return tuple(frames)
 
 
-def _name_anonymous(frames: list[Frame]) -> list[Frame]:
-    """``<genexpr>`` and friends read better with the function they run in."""
-    named = []
-    for index, frame in enumerate(frames):
-        outer = frames[index + 1] if index + 1 < len(frames) else None
-        if (frame.function.startswith("<") and not frame.template and outer is not None
-                and outer.filename == frame.filename and not outer.function.startswith("<")):
-            frame = Frame(frame.filename, frame.lineno, f"{outer.function} {frame.function}", frame.code)
-        named.append(frame)
-    return named
+def _function_name(code: Any) -> str:
+    """``<genexpr>`` and friends read better with the function they are written in."""
+    name = code.co_name
+    if name.startswith("<"):
+        return getattr(code, "co_qualname", name).replace(".<locals>", "")
+    return name
 
 
 class StackResolver:
