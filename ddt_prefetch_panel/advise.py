@@ -138,15 +138,16 @@ def _existing_lookups(root: Any, method: str) -> list[str]:
         return out
     selected = root.select_related
     if isinstance(selected, dict):
-        return list(_flatten(selected))
+        return list(flatten_select_related(selected))
     return []
 
 
-def _flatten(tree: dict, prefix: str = ""):
+def flatten_select_related(tree: dict, prefix: str = ""):
+    """``{"customer": {"loyalty_card": {}}}`` -> ``"customer__loyalty_card"`` (leaves only)."""
     for key, sub in tree.items():
         path = f"{prefix}__{key}" if prefix else key
         if sub:
-            yield from _flatten(sub, path)
+            yield from flatten_select_related(sub, path)
         else:
             yield path
 

@@ -17,7 +17,7 @@ from django.conf import settings
 from . import capture as cap
 from django.db.models import Prefetch
 
-from .advise import Advice, advise_relation, advise_unused
+from .advise import Advice, advise_relation, advise_unused, flatten_select_related
 from .conf import get_config, is_allowed
 from .group import Frame, Group, StackResolver, exact_duplicates, group_buckets, redact_sql
 from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
@@ -457,17 +457,8 @@ def _eager_lookups(root: cap.Root) -> list[tuple[str, tuple[str, ...]]]:
             lookup = str(item)
         lookups.append(("prefetch_related", tuple(lookup.split("__"))))
     if isinstance(root.select_related, dict):
-        lookups += [("select_related", tuple(p.split("__"))) for p in _flatten_select(root.select_related)]
+        lookups += [("select_related", tuple(p.split("__"))) for p in flatten_select_related(root.select_related)]
     return lookups
-
-
-def _flatten_select(tree: dict, prefix: str = ""):
-    for key, sub in tree.items():
-        path = f"{prefix}__{key}" if prefix else key
-        if sub:
-            yield from _flatten_select(sub, path)
-        else:
-            yield path
 
 
 def _unused_prefetches(capture: cap.Capture, context: _Context) -> list[Finding]:

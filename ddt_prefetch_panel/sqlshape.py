@@ -47,27 +47,43 @@ def to_parseable(sql: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def select_shape(sql: str, vendor: str = "sqlite") -> Shape | None:
+def parse_select(sql: str, vendor: str = "sqlite") -> exp.Select | None:
+    """The parsed SELECT (shared by the cached readers below; never mutate it), or None."""
     if len(sql) > MAX_PARSE_CHARS or not sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
         return None
     try:
         tree = sqlglot.parse_one(to_parseable(sql), read=DIALECTS.get(vendor, None))
     except Exception:  # sqlglot raises several error types; any means "cannot read"
         return None
-    if not isinstance(tree, exp.Select):
-        return None
+    return tree if isinstance(tree, exp.Select) else None
+
+
+def _sources(tree: exp.Select) -> tuple[list[str], dict[str, str], bool]:
+    """Tables of FROM/JOIN, alias -> table, and whether every source is a plain table."""
     aliases: dict[str, str] = {}
     tables: list[str] = []
+    plain = True
     from_ = tree.args.get("from_") or tree.args.get("from")
     sources = [from_.this] if from_ is not None else []
     sources += [join.this for join in tree.args.get("joins") or []]
     for source in sources:
         if not isinstance(source, exp.Table):
-            return None  # subquery in FROM: not a shape we reason about
-        name = source.name
-        tables.append(name)
-        aliases[source.alias_or_name] = name
-        aliases[name] = name
+            plain = False
+            continue
+        tables.append(source.name)
+        aliases[source.alias_or_name] = source.name
+        aliases[source.name] = source.name
+    return tables, aliases, plain
+
+
+@lru_cache(maxsize=4096)
+def select_shape(sql: str, vendor: str = "sqlite") -> Shape | None:
+    tree = parse_select(sql, vendor)
+    if tree is None:
+        return None
+    tables, aliases, plain = _sources(tree)
+    if not plain:
+        return None  # subquery in FROM: not a shape we reason about
     shape = Shape(tables=tables)
     placeholders = {id(node): index for index, node in enumerate(tree.find_all(exp.Placeholder, bfs=False))}
     where = tree.args.get("where")
@@ -187,27 +203,13 @@ def like_uses(sql: str, vendor: str = "sqlite") -> tuple[LikeUse, ...]:
     PostgreSQL Django writes ``"col"::text LIKE %s``, which ``select_shape`` reports as a
     function condition; this tells the index advisor it is a LIKE and with which pattern.
     """
-    if len(sql) > MAX_PARSE_CHARS:
-        return ()
-    try:
-        tree = sqlglot.parse_one(to_parseable(sql), read=DIALECTS.get(vendor, None))
-    except Exception:  # any parser error means "cannot read"
-        return ()
-    if not isinstance(tree, exp.Select) or tree.args.get("where") is None:
+    tree = parse_select(sql, vendor)
+    if tree is None or tree.args.get("where") is None:
         return ()
     placeholders = list(tree.find_all(exp.Placeholder, bfs=False))
     trusted = len(placeholders) == len(_PLACEHOLDER.findall(sql))  # else positions are guesses
     position = {id(node): index for index, node in enumerate(placeholders)}
-    aliases: dict[str, str] = {}
-    tables: list[str] = []
-    from_ = tree.args.get("from_") or tree.args.get("from")
-    sources = [from_.this] if from_ is not None else []
-    sources += [join.this for join in tree.args.get("joins") or []]
-    for source in sources:
-        if isinstance(source, exp.Table):
-            tables.append(source.name)
-            aliases[source.alias_or_name] = source.name
-            aliases[source.name] = source.name
+    tables, aliases, _plain = _sources(tree)
     uses = []
     for node in tree.args["where"].find_all(exp.Like, exp.ILike):
         left, right = node.this, node.expression
