@@ -257,7 +257,8 @@ class Group:
         return self.stack[0] if self.stack else None
 
     def distinct_params(self) -> int:
-        keys = set().union(*(b.params for b in self.buckets))
+        """Distinct (SQL text, parameters) pairs: values inlined in the SQL count too."""
+        keys = {(b.sql, key) for b in self.buckets for key in b.params}
         return len(keys) + sum(b.params_overflow for b in self.buckets)
 
 
