@@ -26,12 +26,13 @@ BROWSER_PACKAGES := chromium chromium-driver
 POSTGRES_PACKAGES := postgresql
 APT_ENV := DEBIAN_FRONTEND=noninteractive
 
-.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres demo screenshot clean
+.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres demo screenshot bench clean
 
 help:
 	@echo "make test        - install, then run the suite on SQLite and on a throwaway PostgreSQL"
 	@echo "make demo        - run the demo pizzeria on http://127.0.0.1:8000/"
 	@echo "make screenshot  - regenerate docs/screenshot.png from the demo"
+	@echo "make bench       - benchmark the panel's overhead (a few minutes; BENCH_ARGS='--sizes 10,100 --reps 5')"
 	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name')"
 	@echo "make venv        - create/refresh $(VENV) with $(PYTHON) (DJANGO='Django>=6.0,<7' pins Django)"
 	@echo "make clean       - remove build artefacts (keeps the venvs)"
@@ -108,6 +109,9 @@ demo: venv
 
 screenshot: venv browser-deps
 	$(VENV_PY) tests/screenshot.py
+
+bench: venv
+	$(VENV_PY) tests/benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info

@@ -19,6 +19,7 @@ each other's records.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -176,15 +177,47 @@ class Capture:
     installed: list = field(default_factory=list)  # connections given the wrapper on first use
     ignored: int = 0  # statements run inside ignore_n_plus_one()
 
-    def intern_stack(self, stack: tuple) -> tuple:
-        return self._stacks.setdefault(stack, stack)
+    def stack(self, skip: int = 1) -> tuple:
+        """The caller's raw stack, interned: one tuple object per distinct stack.
+
+        The lookup key is built from ints (code ids, line numbers, template node ids):
+        hashing code objects is expensive and happens on every statement otherwise. The
+        objects themselves are collected only the first time a stack is seen.
+        """
+        frames = []
+        key = []
+        frame = sys._getframe(skip + 1)
+        render_code = _template_render_code
+        while frame is not None:
+            code = frame.f_code
+            frames.append(frame)
+            key.append(id(code))
+            key.append(frame.f_lineno)
+            if code is render_code:
+                key.append(id(frame.f_locals.get("self")))
+            frame = frame.f_back
+        key = tuple(key)
+        raw = self._stacks.get(key)
+        if raw is None:
+            raw = self._stacks[key] = _raw_from(frames)
+        return raw
 
     def receivers(self) -> Iterator[Capture]:
-        """This capture, and the enclosing ones it forwards to (the panel inside a test)."""
-        capture: Capture | None = self
+        """Who records a statement whose innermost capture is this one.
+
+        A ``detect()`` block sees only its own statements (not those of a nested block);
+        a request's panel sees every statement of the request, nested blocks included;
+        and a panel forwards its own statements to the block around it (a test client
+        request inside ``assert_no_n_plus_one()``).
+        """
+        yield self
+        forward = self.propagate
+        capture = self.parent
         while capture is not None:
-            yield capture
-            capture = capture.parent if capture.propagate else None
+            if capture.propagate or forward:
+                yield capture
+            forward = False
+            capture = capture.parent
 
     @property
     def records(self) -> list[Record]:
@@ -198,7 +231,8 @@ class Capture:
     def add_own(self, record: Record) -> None:
         record.seq = self.seq
         self.seq += 1
-        key = (record.alias, record.sql, record.stack, record.prefetch)
+        # Stacks are interned per capture, so their identity is a cheap, exact key.
+        key = (record.alias, record.sql, id(record.stack), record.prefetch)
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq)
@@ -235,22 +269,26 @@ def current() -> Capture | None:
 
 
 def raw_stack(skip: int = 1) -> tuple:
-    """The calling stack as ``(code, lineno)`` pairs, innermost first.
-
-    Frames of Django's template engine that render a node also keep the node, so the
-    template name and line can be resolved later without touching files now.
-    """
+    """The calling stack as ``(code, lineno)`` pairs, innermost first (not interned)."""
     frame = sys._getframe(skip + 1)
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return _raw_from(frames)
+
+
+def _raw_from(frames: list) -> tuple:
+    """``(code, lineno)`` per frame; template render frames also keep the node they render,
+    so the template name and line can be resolved later without touching files now."""
     render_code = _template_render_code
     out = []
-    append = out.append
-    while frame is not None:
+    for frame in frames:
         code = frame.f_code
         if code is render_code:
-            append((code, frame.f_lineno, frame.f_locals.get("self")))
+            out.append((code, frame.f_lineno, frame.f_locals.get("self")))
         else:
-            append((code, frame.f_lineno))
-        frame = frame.f_back
+            out.append((code, frame.f_lineno))
     return tuple(out)
 
 
@@ -322,7 +360,7 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         sql=sql,
         params=params,
         duration=duration,
-        stack=capture.intern_stack(raw_stack(3)),
+        stack=capture.stack(3),
         hop=hop,
         model=model,
         many=many,
@@ -354,7 +392,8 @@ def start(propagate: bool = False) -> tuple[Capture, Any, list]:
     install()  # normally done by AppConfig.ready; detect() also works without the app
     capture = Capture(parent=_current.get(), propagate=propagate)
     token = _current.set(capture)
-    return capture, token, install_wrappers()
+    capture.installed.extend(install_wrappers())
+    return capture, token, []
 
 
 def stop(capture: Capture, token: Any, installed: list) -> None:
@@ -367,23 +406,38 @@ def stop(capture: Capture, token: Any, installed: list) -> None:
         _current.set(capture.parent)
 
 
+_wrapper_lock = threading.Lock()
+
+
 def install_wrappers() -> list:
-    """Add the execute wrapper to this thread's connection for each alias (idempotent)."""
-    installed = []
-    for alias in connections:
-        connection = connections[alias]
+    """Add the execute wrapper to this thread's connection for each alias."""
+    return [connections[alias] for alias in connections if use_wrapper(connections[alias])]
+
+
+def use_wrapper(connection: Any) -> bool:
+    """Count one more capture using ``connection``; install the wrapper for the first one.
+
+    Under ASGI, concurrent requests share the connection of the one sync thread, so the
+    wrapper stays until the last capture using it stops.
+    """
+    with _wrapper_lock:
+        users = getattr(connection, "_ddtpp_users", 0)
+        connection._ddtpp_users = users + 1
         if execute_wrapper not in connection.execute_wrappers:
             connection.execute_wrappers.append(execute_wrapper)
-            installed.append(connection)
-    return installed
+    return True
 
 
 def remove_wrappers(installed: list) -> None:
-    for connection in installed:
-        try:
-            connection.execute_wrappers.remove(execute_wrapper)
-        except ValueError:
-            pass
+    with _wrapper_lock:
+        for connection in installed:
+            users = getattr(connection, "_ddtpp_users", 1) - 1
+            connection._ddtpp_users = max(users, 0)
+            if users <= 0:
+                try:
+                    connection.execute_wrappers.remove(execute_wrapper)
+                except ValueError:
+                    pass
 
 
 @contextmanager

@@ -212,8 +212,8 @@ def _patch_cursor() -> None:
 
     def _prepare_cursor(self, cursor):
         capture = cap._current.get()
-        if capture is not None and cap.execute_wrapper not in self.execute_wrappers:
-            self.execute_wrappers.append(cap.execute_wrapper)
+        if capture is not None and not any(c is self for c in capture.installed):
+            cap.use_wrapper(self)
             capture.installed.append(self)
         return original(self, cursor)
 
@@ -240,10 +240,11 @@ def _patch_get_queryset() -> None:
 
     def get_queryset(self):
         queryset = original(self)
-        if cap._current.get() is not None:
+        capture = cap._current.get()
+        if capture is not None:
             query = queryset.query
             if query_tag(query) is None:
-                query._ddtpp = Tag(origin=cap.raw_stack(1))
+                query._ddtpp = Tag(origin=capture.stack(1))
         return queryset
 
     BaseManager.get_queryset = get_queryset
@@ -281,7 +282,7 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
     root = Root(
         model=queryset.model,
         origin=tag.origin if tag is not None else None,
-        evaluated=capture.intern_stack(cap.raw_stack(3)),
+        evaluated=capture.stack(3),
         prefetch_lookups=tuple(queryset._prefetch_related_lookups),
         select_related=query.select_related,
         deferred=query.deferred_loading,

@@ -92,8 +92,28 @@ class PrefetchPanel(Panel):
         return render_to_string(self.template, panel_context(self.get_stats()))
 
 
+def printable(value: Any) -> Any:
+    """Strings that can be encoded as UTF-8 (lone surrogates in SQL become visible escapes).
+
+    The toolbar is inserted into the user's page: one unencodable character in a statement
+    would otherwise turn the whole page into a 500.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {k: printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    return value
+
+
 def panel_context(stats: dict) -> dict:
     """Template context built from stored stats alone (they may come from another process)."""
+    stats = printable(stats)
     data = stats.get("report") or {}
     error = stats.get("error")
     context: dict[str, Any] = {"error": error, "summary": data.get("summary") or {}, "findings": []}

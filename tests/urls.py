@@ -10,5 +10,6 @@ def always_show(request) -> bool:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("__debug__/", include("debug_toolbar.urls")),
+    path("faults/", include("tests.faults.urls")),
     path("", include("shop.urls")),
 ]

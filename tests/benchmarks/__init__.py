@@ -1,0 +1,1 @@
+"""Performance benchmark of the panel (``make bench``); not collected by pytest."""
