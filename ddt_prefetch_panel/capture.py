@@ -175,32 +175,53 @@ class Capture:
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections given the wrapper on first use
+    anchor: Any = None  # the frame that started the capture: stacks are walked up to it
     ignored: int = 0  # statements run inside ignore_n_plus_one()
 
     def stack(self, skip: int = 1) -> tuple:
-        """The caller's raw stack, interned: one tuple object per distinct stack.
+        """The caller's raw stack up to the capture's anchor, interned per capture.
 
-        The lookup key is built from ints (code ids, line numbers, template node ids):
-        hashing code objects is expensive and happens on every statement otherwise. The
-        objects themselves are collected only the first time a stack is seen.
+        The lookup key is built from ints (code ids and instruction offsets, template node
+        ids): hashing code objects or computing line numbers on every statement is what a
+        naive walk spends its time on. Objects and line numbers are collected only the
+        first time a stack is seen. Frames above the anchor (the frame that started the
+        capture) are the same for every statement and are not walked.
         """
-        frames = []
         key = []
+        append = key.append
         frame = sys._getframe(skip + 1)
+        anchor = self.anchor
         render_code = _template_render_code
         while frame is not None:
             code = frame.f_code
-            frames.append(frame)
-            key.append(id(code))
-            key.append(frame.f_lineno)
+            append(id(code))
+            append(frame.f_lasti)
             if code is render_code:
-                key.append(id(frame.f_locals.get("self")))
+                append(id(frame.f_locals.get("self")))
+            if frame is anchor:
+                break
             frame = frame.f_back
         key = tuple(key)
         raw = self._stacks.get(key)
         if raw is None:
-            raw = self._stacks[key] = _raw_from(frames)
+            raw = self._stacks[key] = _raw_from(sys._getframe(skip + 1), anchor)
         return raw
+
+    def first_frame(self, skip: int = 1) -> tuple:
+        """The stack up to the innermost user (or template) frame: where a queryset was built.
+
+        Library frames on the way are kept (they tell, e.g., that Django admin's changelist
+        built the queryset); nothing above the first user frame is walked.
+        """
+        start = frame = sys._getframe(skip + 1)
+        anchor = self.anchor
+        render_code = _template_render_code
+        while frame is not None:
+            code = frame.f_code
+            if code is render_code or not is_library_code(code) or frame is anchor:
+                return _raw_from(start, frame)
+            frame = frame.f_back
+        return _raw_from(start, None)
 
     def receivers(self) -> Iterator[Capture]:
         """Who records a statement whose innermost capture is this one.
@@ -270,26 +291,37 @@ def current() -> Capture | None:
 
 def raw_stack(skip: int = 1) -> tuple:
     """The calling stack as ``(code, lineno)`` pairs, innermost first (not interned)."""
-    frame = sys._getframe(skip + 1)
-    frames = []
-    while frame is not None:
-        frames.append(frame)
-        frame = frame.f_back
-    return _raw_from(frames)
+    return _raw_from(sys._getframe(skip + 1), None)
 
 
-def _raw_from(frames: list) -> tuple:
-    """``(code, lineno)`` per frame; template render frames also keep the node they render,
-    so the template name and line can be resolved later without touching files now."""
+def _raw_from(frame: Any, anchor: Any) -> tuple:
+    """``(code, lineno)`` per frame up to ``anchor``; template render frames also keep the
+    node they render, so the template name and line are resolved later without files."""
     render_code = _template_render_code
     out = []
-    for frame in frames:
+    while frame is not None:
         code = frame.f_code
         if code is render_code:
             out.append((code, frame.f_lineno, frame.f_locals.get("self")))
         else:
             out.append((code, frame.f_lineno))
+        if frame is anchor:
+            break
+        frame = frame.f_back
     return tuple(out)
+
+
+_library_codes: dict[int, bool] = {}
+
+
+def is_library_code(code: Any) -> bool:
+    """Whether a code object belongs to Django, DDT, this package, the stdlib or site-packages."""
+    known = _library_codes.get(id(code))
+    if known is None:
+        from .group import is_library_file
+
+        known = _library_codes[id(code)] = is_library_file(code.co_filename)
+    return known
 
 
 def _find_template_render_code() -> Any:
@@ -385,19 +417,33 @@ def capturing(propagate: bool = False) -> Iterator[Capture]:
         stop(capture, token, installed)
 
 
-def start(propagate: bool = False) -> tuple[Capture, Any, list]:
-    """Begin a capture without a ``with`` block (the panel's enable/disable hooks)."""
+def start(propagate: bool = False, anchor: Any = None) -> tuple[Capture, Any, list]:
+    """Begin a capture without a ``with`` block (the panel's enable/disable hooks).
+
+    ``anchor`` is the frame that starts the capture and stays on the stack while it runs
+    (the toolbar middleware's, or the user's ``with detect():`` frame); by default the
+    first user frame above this call.
+    """
     from .capture_orm import install
 
     install()  # normally done by AppConfig.ready; detect() also works without the app
-    capture = Capture(parent=_current.get(), propagate=propagate)
+    if anchor is None:
+        anchor = _first_user_frame(sys._getframe(1))
+    capture = Capture(parent=_current.get(), propagate=propagate, anchor=anchor)
     token = _current.set(capture)
     capture.installed.extend(install_wrappers())
     return capture, token, []
 
 
+def _first_user_frame(frame: Any) -> Any:
+    while frame is not None and is_library_code(frame.f_code):
+        frame = frame.f_back
+    return frame
+
+
 def stop(capture: Capture, token: Any, installed: list) -> None:
     remove_wrappers(installed + capture.installed)
+    capture.anchor = None  # do not keep the frame (and its locals) alive with the stats
     try:
         _current.reset(token)
     except ValueError:

@@ -241,10 +241,12 @@ def _patch_get_queryset() -> None:
     def get_queryset(self):
         queryset = original(self)
         capture = cap._current.get()
-        if capture is not None:
+        # A manager with an instance hint is a relation access loading one object
+        # (forward FK, generic FK): that query is never a root, so it needs no origin.
+        if capture is not None and "instance" not in self._hints:
             query = queryset.query
             if query_tag(query) is None:
-                query._ddtpp = Tag(origin=capture.stack(1))
+                query._ddtpp = Tag(origin=capture.first_frame(1))
         return queryset
 
     BaseManager.get_queryset = get_queryset
@@ -282,7 +284,7 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
     root = Root(
         model=queryset.model,
         origin=tag.origin if tag is not None else None,
-        evaluated=capture.stack(3),
+        evaluated=capture.first_frame(3),
         prefetch_lookups=tuple(queryset._prefetch_related_lookups),
         select_related=query.select_related,
         deferred=query.deferred_loading,

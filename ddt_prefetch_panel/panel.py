@@ -8,6 +8,7 @@ Capture starts in ``enable_instrumentation`` and stops in ``disable_instrumentat
 from __future__ import annotations
 
 import json
+import sys
 import traceback
 from typing import Any
 
@@ -65,7 +66,8 @@ class PrefetchPanel(Panel):
 
     def enable_instrumentation(self) -> None:
         if self._capture is None:
-            self._capture = cap.start(propagate=True)
+            # The toolbar middleware's frame stays on the stack for the whole request.
+            self._capture = cap.start(propagate=True, anchor=sys._getframe(1))
 
     def disable_instrumentation(self) -> None:
         if self._capture is not None:
