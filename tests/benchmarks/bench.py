@@ -378,10 +378,13 @@ def machine() -> list[str]:
         pass
     return [
         f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs{f' ({cpu})' if cpu else ''}",
-        f"- Package: {package_version()}",
+        f"- Package: {PACKAGE_VERSION or package_version()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), Django {django.__version__}, "
         f"django-debug-toolbar {debug_toolbar.VERSION}, SQLite {sqlite3.sqlite_version} (in-memory)",
     ]
+
+
+PACKAGE_VERSION = ""  # taken at start-up: the code imported then is the code measured
 
 
 def package_version() -> str:
@@ -410,10 +413,17 @@ def render(sizes: list[int], reps: dict[int, int], rows: int, samples: dict, ana
     cpu = {key: statistics.median(t[0] for t in values) * 1000 for key, values in samples.items()}  # ms
     wall = {key: statistics.median(t[1] for t in values) * 1000 for key, values in samples.items()}
 
+    def per_round(a: str, b: str, n: int, ratio: bool = False, clock: int = 0) -> list[float]:
+        """a − b (ms) or a / b for every repetition, both from the same round."""
+        pairs = zip(samples[(a, n)], samples[(b, n)])
+        return [(x[clock] / y[clock]) if ratio else (x[clock] - y[clock]) * 1000 for x, y in pairs]
+
     def paired(a: str, b: str, n: int, ratio: bool = False, clock: int = 0) -> float:
-        """Median over repetitions of a − b (ms) or a / b, both from the same round."""
-        pairs = list(zip(samples[(a, n)], samples[(b, n)]))
-        return statistics.median((x[clock] / y[clock]) if ratio else (x[clock] - y[clock]) * 1000 for x, y in pairs)
+        return statistics.median(per_round(a, b, n, ratio, clock))
+
+    def spread(n: int) -> str:
+        ratios = per_round("sql+ours", "sql", n, ratio=True)
+        return f"{min(ratios):.2f}–{max(ratios):.2f}"
 
     out = ["## ddt-prefetch-panel benchmark", ""]
     out += machine()
@@ -423,7 +433,8 @@ def render(sizes: list[int], reps: dict[int, int], rows: int, samples: dict, ana
         "(full middleware path; DDT memory store cleared between requests; RENDER_PANELS default).",
         "- Repetitions per configuration: " + ", ".join(f"N={n:,}: {reps[n]}" for n in sizes)
         + "; the four configurations alternate (rotated) within each repetition; medians.",
-        "- Times are process CPU time (robust to other processes on a shared machine); wall-clock medians below.",
+        "- Times are process CPU time (less disturbed than wall clock by other processes, though a busy machine "
+        "still adds noise: see the ratio spread); wall-clock medians below.",
         "- Overheads (µs/q = per query, divided by N) and the ratio are medians of per-repetition differences "
         "and ratios (paired within a round). capture = the loop inside `capture.capturing()` minus the bare loop; "
         "analyze = `report.analyze()` of that capture (CPU time, medians; capture pairs: "
@@ -433,8 +444,8 @@ def render(sizes: list[int], reps: dict[int, int], rows: int, samples: dict, ana
         "### Request time (median CPU ms) and overhead",
         "",
         "| N | no toolbar | SQL only | SQL + ours | ours only | SQL over none µs/q | (SQL+ours) over SQL µs/q "
-        "| ours over none µs/q | (SQL+ours)/SQL | capture µs/q | analyze µs/q |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| ours over none µs/q | (SQL+ours)/SQL | ratio min–max | capture µs/q | analyze µs/q |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in sizes:
         none, sql, both, ours = (cpu[(c.key, n)] for c in CONFIGS)
@@ -443,6 +454,7 @@ def render(sizes: list[int], reps: dict[int, int], rows: int, samples: dict, ana
             f"| {n:,} | {fmt(none, 2)} | {fmt(sql, 2)} | {fmt(both, 2)} | {fmt(ours, 2)} "
             f"| {fmt(paired('sql', 'none', n) / n * 1000)} | {fmt(paired('sql+ours', 'sql', n) / n * 1000)} "
             f"| {fmt(paired('ours', 'none', n) / n * 1000)} | {paired('sql+ours', 'sql', n, ratio=True):.3f} "
+            f"| {spread(n)} "
             f"| {fmt(capture_s / n * 1e6)} | {fmt(analyze_s / n * 1e6)} |"
         )
     out += [
@@ -559,8 +571,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PACKAGE_VERSION
     args = parse_args(argv)
     started = time.perf_counter()
+    PACKAGE_VERSION = package_version()
     setup_django()
     rows = args.rows or max(DEFAULT_ROWS, max(args.sizes))
     if rows < max(args.sizes):
