@@ -132,3 +132,27 @@ def test_copy_falls_back_to_exec_command_without_clipboard_api(driver, finding):
     assert not driver.execute_script(
         'return document.getElementById("djDebugRoot").shadowRoot.querySelector("[data-ddtpp-root] > textarea")'
     )
+
+
+def test_origin_before_after_and_prefetch_object_copy(live_server, driver):
+    """Where-to-fix: the origin line before/after, and a Prefetch(to_attr=...) fix, one click each."""
+    from shop.seed import seed
+
+    seed(orders=10)
+    driver.get(f"{live_server.url}/filtered-prefetch/bad/")
+    content = browser.open_panel(driver)
+    [section] = [
+        s for s in content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-finding]")
+        if s.find_element(By.CSS_SELECTOR, ".ddtpp-subject").text == "shop.Order.pizzas"
+    ]
+    before = section.find_element(By.CSS_SELECTOR, ".ddtpp-before").text
+    after = section.find_element(By.CSS_SELECTOR, ".ddtpp-after").text
+    assert "Order.objects" in before and "Prefetch(" not in before
+    assert after.startswith(before.split(".order_by")[0]) and 'to_attr="vegetarian_pizzas"' in after
+    fix = section.find_element(By.CSS_SELECTOR, '[data-ddtpp-snippet="fix"]').text
+    assert 'Prefetch("pizzas", queryset=Pizza.objects.filter(vegetarian=True)' in fix
+    driver.execute_script(RECORD_CLIPBOARD)
+    button = section.find_element(By.CSS_SELECTOR, 'button[data-ddtpp-copy^="origin-after-"]')
+    button.click()
+    assert copied(driver) == [after]
+    wait_for_label(driver, button, "Copied")
