@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _, ngettext
 
 from . import capture as cap
 from .conf import get_config
-from .report import Finding, Report, analyze
+from .report import Report, analyze
 
 
 class PrefetchPanel(Panel):

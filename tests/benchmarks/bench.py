@@ -254,7 +254,6 @@ def measure_capture_and_analysis(n: int, reps: int, analyze_reps: int) -> tuple[
     from tests.benchmarks.urls import customer_names
 
     bare, captured, analysis = [], [], []
-    capture = None
     for _ in range(reps):
         gc.collect()
         start = time.process_time()
