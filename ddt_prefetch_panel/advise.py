@@ -114,20 +114,15 @@ def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
         bulk = _bulk_snippet(relation, origin_code)
         if bulk:
             snippets["bulk"] = bulk
-    levels = 0 if method == "select_related" else sum(1 for h in hops if not h.single) + _single_after_many(hops)
+    levels = 0 if method == "select_related" else prefetch_levels(hops)
     return Advice(method, snippets, after_queries=levels)
 
 
-def _single_after_many(hops) -> int:
-    """prefetch_related issues one statement per level, single-valued levels included."""
-    seen_many = False
-    extra = 0
-    for hop in hops:
-        if not hop.single:
-            seen_many = True
-        elif seen_many:
-            extra += 1
-    return extra
+def prefetch_levels(hops) -> int:
+    """Statements a prefetch still runs: one per level from the first multi-valued hop on
+    (single-valued levels after it are prefetched too; before it they are joined)."""
+    first_many = next((i for i, hop in enumerate(hops) if not hop.single), len(hops))
+    return len(hops) - first_many
 
 
 def _existing_lookups(root: Any, method: str) -> list[str]:
@@ -196,26 +191,34 @@ def rewrite_line(code: str, model_name: str, method: str, lookup: str | None,
     chain = _find_chain(tree, model_name)
     if chain is None:
         return None
-    encoded = (text + suffix).encode()
+    source = text + suffix
     existing_call = _call_in_chain(chain, method)
     if existing_call is not None and raw_args:
-        existing_call = None if method != "prefetch_related" else existing_call
-        if existing_call is not None:
-            raw_args = [ast.get_source_segment(text + suffix, a) or "" for a in existing_call.args] + raw_args
+        if method == "prefetch_related":
+            raw_args = [ast.get_source_segment(source, a) or "" for a in existing_call.args] + raw_args
+        else:
+            existing_call = None  # e.g. a second annotate() composes with the user's own
     if existing_call is not None:
         args = replace_args if replace_args is not None else _merge_args(existing_call, lookup, existing)
         if args is None:
             return None
-        start = existing_call.func.end_col_offset
         rendered = "(" + ", ".join(raw_args or [_quote(a) for a in args]) + ")"
-        new = encoded[:start] + rendered.encode() + encoded[existing_call.end_col_offset:]
-    else:
-        args = replace_args if replace_args is not None else [lookup]
-        rendered = f".{method}(" + ", ".join(raw_args or [_quote(a) for a in args]) + ")"
-        end = chain.end_col_offset
-        new = encoded[:end] + rendered.encode() + encoded[end:]
-    result = new.decode()
+        return _splice(source, suffix, existing_call.func.end_col_offset, existing_call.end_col_offset, rendered)
+    args = replace_args if replace_args is not None else [lookup]
+    rendered = f".{method}(" + ", ".join(raw_args or [_quote(a) for a in args]) + ")"
+    return _splice(source, suffix, chain.end_col_offset, chain.end_col_offset, rendered)
+
+
+def _splice(source: str, suffix: str, start: int, end: int, insert: str) -> str:
+    """``source`` with bytes ``start:end`` replaced (ast offsets count UTF-8 bytes), without
+    the ``suffix`` that was added only to make the line parse."""
+    encoded = source.encode()
+    result = (encoded[:start] + insert.encode() + encoded[end:]).decode()
     return result[: len(result) - len(suffix)] if suffix else result
+
+
+def _parent_map(tree: ast.AST) -> dict[int, ast.AST]:
+    return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
 
 def _quote(value: str) -> str:
@@ -232,10 +235,7 @@ def _parse(text: str) -> tuple[ast.AST | None, str]:
 
 
 def _find_chain(tree: ast.AST, model_name: str) -> ast.expr | None:
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    parents = _parent_map(tree)
     start = None
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _names_model(node.value, model_name):
@@ -397,7 +397,7 @@ def _advise_prefetch_object(relation: Relation, origin_code: str | None, callsit
     note = None
     if call.unreadable:
         note = f"The loop's filter uses {call.unreadable}; it could not be rebuilt exactly, so add it to the Prefetch queryset."
-    levels = sum(1 for h in relation.hops if not h.single) + _single_after_many(relation.hops)
+    levels = prefetch_levels(relation.hops)
     return Advice("Prefetch", snippets, after_queries=levels, note=note)
 
 
@@ -518,10 +518,7 @@ def rewrite_access(code: str, accessor: str, new_name: str) -> str | None:
     tree, suffix = _parse(text)
     if tree is None:
         return None
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    parents = _parent_map(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == accessor:
             top: ast.expr = node
@@ -536,11 +533,7 @@ def rewrite_access(code: str, accessor: str, new_name: str) -> str | None:
                     top = parent
                     continue
                 break
-            encoded = (text + suffix).encode()
-            start = node.value.end_col_offset
-            new = encoded[:start] + f".{new_name}".encode() + encoded[top.end_col_offset:]
-            result = new.decode()
-            return result[: len(result) - len(suffix)] if suffix else result
+            return _splice(text + suffix, suffix, node.value.end_col_offset, top.end_col_offset, f".{new_name}")
     return None
 
 
@@ -606,13 +599,9 @@ def remove_lookup(code: str, model_name: str, method: str, lookup: str, keep: st
     kept = [arg for arg, value in zip(args, values) if value != lookup]
     if keep:
         kept.append(_quote(keep))
-    encoded = source.encode()
     if kept:
-        new = encoded[: call.func.end_col_offset] + ("(" + ", ".join(kept) + ")").encode() + encoded[call.end_col_offset:]
-    else:
-        new = encoded[: call.func.value.end_col_offset] + encoded[call.end_col_offset:]
-    result = new.decode()
-    return result[: len(result) - len(suffix)] if suffix else result
+        return _splice(source, suffix, call.func.end_col_offset, call.end_col_offset, "(" + ", ".join(kept) + ")")
+    return _splice(source, suffix, call.func.value.end_col_offset, call.end_col_offset, "")
 
 
 def advise_unused(model: type, method: str, lookup: str, used: tuple[str, ...], origin_code: str | None) -> dict[str, str]:
