@@ -174,7 +174,7 @@ class Capture:
     accessed: set = field(default_factory=set)  # (id(root), path) pairs that were read
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
-    installed: list = field(default_factory=list)  # connections given the wrapper on first use
+    installed: list = field(default_factory=list)  # connections this capture gave the wrapper
     anchor: Any = None  # the frame that started the capture: stacks are walked up to it
     ignored: int = 0  # statements run inside ignore_n_plus_one()
 
@@ -413,14 +413,14 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
 @contextmanager
 def capturing(propagate: bool = False) -> Iterator[Capture]:
     """Record every statement on every database alias until the block exits."""
-    capture, token, installed = start(propagate)
+    capture, token = start(propagate)
     try:
         yield capture
     finally:
-        stop(capture, token, installed)
+        stop(capture, token)
 
 
-def start(propagate: bool = False, anchor: Any = None) -> tuple[Capture, Any, list]:
+def start(propagate: bool = False, anchor: Any = None) -> tuple[Capture, Any]:
     """Begin a capture without a ``with`` block (the panel's enable/disable hooks).
 
     ``anchor`` is the frame that starts the capture and stays on the stack while it runs
@@ -434,8 +434,9 @@ def start(propagate: bool = False, anchor: Any = None) -> tuple[Capture, Any, li
         anchor = _first_user_frame(sys._getframe(1))
     capture = Capture(parent=_current.get(), propagate=propagate, anchor=anchor)
     token = _current.set(capture)
-    capture.installed.extend(install_wrappers())
-    return capture, token, []
+    for alias in connections:
+        use_connection(capture, connections[alias])
+    return capture, token
 
 
 def _first_user_frame(frame: Any) -> Any:
@@ -444,8 +445,8 @@ def _first_user_frame(frame: Any) -> Any:
     return frame
 
 
-def stop(capture: Capture, token: Any, installed: list) -> None:
-    remove_wrappers(installed + capture.installed)
+def stop(capture: Capture, token: Any) -> None:
+    release_connections(capture)
     capture.anchor = None  # do not keep the frame (and its locals) alive with the stats
     try:
         _current.reset(token)
@@ -458,28 +459,24 @@ def stop(capture: Capture, token: Any, installed: list) -> None:
 _wrapper_lock = threading.Lock()
 
 
-def install_wrappers() -> list:
-    """Add the execute wrapper to this thread's connection for each alias."""
-    return [connections[alias] for alias in connections if use_wrapper(connections[alias])]
+def use_connection(capture: Capture, connection: Any) -> None:
+    """Give ``connection`` the execute wrapper for ``capture`` (once per capture).
 
-
-def use_wrapper(connection: Any) -> bool:
-    """Count one more capture using ``connection``; install the wrapper for the first one.
-
-    Under ASGI, concurrent requests share the connection of the one sync thread, so the
-    wrapper stays until the last capture using it stops.
+    Connections count the captures using them: under ASGI, concurrent requests share the
+    connection of the one sync thread, so the wrapper stays until the last of them stops.
     """
+    if any(c is connection for c in capture.installed):
+        return
     with _wrapper_lock:
-        users = getattr(connection, "_ddtpp_users", 0)
-        connection._ddtpp_users = users + 1
+        connection._ddtpp_users = getattr(connection, "_ddtpp_users", 0) + 1
         if execute_wrapper not in connection.execute_wrappers:
             connection.execute_wrappers.append(execute_wrapper)
-    return True
+    capture.installed.append(connection)
 
 
-def remove_wrappers(installed: list) -> None:
+def release_connections(capture: Capture) -> None:
     with _wrapper_lock:
-        for connection in installed:
+        for connection in capture.installed:
             users = getattr(connection, "_ddtpp_users", 1) - 1
             connection._ddtpp_users = max(users, 0)
             if users <= 0:

@@ -212,9 +212,8 @@ def _patch_cursor() -> None:
 
     def _prepare_cursor(self, cursor):
         capture = cap._current.get()
-        if capture is not None and not any(c is self for c in capture.installed):
-            cap.use_wrapper(self)
-            capture.installed.append(self)
+        if capture is not None:
+            cap.use_connection(capture, self)
         return original(self, cursor)
 
     BaseDatabaseWrapper._prepare_cursor = _prepare_cursor
