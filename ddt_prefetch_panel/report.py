@@ -122,16 +122,14 @@ class Finding:
         subject = self.relation or self.model or "query"
         return f"{KIND_TITLES.get(self.kind, self.kind)}: {subject}"
 
-    def where(self) -> str:
-        return _where(self.callsite)
-
     def to_markdown(self) -> str:
         return _finding_markdown(self)
 
 
-def _where(frame: dict | None) -> str:
+def where(frame: dict | None, unknown: str = "unknown") -> str:
+    """``file:line in function`` of a frame dict (templates have no function)."""
     if not frame:
-        return "unknown"
+        return unknown
     return f"{frame['filename']}:{frame['lineno']}" + (
         f" in {frame['function']}" if frame.get("function") and not frame.get("template") else ""
     )
@@ -145,12 +143,12 @@ def _finding_markdown(finding: Finding) -> str:
     if finding.model:
         lines.append(f"- **Model:** `{finding.model}`" + (f", lookup `{finding.lookup}`" if finding.lookup else ""))
     lines.append(f"- **Queries:** {finding.count} ({finding.avoidable} avoidable), {finding.duration_ms:.1f} ms")
-    lines.append(f"- **Call site:** `{_where(finding.callsite)}`" + (
+    lines.append(f"- **Call site:** `{where(finding.callsite)}`" + (
         f" — `{finding.callsite['code']}`" if finding.callsite and finding.callsite.get("code") else ""))
     for other in finding.callsites[1:]:
-        lines.append(f"- **Also from:** `{_where(other)}`")
+        lines.append(f"- **Also from:** `{where(other)}`")
     if finding.origin:
-        lines.append(f"- **Origin:** `{_where(finding.origin)}`" + (
+        lines.append(f"- **Origin:** `{where(finding.origin)}`" + (
             f" — `{finding.origin['code']}`" if finding.origin.get("code") else ""))
     if finding.note:
         lines.append(f"- **Note:** {finding.note}")
@@ -268,8 +266,11 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
         findings.extend(index_findings(groups, config, context))
 
     allow = config.get("ALLOW") or []
-    allowed = [f for f in findings if is_allowed(f.to_dict(), allow)] if allow else []
-    findings = [f for f in findings if f not in allowed]
+    allowed = 0
+    if allow:
+        kept = [f for f in findings if not is_allowed(f.to_dict(), allow)]
+        allowed = len(findings) - len(kept)
+        findings = kept
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     summary = {
         "queries": capture.seq,
@@ -279,7 +280,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
         "avoidable": sum(f.avoidable for f in findings),
         "errors": sum(b.errors for b in buckets),
         "dropped": capture.dropped,
-        "allowed": len(allowed),
+        "allowed": allowed,
         "ignored": capture.ignored,
     }
     return Report(findings, summary)
@@ -424,8 +425,8 @@ def _duplicate(duplicate: Any, context: _Context) -> Finding:
             seen.add(key)
             frames.append(frame)
     first = frames[0] if frames else None
-    where = _where(first) if first else "the first call"
-    fix = f"# {duplicate.count} identical queries: keep the result of the first one ({where}) and reuse it"
+    first_place = where(first, unknown="the first call")
+    fix = f"# {duplicate.count} identical queries: keep the result of the first one ({first_place}) and reuse it"
     return Finding(
         kind="duplicate",
         model=_label(record.model) or _table_model(record),

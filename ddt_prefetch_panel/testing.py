@@ -15,18 +15,13 @@ from contextlib import ContextDecorator, contextmanager
 from typing import Any, Iterator
 
 from .capture import ignore
-from .report import Finding, Report, detect
+from .report import Finding, Report, detect, where
 
 DEFAULT_TEST_KINDS = ("n_plus_one",)
 
 
 def _where(frame: dict | None) -> str:
-    if not frame:
-        return "an unknown call site"
-    where = f"{frame['filename']}:{frame['lineno']}"
-    if frame.get("function") and not frame.get("template"):
-        where += f" in {frame['function']}"
-    return where
+    return where(frame, unknown="an unknown call site")
 
 
 def describe(finding: Finding) -> str:
