@@ -266,8 +266,6 @@ def group_buckets(buckets: Iterable[Bucket], resolve: StackResolver) -> list[Gro
     """Group by (alias, fingerprint, tidied call-site stack), in first-seen order."""
     groups: dict[tuple, Group] = {}
     for bucket in buckets:
-        if is_transaction_control(bucket.sql):
-            continue
         stack = resolve(bucket.stack)
         key = (bucket.alias, fingerprint(bucket.sql), stack)
         group = groups.get(key)
@@ -292,8 +290,6 @@ class Duplicate:
 def exact_duplicates(buckets: Iterable[Bucket]) -> list[Duplicate]:
     seen: dict[tuple, list] = {}
     for bucket in buckets:
-        if is_transaction_control(bucket.sql):
-            continue
         for key, count in bucket.params.items():
             entry = seen.setdefault((bucket.alias, bucket.sql, key), [0, 0.0, []])
             entry[0] += count

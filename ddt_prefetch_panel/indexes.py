@@ -41,7 +41,7 @@ from . import capture as cap
 from .group import Group, redact_sql
 from .relate import definition_site, model_for_table
 from .report import Finding, display_path, frame_dict
-from .sqlshape import LikeUse, Shape, like_uses, select_shape
+from .sqlshape import LikeUse, Shape, like_uses, select_shape, vendor_of
 
 MAX_FIELDS = 3  # longer composite indexes rarely pay for their writes
 TRY_INDEX_MAX_ROWS = 10_000  # EXPLAIN_TRY_INDEX builds a real index: only on small dev tables
@@ -576,14 +576,10 @@ def _representative(group: Group) -> cap.Record:
     return max(ok, key=lambda r: r.duration)
 
 
-def _vendor(alias: str) -> str | None:
-    return connections[alias].vendor if alias in connections else None
-
-
 def _candidates(groups: list[Group], introspect: Introspection) -> list[_Candidate]:
     merged: dict[tuple, _Candidate] = {}
     for group in groups:
-        vendor = _vendor(group.alias)
+        vendor = vendor_of(group.alias)
         if vendor is None:
             continue
         record = _representative(group)

@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
-from django.db import connections
 from django.db.models import ForeignKey
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.query_utils import DeferredAttribute
@@ -166,17 +165,13 @@ def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | Non
         relation = _from_sql(group, group.first_seq, roots_by_seq)
     if relation is not None:
         record = group.records[0]
-        shape = sqlshape.select_shape(record.sql, _vendor(record.alias))
+        shape = sqlshape.select_shape(record.sql, sqlshape.vendor_of(record.alias) or "sqlite")
         if shape is not None and shape.aggregate:
             relation.aggregate = shape.aggregate
             relation.aggregate_column = shape.aggregate_column
         if relation.root is not None:
             relation.model_admin = changelist_admin(relation.root)
     return relation
-
-
-def _vendor(alias: str) -> str:
-    return connections[alias].vendor if alias in connections else "sqlite"
 
 
 def changelist_admin(root: Root) -> Any:
@@ -243,7 +238,7 @@ def model_for_table(table: str) -> type | None:
 
 def _from_sql(group: Group, first_seq: int, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
     record = group.records[0]
-    shape = sqlshape.select_shape(record.sql, _vendor(record.alias))
+    shape = sqlshape.select_shape(record.sql, sqlshape.vendor_of(record.alias) or "sqlite")
     if shape is None or len(shape.tables) != 1:
         return None
     model = model_for_table(shape.tables[0])

@@ -19,7 +19,15 @@ from django.db.models import Prefetch
 
 from .advise import Advice, advise_relation, advise_unused, flatten_select_related
 from .conf import get_config, is_allowed
-from .group import Frame, Group, StackResolver, exact_duplicates, group_buckets, redact_sql
+from .group import (
+    Frame,
+    Group,
+    StackResolver,
+    exact_duplicates,
+    group_buckets,
+    is_transaction_control,
+    redact_sql,
+)
 from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
 from . import sqlshape
 
@@ -226,7 +234,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     show_params = bool(config.get("SHOW_PARAMS", False))
     max_frames = int(config.get("MAX_FRAMES", 30))
     resolve = StackResolver()
-    buckets = list(capture.buckets.values())
+    all_buckets = list(capture.buckets.values())
+    # Savepoints and friends are counted in the summary but never reported.
+    buckets = [b for b in all_buckets if not is_transaction_control(b.sql)]
     roots_by_seq = sorted(
         ((root.record.seq, root) for root in capture.roots if root.record is not None), key=lambda item: item[0]
     )
@@ -274,11 +284,11 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     summary = {
         "queries": capture.seq,
-        "duration_ms": round(sum(b.duration for b in buckets) * 1000, 3),
+        "duration_ms": round(sum(b.duration for b in all_buckets) * 1000, 3),
         "n_plus_one": sum(1 for f in findings if f.kind == "n_plus_one"),
         "duplicates": sum(1 for f in findings if f.kind == "duplicate"),
         "avoidable": sum(f.avoidable for f in findings),
-        "errors": sum(b.errors for b in buckets),
+        "errors": sum(b.errors for b in all_buckets),
         "dropped": capture.dropped,
         "allowed": allowed,
         "ignored": capture.ignored,
@@ -408,7 +418,7 @@ def _definition(hop: Any) -> dict | None:
 
 
 def _table_model(record: cap.Record) -> str | None:
-    shape = sqlshape.select_shape(record.sql)
+    shape = sqlshape.select_shape(record.sql, sqlshape.vendor_of(record.alias) or "sqlite")
     if shape is None or len(shape.tables) != 1:
         return None
     return _label(model_for_table(shape.tables[0]))

@@ -41,6 +41,13 @@ class Shape:
 _AGGREGATES = ((exp.Count, "count"), (exp.Sum, "sum"), (exp.Avg, "avg"), (exp.Min, "min"), (exp.Max, "max"))
 
 
+def vendor_of(alias: str) -> str | None:
+    """The database vendor of a connection alias (``sqlite``, ``postgresql``...), if configured."""
+    from django.db import connections
+
+    return connections[alias].vendor if alias in connections else None
+
+
 def to_parseable(sql: str) -> str:
     """Django uses ``%s`` placeholders; sqlglot reads ``?`` in every dialect."""
     return _PLACEHOLDER.sub("?", sql)
