@@ -24,6 +24,21 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import query as query_module
+from django.db.models.fields import related_descriptors as rd
+from django.db.models.expressions import Col
+from django.db.models.lookups import Lookup
+from django.db.models.manager import BaseManager
+from django.db.models.query import ModelIterable
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import WhereNode
+
+from . import capture as cap
+from .capture import Hop, Root, Source
+
+_installed = False
 
 try:  # Django 6 moved the accessor of a GenericForeignKey to a descriptor class of its own.
     from django.contrib.contenttypes.fields import GenericForeignKeyDescriptor as _GFKDescriptor
@@ -34,21 +49,6 @@ GENERIC_FK_TYPES = (GenericForeignKey, _GFKDescriptor)
 
 def generic_fk_field(descriptor: Any) -> GenericForeignKey:
     return descriptor if isinstance(descriptor, GenericForeignKey) else descriptor.field
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import query as query_module
-from django.db.models.fields import related_descriptors as rd
-from django.db.models.manager import BaseManager
-from django.db.models.query import ModelIterable
-from django.db.models.expressions import Col
-from django.db.models.lookups import Lookup
-from django.db.models.query_utils import DeferredAttribute
-from django.db.models.sql.compiler import SQLCompiler
-from django.db.models.sql.where import WhereNode
-
-from . import capture as cap
-from .capture import Hop, Root, Source
-
-_installed = False
 
 
 class Tag:
