@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "SLOW_QUERY_MS": 50,
     # Stack frames kept per finding.
     "MAX_FRAMES": 30,
+    # Links that open file:line in an editor: a preset ("vscode", "pycharm", "sublime", "idea", ...)
+    # or a URL pattern such as "vscode://file/{path}:{line}". None: plain text.
+    "EDITOR_URL": None,
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -45,6 +48,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "EXPLAIN_TRY_INDEX": (bool,),
     "SLOW_QUERY_MS": (int, float),
     "MAX_FRAMES": (int,),
+    "EDITOR_URL": (str, type(None)),
 }
 
 
@@ -83,6 +87,12 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
                 errors.append(("E001", f"Unknown kinds {unknown} in {SETTING_NAME}['KINDS']; use {list(KINDS)}."))
         if name == "ALLOW":
             errors += allow_errors(value)
+        if name == "EDITOR_URL":
+            from .editor import pattern_error
+
+            problem = pattern_error(value)
+            if problem:
+                errors.append(("E001", f"{SETTING_NAME}['EDITOR_URL'] {problem}."))
     return errors
 
 
