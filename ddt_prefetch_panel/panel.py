@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _, ngettext
 
 from . import capture as cap
 from .conf import get_config
-from .report import Report, analyze
+from .report import KIND_TITLES, Report, analyze
 
 
 class PrefetchPanel(Panel):
@@ -91,7 +91,18 @@ class PrefetchPanel(Panel):
 
     @property
     def content(self) -> str:
-        return render_to_string(self.template, panel_context(self.get_stats()))
+        # Rendered with the page (DDT's RENDER_PANELS), the toolbar knows the request and its
+        # CSP nonce. Rendered later by DDT's AJAX views, a stored toolbar has no request: the
+        # page's nonce is unknown here, and panel.js links the stylesheet with it instead.
+        with_page = self.toolbar.request is not None
+        return render_to_string(
+            self.template,
+            panel_context(
+                self.get_stats(),
+                csp_nonce=self.toolbar.csp_nonce if with_page else None,
+                link_stylesheet=with_page,
+            ),
+        )
 
 
 def printable(value: Any) -> Any:
@@ -113,19 +124,34 @@ def printable(value: Any) -> Any:
     return value
 
 
-def panel_context(stats: dict) -> dict:
-    """Template context built from stored stats alone (they may come from another process)."""
+def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet: bool = True) -> dict:
+    """Template context built from stored stats alone (they may come from another process).
+
+    ``link_stylesheet`` puts the stylesheet's ``<link>`` (with ``csp_nonce``) in the HTML;
+    otherwise panel.js links it with the nonce of the page DDT was inserted into.
+    """
     stats = printable(stats)
     data = stats.get("report") or {}
     error = stats.get("error")
-    context: dict[str, Any] = {"error": error, "summary": data.get("summary") or {}, "findings": []}
+    context: dict[str, Any] = {
+        "error": error,
+        "summary": data.get("summary") or {},
+        "findings": [],
+        "csp_nonce": csp_nonce,
+        "link_stylesheet": link_stylesheet,
+    }
     try:
         report = Report.from_dict(data) if data else Report()
         context["report_markdown"] = report.to_markdown()
         context["report_json"] = json.dumps(data, indent=2, sort_keys=True)
         for finding_data, finding in zip(data.get("findings", []), report.findings):
             context["findings"].append(
-                {**finding_data, "title": finding.title, "markdown": finding.to_markdown()}
+                {
+                    **finding_data,
+                    "title": finding.title,
+                    "kind_label": str(KIND_TITLES.get(finding.kind, finding.kind)),
+                    "markdown": finding.to_markdown(),
+                }
             )
     except Exception as exc:  # stored data from an older version, or corrupted
         context["error"] = {"type": type(exc).__name__, "message": str(exc)}

@@ -92,13 +92,21 @@ return {
 };
 """
 
+# The panel's stylesheet: linked by its HTML when rendered with the page, by panel.js when DDT
+# loads the panel through AJAX (so, there, a loaded sheet also says panel.js ran).
+STYLESHEET_LOADED = """
+const link = document.getElementById("djDebugRoot").shadowRoot.querySelector("link[data-ddtpp-css]");
+return link !== null && link.sheet !== null;
+"""
+
+
+def panel_state(driver, panel_id: str = PANEL_ID) -> dict | None:
+    """Whether the panel is open and its content loaded (None when the toolbar has no such panel)."""
+    return driver.execute_script(PANEL_STATE, panel_id)
+
 
 def open_panel(driver, panel_id: str = PANEL_ID):
-    """Open the panel from its sidebar link; return its content once the AJAX render arrived.
-
-    A page may open the panel by itself (the demo's pages open this one on load), so the link
-    is clicked only while the panel is closed, and again if that click raced with the page's.
-    """
+    """Open the panel from its sidebar link; return its content once rendered and styled."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -107,21 +115,15 @@ def open_panel(driver, panel_id: str = PANEL_ID):
         lambda d: _displayed(root, f"#djdt-{panel_id} a.{panel_id}"),
         message=f"the toolbar shows no link for {panel_id}",
     )
-    for _ in range(3):
-        if not driver.execute_script(PANEL_STATE, panel_id)["open"]:
-            link.click()
-        # render_panel's response replaces the loader; panel.js is an ES module loaded with it.
-        state = WebDriverWait(driver, TIMEOUT).until(
-            lambda d: (s := d.execute_script(PANEL_STATE, panel_id))["loaded"] and s,
-            message=f"{panel_id} content did not load",
-        )
-        if state["open"]:
-            break
-    else:
-        raise AssertionError(f"{panel_id} did not stay open")
+    assert not panel_state(driver, panel_id)["open"], f"{panel_id} was open before its link was clicked"
+    link.click()
+    # render_panel's response replaces the loader; panel.js is an ES module loaded with it.
     WebDriverWait(driver, TIMEOUT).until(
-        lambda d: d.execute_script("return window.__ddtppInstalled === true"),
-        message="panel.js did not load",
+        lambda d: panel_state(d, panel_id)["loaded"], message=f"{panel_id} content did not load"
+    )
+    assert panel_state(driver, panel_id)["open"], f"{panel_id} closed again after its link was clicked"
+    WebDriverWait(driver, TIMEOUT).until(
+        lambda d: d.execute_script(STYLESHEET_LOADED), message="panel.css was not applied (or panel.js did not run)"
     )
     return root.find_element(By.CSS_SELECTOR, f"#{panel_id} .djdt-scroll [data-ddtpp-root]")
 

@@ -57,7 +57,7 @@ def main(output: Path) -> None:
                 WebDriverWait(driver, browser.TIMEOUT).until(
                     lambda d: d.execute_script(
                         "const link = document.getElementById('djDebugRoot').shadowRoot"
-                        ".querySelector('link[href$=\"ddt_prefetch_panel/panel.css\"]');"
+                        ".querySelector('link[data-ddtpp-css]');"
                         "return link !== null && link.sheet !== null && document.fonts.status === 'loaded';"
                     ),
                     message="panel.css did not load",

@@ -1,13 +1,28 @@
-// Copy buttons and downloads for the prefetch panel.
+// Copy buttons, downloads and the stylesheet of the prefetch panel.
 //
-// The toolbar renders inside a shadow root and loads panel HTML after the page, so one
-// listener on the document handles every panel render: event.composedPath() sees
-// through the shadow boundary. Loaded as an ES module: it runs once per page.
+// DDT loads this ES module with the panel's HTML (after the page, through its render_panel
+// view, or inline when RENDER_PANELS is on). A module runs once per page however many times
+// its <script> is inserted, so the listener below is installed once. As DDT's own scripts do,
+// it is one delegated listener on the toolbar's #djDebug element (inside the #djDebugRoot
+// shadow root), which keeps working when DDT replaces the panel's HTML.
+//
+// DDT's utils.js has the same getDebugElement(), but it is not a public API and a relative
+// import across two apps' static files would break with hashed static storages.
 
 const CONFIRM_MS = 1500;
 
-function panelRoot(button) {
-    return button.closest("[data-ddtpp-root]");
+function debugRoot() {
+    const host = document.getElementById("djDebugRoot");
+    return host ? host.shadowRoot || host : null;
+}
+
+function panelRoot(node) {
+    return node.closest("[data-ddtpp-root]");
+}
+
+// Translated strings are rendered by the template into data attributes of the panel root.
+function message(root, name) {
+    return root.dataset[name] || "";
 }
 
 function textFor(root, key) {
@@ -15,7 +30,7 @@ function textFor(root, key) {
     if (!source) {
         return null;
     }
-    return "value" in source && source.tagName === "TEXTAREA" ? source.value : source.textContent;
+    return source.tagName === "TEXTAREA" ? source.value : source.textContent;
 }
 
 function fallbackCopy(root, text) {
@@ -52,11 +67,11 @@ async function copyText(root, text) {
 function confirm(root, button, ok) {
     const label = button.dataset.ddtppLabel || button.textContent;
     button.dataset.ddtppLabel = label;
-    button.textContent = ok ? "Copied" : "Copy failed";
+    button.textContent = message(root, ok ? "ddtppCopied" : "ddtppCopyFailed");
     button.classList.toggle("ddtpp-copied", ok);
     const status = root.querySelector(".ddtpp-status");
     if (status) {
-        status.textContent = ok ? "Copied to the clipboard." : "Could not copy: select the text and copy it by hand.";
+        status.textContent = message(root, ok ? "ddtppCopiedStatus" : "ddtppCopyFailedStatus");
     }
     window.setTimeout(() => {
         button.textContent = label;
@@ -80,29 +95,55 @@ function download(root, key) {
 }
 
 function onClick(event) {
-    for (const node of event.composedPath()) {
-        if (!(node instanceof Element)) {
-            continue;
+    const button = event.target.closest("[data-ddtpp-copy], [data-ddtpp-download]");
+    const root = button && panelRoot(button);
+    if (!root) {
+        return;
+    }
+    if (button.dataset.ddtppCopy !== undefined) {
+        const text = textFor(root, button.dataset.ddtppCopy);
+        if (text !== null) {
+            copyText(root, text).then((ok) => confirm(root, button, ok));
         }
-        if (node.dataset.ddtppCopy !== undefined) {
-            const root = panelRoot(node);
-            const text = root && textFor(root, node.dataset.ddtppCopy);
-            if (text !== null && text !== undefined) {
-                copyText(root, text).then((ok) => confirm(root, node, ok));
-            }
-            return;
-        }
-        if (node.dataset.ddtppDownload !== undefined) {
-            const root = panelRoot(node);
-            if (root) {
-                download(root, node.dataset.ddtppDownload);
-            }
-            return;
-        }
+    } else {
+        download(root, button.dataset.ddtppDownload);
     }
 }
 
-if (!window.__ddtppInstalled) {
-    window.__ddtppInstalled = true;
-    document.addEventListener("click", onClick);
+// The stylesheet of panels rendered by DDT's AJAX views. The server rendered them without
+// the page's CSP nonce (a stored toolbar has no request), so the template leaves the <link>
+// to this script, which copies the nonce DDT's own assets carry (HTMLElement.nonce keeps it
+// after the browser hides the attribute). Panels rendered with the page link it themselves.
+function ensureStylesheet(scope) {
+    const root = scope.querySelector("[data-ddtpp-stylesheet]");
+    if (!root || scope.querySelector("link[data-ddtpp-css]")) {
+        return;
+    }
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = root.dataset.ddtppStylesheet;
+    link.dataset.ddtppCss = "";
+    const carrier = scope.querySelector("link[nonce], script[nonce]");
+    if (carrier && carrier.nonce) {
+        link.nonce = carrier.nonce;
+    }
+    // Last in the toolbar's scope, so its rules come after toolbar.css.
+    scope.append(link);
+}
+
+function install() {
+    const scope = debugRoot();
+    const djDebug = scope && scope.querySelector("#djDebug");
+    if (!djDebug) {
+        return false;
+    }
+    djDebug.addEventListener("click", onClick);
+    djDebug.addEventListener("djdt.panel.render", () => ensureStylesheet(scope));
+    // DDT dispatches the first render before this module has loaded.
+    ensureStylesheet(scope);
+    return true;
+}
+
+if (!install()) {
+    document.addEventListener("DOMContentLoaded", install, { once: true });
 }
