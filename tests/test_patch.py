@@ -1,0 +1,179 @@
+"""Fixes as patches: ``git apply`` takes them, and the patched code runs a constant number of queries."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from ddt_prefetch_panel import detect
+from ddt_prefetch_panel.patch import add_imports, finding_patch, report_patch
+from shop import views
+
+pytestmark = pytest.mark.django_db
+_names = itertools.count()
+
+
+def _git_apply(patch: str, cwd: Path) -> None:
+    (cwd / "fix.patch").write_text(patch)
+    for args in (["--check"], []):
+        result = subprocess.run(["git", "apply", *args, "fix.patch"], cwd=cwd, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr + "\n" + patch
+
+
+def _load(path: Path, package: str):
+    """Import a patched copy of a module under a fresh name in ``package`` (relative imports work)."""
+    name = f"{package}._patched_{next(_names)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _queries(view, request) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = view(request)
+        if hasattr(response, "render"):
+            response.render()
+    return len(queries)
+
+
+def _n_plus_one(view, request) -> list[dict]:
+    with detect() as report:
+        view(request)
+    return [f.to_dict() for f in report.by_kind("n_plus_one")]
+
+
+@pytest.mark.parametrize(
+    "view_name",
+    ["forward_fk_bad", "reverse_fk_bad", "m2m_bad", "nested_bad", "template_loop_bad",
+     "filtered_prefetch_bad", "count_per_row_bad", "o2o_bad"],
+)
+def test_demo_patch_applies_and_makes_the_query_count_constant(pizzeria, tmp_path, view_name):
+    request = RequestFactory().get("/")
+    bad = getattr(views, view_name)
+    findings = _n_plus_one(bad, request)
+    assert findings, "the bad page has an N+1"
+    for finding in findings:
+        patch = finding_patch(finding)
+        assert patch is not None, finding["snippets"]
+        assert patch.startswith("--- a/demo/shop/views.py\n+++ b/demo/shop/views.py\n")
+    patch = report_patch(findings)
+
+    copy = tmp_path / "project"
+    shutil.copytree(Path(settings.BASE_DIR) / "demo", copy / "demo", ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
+    _git_apply(patch, copy)
+    patched = getattr(_load(copy / "demo" / "shop" / "views.py", "shop"), view_name)
+
+    assert _n_plus_one(patched, request) == []
+    before = (_queries(bad, request), _queries(patched, request))
+    for root in {apps.get_model(f["model"]) for f in findings}:
+        pks = list(root.objects.order_by("pk").values_list("pk", flat=True))
+        root.objects.filter(pk__in=pks[len(pks) // 2:]).delete()
+    after = (_queries(bad, request), _queries(patched, request))
+    assert before[0] != after[0], "the unpatched page's query count depends on the rows"
+    assert before[1] == after[1], "the patched page's query count does not"
+
+
+def test_patch_adds_the_import_the_fix_needs(pizzeria, tmp_path, settings):
+    project = tmp_path / "project"
+    (project / "reports").mkdir(parents=True)
+    source = textwrap.dedent('''\
+        """Vegetarian pizzas per order."""
+        from shop.models import Order
+
+
+        def vegetarian():
+            names = []
+            for order in Order.objects.order_by("pk"):
+                names.append(sorted(p.name for p in order.pizzas.filter(vegetarian=True)))
+            return names
+        ''')
+    (project / "reports" / "__init__.py").write_text("")
+    (project / "reports" / "loops.py").write_text(source)
+    settings.BASE_DIR = project
+    module = _load(project / "reports" / "loops.py", "shop")
+    with detect() as report:
+        expected = module.vegetarian()
+    finding = report.by_kind("n_plus_one")[0].to_dict()
+    assert finding["method"] == "Prefetch"
+    patch = finding_patch(finding)
+    assert patch.startswith("--- a/reports/loops.py\n")
+    assert "+from django.db.models import Prefetch\n" in patch
+    assert "-from shop.models import Order\n+from shop.models import Order, Pizza\n" in patch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    _git_apply(patch, copy)
+    fixed = _load(copy / "reports" / "loops.py", "shop")
+    with CaptureQueriesContext(connection) as queries:
+        assert fixed.vegetarian() == expected
+    assert len(queries) == 2
+
+
+def test_stale_source_gives_no_patch(pizzeria):
+    request = RequestFactory().get("/")
+    finding = _n_plus_one(views.forward_fk_bad, request)[0]
+    finding["origin"] = {**finding["origin"], "code": "orders = Order.objects.all()  # an older version"}
+    assert finding_patch(finding) is None
+
+
+def test_failed_proof_gives_no_patch(pizzeria):
+    finding = _n_plus_one(views.forward_fk_bad, RequestFactory().get("/"))[0]
+    finding["proof"] = {"status": "failed", "before": 10, "after": 10, "rows": 10, "detail": "still repeats"}
+    assert finding_patch(finding) is None
+
+
+def test_report_patch_joins_fixes_in_one_diff(pizzeria, tmp_path):
+    request = RequestFactory().get("/")
+    findings = _n_plus_one(views.forward_fk_bad, request) + _n_plus_one(views.m2m_bad, request)
+    patch = report_patch(findings * 2)  # the same fix twice is one edit
+    assert patch.count("--- a/demo/shop/views.py") == 1
+    assert [line.split(" = ")[0] for line in patch.splitlines() if line.startswith("+ ")] == ["+    orders", "+    pizzas"]
+    copy = tmp_path / "project"
+    shutil.copytree(Path(settings.BASE_DIR) / "demo", copy / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    _git_apply(patch, copy)
+
+
+@pytest.mark.parametrize(
+    "source, statements, expected",
+    [
+        ("import os\n\nx = 1\n", ["from django.db.models import Prefetch"],
+         "import os\nfrom django.db.models import Prefetch\n\nx = 1\n"),
+        ("from django.db.models import Q  # filters\n", ["from django.db.models import Count, Q"],
+         "from django.db.models import Q, Count  # filters\n"),
+        ('"""Doc."""\nx = 1\n', ["from django.db.models import Exists, OuterRef"],
+         '"""Doc."""\nfrom django.db.models import Exists, OuterRef\nx = 1\n'),
+        ("from django.db.models import (\n    Q,\n)\n", ["from django.db.models import Q, Count"],
+         "from django.db.models import (\n    Q,\n)\nfrom django.db.models import Count\n"),
+        ("from django.db.models import Prefetch as P, Prefetch\n", ["from django.db.models import Prefetch"],
+         "from django.db.models import Prefetch as P, Prefetch\n"),
+    ],
+)
+def test_add_imports(source, statements, expected):
+    assert add_imports(source, statements) == expected
+
+
+def test_file_without_final_newline(tmp_path, settings):
+    from ddt_prefetch_panel.patch import LineEdit, build_patch
+
+    target = tmp_path / "mod.py"
+    target.write_text("a = 1\nb = Order.objects.all()")
+    patch = build_patch([LineEdit(str(target), 2, "b = Order.objects.all()", 'b = Order.objects.select_related("x")')],
+                        [], str(tmp_path))
+    assert patch.endswith("\\ No newline at end of file\n")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(target, copy / "mod.py")
+    _git_apply(patch, copy)
+    assert (copy / "mod.py").read_text() == 'a = 1\nb = Order.objects.select_related("x")'
