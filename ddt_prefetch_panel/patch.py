@@ -124,13 +124,23 @@ def report_patch(findings: Iterable[dict], root: str | None = None) -> str | Non
 
 def build_patch(edits: list[LineEdit], imports: list[str], root: str | None = None) -> str | None:
     """The unified diff of ``edits`` (plus ``imports`` in the Python file of the first edit)."""
+    changes = file_changes(edits, imports, root)
+    if not changes:
+        return None
+    return "".join(_unified(before, after, relative) for relative, before, after in changes) or None
+
+
+def file_changes(edits: list[LineEdit], imports: list[str], root: str | None = None
+                 ) -> list[tuple[str, list[str], list[str]]] | None:
+    """``(path relative to root, lines before, lines after)`` per edited file, or None when
+    a file is outside ``root``, unreadable, or no longer has the lines the analysis saw."""
     root = os.path.abspath(root or base_dir())
     by_path: dict[str, list[LineEdit]] = {}
     for edit in edits:
         by_path.setdefault(edit.path, []).append(edit)
-    chunks = []
+    changes = []
     for index, (path, file_edits) in enumerate(by_path.items()):
-        relative = _relative(path, root)
+        relative = relative_path(path, root)
         if relative is None:
             return None
         try:
@@ -151,12 +161,11 @@ def build_patch(edits: list[LineEdit], imports: list[str], root: str | None = No
             if patched is None:
                 return None
             after = patched.splitlines(keepends=True)
-        chunks.append(_unified(before, after, relative))
-    text = "".join(chunks)
-    return text or None
+        changes.append((relative, before, after))
+    return changes
 
 
-def _relative(path: str, root: str) -> str | None:
+def relative_path(path: str, root: str) -> str | None:
     absolute = os.path.abspath(path)
     if not absolute.startswith(root.rstrip(os.sep) + os.sep):
         return None
