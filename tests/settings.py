@@ -21,6 +21,15 @@ INSTALLED_APPS = [
     "debug_toolbar",
     "ddt_prefetch_panel",
     "shop",
+    # Models of the peer tools' test suites (tests/test_peer_cases.py).
+    "tests.peers.social",
+    "tests.peers.testapp",
+    # Framework scenarios (tests/test_frameworks*.py): real DRF, GraphQL, taggit, modelcluster.
+    "rest_framework",
+    "graphene_django",
+    "taggit",
+    "tests.frameworks.catalog",
+    "tests.frameworks.blog",
 ]
 
 MIDDLEWARE = [
@@ -45,6 +54,11 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
         },
+    },
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "tests" / "frameworks" / "catalog" / "jinja2"],
+        "APP_DIRS": False,
     },
 ]
 
