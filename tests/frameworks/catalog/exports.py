@@ -1,0 +1,17 @@
+"""The project's calls into a third-party export library (ddtpp_fakelib, in site-packages)."""
+
+import ddtpp_fakelib
+
+from .models import Book
+
+
+def export_everything():
+    return ddtpp_fakelib.export_model(Book, ["title", "author__name"])
+
+
+def export_visible():
+    return ddtpp_fakelib.export_rows(Book.objects.visible(), ["title", "author__name"])
+
+
+def editors():
+    return [book.editor.name for book in Book.objects.order_by("pk")]

@@ -1,0 +1,32 @@
+"""strawberry-django: nested types resolved by the framework's default resolvers."""
+
+import strawberry
+import strawberry_django
+from strawberry import auto
+
+from .models import Author, Book, Publisher
+
+
+@strawberry_django.type(Publisher)
+class PublisherType:
+    name: auto
+
+
+@strawberry_django.type(Author)
+class AuthorType:
+    name: auto
+    publisher: PublisherType
+
+
+@strawberry_django.type(Book)
+class BookType:
+    title: auto
+    author: AuthorType
+
+
+@strawberry.type
+class Query:
+    books: list[BookType] = strawberry_django.field()
+
+
+schema = strawberry.Schema(query=Query)

@@ -1,0 +1,15 @@
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+from graphene_django.views import GraphQLView as GrapheneView
+from strawberry.django.views import GraphQLView as StrawberryView
+
+from . import api, gql_graphene, gql_strawberry, views
+
+urlpatterns = [
+    path("api/", include(api.router.urls)),
+    path("graphql/strawberry/", csrf_exempt(StrawberryView.as_view(schema=gql_strawberry.schema))),
+    path("graphql/graphene/", csrf_exempt(GrapheneView.as_view(schema=gql_graphene.schema))),
+    path("jinja/books/", views.jinja_books),
+    path("forms/copy/", views.copy_form),
+    path("async/books/", views.async_books),
+]

@@ -1,0 +1,23 @@
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from .forms import CopyForm
+from .models import Author, Book
+
+
+def jinja_books(request):
+    books = Book.objects.order_by("pk")
+    return render(request, "catalog/books.jinja", {"books": books})
+
+
+def copy_form(request):
+    form = CopyForm()
+    return HttpResponse(form.as_p())
+
+
+async def async_books(request):
+    names = []
+    async for book in Book.objects.order_by("pk"):
+        author = await Author.everyone.aget(pk=book.author_id)
+        names.append(author.name)
+    return HttpResponse(", ".join(names))

@@ -1,0 +1,91 @@
+"""Issue 12 through the real toolbar: a DRF browsable API page, and the same origin whether
+the viewset module was imported before the first request or inside it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.frameworks.catalog.seed import seed
+from tests.frameworks.lines import at, line_of
+from debug_toolbar.store import get_store
+
+from tests.toolbar import get_with_toolbar, latest_request_id, render_panel, stored_stats
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def catalog(db):
+    seed(authors=4, books_per_author=3)
+
+
+def test_drf_browsable_api_page_through_the_toolbar(client, catalog):
+    get_store().clear()
+    response = client.get("/fw/api/books/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    request_id = latest_request_id()
+    assert b'id="djDebug"' in response.content
+    assert b"Book List" in response.content  # the browsable API's HTML page
+    findings = stored_stats(request_id)["report"]["findings"]
+    [finding] = [f for f in findings if f["kind"] == "n_plus_one" and f["relation"] == "catalog.Book.author"]
+    assert at(finding["callsite"], "catalog/api.py", "    author = AuthorBriefSerializer()")
+    assert finding["callsite"]["function"] == "BookSerializer.author"
+    assert at(finding["origin"], "catalog/api.py", "    queryset = Book.objects.all()")
+    assert finding["library"] is False
+    html = render_panel(client, request_id)
+    assert "BookSerializer.author" in html
+    assert "tests/frameworks/catalog/api.py" in html
+    assert "queryset = Book.objects.all()" in html
+    assert ".select_related(&quot;author&quot;)" in html
+
+
+def _origin_line(request_id: str) -> int | None:
+    findings = stored_stats(request_id)["report"]["findings"]
+    [finding] = [f for f in findings if f["kind"] == "n_plus_one" and f["relation"] == "catalog.Book.author"]
+    return finding["origin"]["lineno"] if finding["origin"] else None
+
+
+def test_same_origin_after_a_warm_up_request(client, catalog):
+    get_with_toolbar(client, "/fw/api/books/?format=json")
+    _, request_id = get_with_toolbar(client, "/fw/api/books/?format=json")
+    assert _origin_line(request_id) == line_of("catalog/api.py", "    queryset = Book.objects.all()")
+
+
+ALONE = """
+import pytest
+from tests.frameworks.catalog.seed import seed
+from tests.frameworks.lines import line_of
+from tests.toolbar import get_with_toolbar, stored_stats
+
+
+@pytest.mark.django_db
+def test_first_request_of_the_process(client):
+    import sys
+    assert "tests.frameworks.catalog.api" not in sys.modules  # imported by the first request
+    seed(authors=3, books_per_author=2)
+    _, request_id = get_with_toolbar(client, "/fw/api/books/?format=json")
+    findings = stored_stats(request_id)["report"]["findings"]
+    [finding] = [f for f in findings if f["relation"] == "catalog.Book.author"]
+    assert finding["origin"]["lineno"] == line_of("catalog/api.py", "    queryset = Book.objects.all()")
+    assert finding["callsite"]["function"] == "BookSerializer.author"
+"""
+
+
+def test_same_origin_when_the_first_request_imports_the_viewset(tmp_path):
+    """A fresh process whose first request imports the URLconf inside the capture."""
+    test_file = ROOT / "tests" / f"test_zz_alone_{os.getpid()}.py"
+    test_file.write_text(ALONE)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        test_file.unlink()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
