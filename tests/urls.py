@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("__debug__/", include("debug_toolbar.urls")),
     path("faults/", include("tests.faults.urls")),
+    path("fw/", include("tests.frameworks.catalog.urls")),
     path("", include("shop.urls")),
 ]
