@@ -156,3 +156,213 @@ def test_origin_before_after_and_prefetch_object_copy(live_server, driver):
     button.click()
     assert copied(driver) == [after]
     wait_for_label(driver, button, "Copied")
+
+
+# Colours the panel's stylesheet gives a finding, and what DDT's variables and ours resolve to in
+# the toolbar's current theme (a probe element resolves var(...) the way the browser does).
+FINDING_COLOURS = """
+const shadow = document.getElementById("djDebugRoot").shadowRoot;
+const djDebug = shadow.getElementById("djDebug");
+const section = arguments[0];
+function resolve(name) {
+    const probe = document.createElement("span");
+    probe.style.color = `var(${name})`;
+    section.appendChild(probe);
+    const colour = getComputedStyle(probe).color;
+    probe.remove();
+    return colour;
+}
+const style = getComputedStyle(section);
+const badge = getComputedStyle(section.querySelector(".ddtpp-badge"));
+return {
+    theme: djDebug.dataset.theme,
+    border_width: style.borderLeftWidth,
+    border: style.borderLeftColor,
+    background: style.backgroundColor,
+    text: getComputedStyle(section.closest("[data-ddtpp-root]")).color,
+    badge: badge.backgroundColor,
+    badge_text: badge.color,
+    kind_variable: resolve("--ddtpp-n-plus-one-color"),
+    ddt_background: resolve("--djdt-background-color"),
+    ddt_font: resolve("--djdt-font-color"),
+};
+"""
+
+
+def n_plus_one_section(content, subject: str = "shop.Order.customer"):
+    for section in content.find_elements(By.CSS_SELECTOR, "section.ddtpp-kind-n_plus_one"):
+        if section.find_element(By.CSS_SELECTOR, ".ddtpp-subject").text == subject:
+            return section
+    pytest.fail(f"no N+1 finding on {subject} in the panel:\n{content.text[:2000]}")
+
+
+def colours_in_theme(driver, url: str, theme: str) -> dict:
+    """The forward-FK finding's colours with DDT's theme switch set to ``theme``."""
+    driver.get(url)
+    driver.execute_script("localStorage.setItem('djdt.user-theme', arguments[0])", theme)
+    try:
+        driver.get(url)
+        section = n_plus_one_section(browser.open_panel(driver))
+        return driver.execute_script(FINDING_COLOURS, section)
+    finally:
+        driver.execute_script("localStorage.removeItem('djdt.user-theme')")
+
+
+def test_dark_theme_colours_come_from_the_toolbar_variables(live_server, driver):
+    from shop.seed import seed
+
+    seed(orders=10)
+    url = f"{live_server.url}/forward-fk/bad/"
+    light = colours_in_theme(driver, url, "light")
+    dark = colours_in_theme(driver, url, "dark")
+    assert (light["theme"], dark["theme"]) == ("light", "dark")
+    for colours in (light, dark):
+        # The kind's colour on the border and the badge, DDT's own colours behind and on the text.
+        assert colours["border_width"] == "4px", colours
+        assert colours["border"] == colours["badge"] == colours["kind_variable"], colours
+        assert colours["background"] == colours["ddt_background"] == colours["badge_text"], colours
+        assert colours["text"] == colours["ddt_font"], colours
+    for key in ("border", "background", "text"):
+        assert light[key] != dark[key], (key, light[key])
+
+
+def test_copy_in_dark_theme_and_listener_installed_once(live_server, driver):
+    """Copy works in the dark theme; DDT inserting panel.js again does not add a second listener."""
+    from shop.seed import seed
+
+    seed(orders=10)
+    url = f"{live_server.url}/forward-fk/bad/"
+    driver.get(url)
+    driver.execute_script("localStorage.setItem('djdt.user-theme', 'dark')")
+    try:
+        driver.get(url)
+        section = n_plus_one_section(browser.open_panel(driver))
+        assert driver.execute_script(FINDING_COLOURS, section)["theme"] == "dark"
+        # What DDT's $$.executeScripts does each time it renders a panel through AJAX.
+        driver.execute_script(
+            """
+            const el = document.createElement("script");
+            el.type = "module";
+            el.src = arguments[0];
+            document.head.appendChild(el);
+            """,
+            driver.execute_script(
+                "return [...document.scripts].find((s) => s.src.endsWith('ddt_prefetch_panel/panel.js')).src"
+            ),
+        )
+        driver.execute_script(RECORD_CLIPBOARD)
+        button = section.find_element(By.CSS_SELECTOR, '[data-ddtpp-snippet="fix"] button')
+        button.click()
+        wait_for_label(driver, button, "Copied")
+        assert driver.execute_script("return window.__copied") == ['.select_related("customer")']
+    finally:
+        driver.execute_script("localStorage.removeItem('djdt.user-theme')")
+
+
+# Every CSP violation of the page, recorded before any of its scripts runs.
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+    window.__violations.push(`${event.effectiveDirective} ${event.blockedURI}`);
+});
+"""
+
+NONCES = """
+const shadow = document.getElementById("djDebugRoot").shadowRoot;
+const ddt = shadow.querySelector("script[src$='debug_toolbar/js/toolbar.js']");
+const ours = shadow.querySelector("link[data-ddtpp-css]");
+return {ddt: ddt.nonce, stylesheet: ours.nonce, sheet: ours.sheet !== null};
+"""
+
+UNNONCED_STYLESHEET_BLOCKED = """
+const done = arguments[arguments.length - 1];
+const link = document.createElement("link");
+link.rel = "stylesheet";
+link.href = arguments[0];
+link.onload = () => done("loaded");
+link.onerror = () => done("blocked");
+document.getElementById("djDebugRoot").shadowRoot.append(link);
+"""
+
+
+@pytest.fixture(params=[False, True], ids=["ajax-panels", "render-panels"])
+def csp_server(request, live_server, driver):
+    """A second live server whose responses carry tests.csp's nonce policy.
+
+    Parametrised by DDT's RENDER_PANELS: panels loaded by DDT's AJAX view (its default), or
+    rendered with the page.
+    """
+    from django.conf import settings
+    from django.test import override_settings
+
+    with override_settings(
+        MIDDLEWARE=["tests.csp.NonceCSPMiddleware", *settings.MIDDLEWARE],
+        DEBUG_TOOLBAR_CONFIG={**settings.DEBUG_TOOLBAR_CONFIG, "RENDER_PANELS": request.param},
+    ):
+        server = LiveServer("127.0.0.1:0")
+        try:
+            yield server
+        finally:
+            driver.get("about:blank")
+            server.stop()
+
+
+def test_panel_under_a_nonce_content_security_policy(csp_server, driver):
+    from shop.seed import seed
+
+    seed(orders=10)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_VIOLATIONS})
+    driver.get(f"{csp_server.url}/forward-fk/bad/")
+    section = n_plus_one_section(browser.open_panel(driver))
+    nonces = driver.execute_script(NONCES)
+    assert nonces["ddt"] and nonces["stylesheet"] == nonces["ddt"], nonces
+    assert driver.execute_script(FINDING_COLOURS, section)["border_width"] == "4px"
+    violations = driver.execute_script("return window.__violations")
+    assert not [v for v in violations if "ddt_prefetch_panel" in v], violations
+    # The policy is enforced: the same stylesheet without the nonce is refused.
+    href = driver.execute_script("return arguments[0].dataset.ddtppStylesheet", section.find_element(By.XPATH, "ancestor::*[@data-ddtpp-root]"))
+    assert driver.execute_async_script(UNNONCED_STYLESHEET_BLOCKED, href) == "blocked"
+
+    driver.execute_script(RECORD_CLIPBOARD)
+    button = section.find_element(By.CSS_SELECTOR, 'button[data-ddtpp-copy^="finding-markdown-"]')
+    button.click()
+    [markdown] = copied(driver)
+    assert "shop.Order.customer" in markdown
+    wait_for_label(driver, button, "Copied")
+
+
+def test_demo_index_is_usable_on_load(live_server, driver):
+    """A new user's first page: nothing covers the index, a scenario link opens its page, and the
+    toolbar's Prefetch link opens and closes the panel (no script of the demo fights it)."""
+    from shop.seed import seed
+
+    seed(orders=10)
+    driver.get(f"{live_server.url}/")
+    root = browser.toolbar(driver)
+    WebDriverWait(driver, browser.TIMEOUT).until(
+        lambda d: browser._displayed(root, f"#djdt-{browser.PANEL_ID} a"), message="the toolbar did not show"
+    )
+    time.sleep(1)  # the demo used to open the panel a moment after load
+    assert not root.find_elements(By.CSS_SELECTOR, ".djdt-panelContent:not(.djdt-hidden)")
+    link = driver.find_element(By.LINK_TEXT, "bad")
+    assert driver.execute_script(
+        """
+        const box = arguments[0].getBoundingClientRect();
+        return document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2) === arguments[0];
+        """,
+        link,
+    ), "the first scenario link is covered"
+    link.click()
+
+    WebDriverWait(driver, browser.TIMEOUT).until(lambda d: d.current_url.endswith("/forward-fk/bad/"))
+    assert "Prefetch" in driver.find_element(By.CSS_SELECTOR, "[data-hint=panel]").text
+    time.sleep(1)
+    assert browser.panel_state(driver)["open"] is False
+    content = browser.open_panel(driver)
+    assert "shop.Order.customer" in content.text
+    time.sleep(1)
+    assert browser.panel_state(driver)["open"] is True, "the panel closed by itself"
+    browser.toolbar(driver).find_element(By.CSS_SELECTOR, f"#djdt-{browser.PANEL_ID} a").click()
+    WebDriverWait(driver, browser.TIMEOUT).until(
+        lambda d: browser.panel_state(d)["open"] is False, message="the Prefetch link did not close the panel"
+    )
