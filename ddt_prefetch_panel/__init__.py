@@ -17,13 +17,18 @@ __version__ = "0.1.0"
 __all__ = ["Finding", "Report", "detect", "__version__"]
 
 if TYPE_CHECKING:
-    from .report import Finding, Report, detect
+    from .analyze import detect
+    from .findings import Finding, Report
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so importing the package (e.g. from settings) never imports Django's models.
-    if name in ("Finding", "Report", "detect"):
-        from . import report
+    if name == "detect":
+        from .analyze import detect
 
-        return getattr(report, name)
+        return detect
+    if name in ("Finding", "Report"):
+        from . import findings
+
+        return getattr(findings, name)
     raise AttributeError(name)

@@ -28,6 +28,6 @@ class PrefetchPanelConfig(AppConfig):
     path = _asset_root()
 
     def ready(self) -> None:
-        from . import capture_orm, checks  # noqa: F401  (registers the system checks)
+        from . import checks, hooks  # noqa: F401  (importing checks registers them)
 
-        capture_orm.install()
+        hooks.install()

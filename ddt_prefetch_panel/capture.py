@@ -7,7 +7,7 @@ descriptors) and leaves names, files and source text to the analysis stages.
 Two sources of data feed a capture:
 
 * a ``connection.execute_wrapper`` on every database alias records statements;
-* ORM hooks (installed once by ``orm_hooks.install()`` from ``AppConfig.ready``) tag
+* ORM hooks (``hooks.py``, installed once from ``AppConfig.ready``) tag
   querysets and model instances with *where they came from*: the root queryset that
   loaded them and the relation hops that followed. A statement issued while a relation
   is being accessed carries that hop, which is how ``relate`` names the relation.
@@ -28,8 +28,11 @@ from typing import Any, Iterator
 
 from django.db import connections
 
-# Statement text of DDT's own tables (history store); their queries are the toolbar's.
-_TOOLBAR_TABLE_MARKER = "debug_toolbar_"
+from .frames import raw_from, TEMPLATE_RENDER_CODE, first_user_frame, is_library_code
+
+# DDT's own tables (its database store, the cache table it registers): the live set DDT's
+# SQL panel skips by, filled in by ``start()`` once apps are ready.
+_toolbar_tables: set[str] = set()
 
 # Hard limits that keep a capture bounded however many queries a request runs.
 MAX_SQL_CHARS = 20_000
@@ -81,6 +84,19 @@ class Hop:
     source: Source | None
 
 
+@dataclass(frozen=True)
+class Call:
+    """Filters, exclusions, ordering and slicing a loop added to a related manager."""
+
+    # (keyword, Python source of the value, the value itself)
+    filters: tuple[tuple[str, str, Any], ...] = ()
+    excludes: tuple[tuple[str, str, Any], ...] = ()
+    order_by: tuple[str, ...] = ()
+    low: int = 0
+    high: int | None = None
+    unreadable: str | None = None
+
+
 @dataclass(slots=True)
 class Record:
     alias: str
@@ -93,7 +109,7 @@ class Record:
     many: bool = False
     error: str | None = None
     prefetch: tuple | None = None  # (id(root), path) when issued by prefetch_related
-    call: Any = None  # capture_orm.Call: what a loop added to a related manager
+    call: Call | None = None  # what a loop added to a related manager
     root: Root | None = None  # for statements that evaluated a root queryset
     seq: int = 0  # position in the capture
 
@@ -191,7 +207,7 @@ class Capture:
         append = key.append
         frame = sys._getframe(skip + 1)
         anchor = self.anchor
-        render_code = _template_render_code
+        render_code = TEMPLATE_RENDER_CODE
         while frame is not None:
             code = frame.f_code
             append(id(code))
@@ -204,7 +220,7 @@ class Capture:
         key = tuple(key)
         raw = self._stacks.get(key)
         if raw is None:
-            raw = self._stacks[key] = _raw_from(sys._getframe(skip + 1), anchor)
+            raw = self._stacks[key] = raw_from(sys._getframe(skip + 1), anchor)
         return raw
 
     def first_frame(self, skip: int = 1) -> tuple:
@@ -215,13 +231,13 @@ class Capture:
         """
         start = frame = sys._getframe(skip + 1)
         anchor = self.anchor
-        render_code = _template_render_code
+        render_code = TEMPLATE_RENDER_CODE
         while frame is not None:
             code = frame.f_code
             if code is render_code or not is_library_code(code) or frame is anchor:
-                return _raw_from(start, frame)
+                return raw_from(start, frame)
             frame = frame.f_back
-        return _raw_from(start, None)
+        return raw_from(start, None)
 
     def receivers(self) -> Iterator[Capture]:
         """Who records a statement whose innermost capture is this one.
@@ -273,6 +289,8 @@ class Capture:
 
 
 _current: ContextVar[Capture | None] = ContextVar("ddt_prefetch_panel_capture", default=None)
+# What the ORM hooks (hooks.py) know about the statement being executed; the cursor
+# wrapper reads them into each Record.
 # The ORM query whose SQL is being executed (set by the SQLCompiler hook).
 current_query: ContextVar[Any] = ContextVar("ddt_prefetch_panel_query", default=None)
 # The single-valued relation being read (FK, O2O, GFK, deferred field) while it loads.
@@ -290,50 +308,6 @@ suspended: ContextVar[bool] = ContextVar("ddt_prefetch_panel_suspended", default
 def current() -> Capture | None:
     """The innermost active capture of this thread/task, or ``None``."""
     return _current.get()
-
-
-def raw_stack(skip: int = 1) -> tuple:
-    """The calling stack as ``(code, lineno)`` pairs, innermost first (not interned)."""
-    return _raw_from(sys._getframe(skip + 1), None)
-
-
-def _raw_from(frame: Any, anchor: Any) -> tuple:
-    """``(code, lineno)`` per frame up to ``anchor``; template render frames also keep the
-    node they render, so the template name and line are resolved later without files."""
-    render_code = _template_render_code
-    out = []
-    while frame is not None:
-        code = frame.f_code
-        if code is render_code:
-            out.append((code, frame.f_lineno, frame.f_locals.get("self")))
-        else:
-            out.append((code, frame.f_lineno))
-        if frame is anchor:
-            break
-        frame = frame.f_back
-    return tuple(out)
-
-
-_library_codes: dict[int, bool] = {}
-
-
-def is_library_code(code: Any) -> bool:
-    """Whether a code object belongs to Django, DDT, this package, the stdlib or site-packages."""
-    known = _library_codes.get(id(code))
-    if known is None:
-        from .group import is_library_file
-
-        known = _library_codes[id(code)] = is_library_file(code.co_filename)
-    return known
-
-
-def _find_template_render_code() -> Any:
-    from django.template.base import Node
-
-    return Node.render_annotated.__code__
-
-
-_template_render_code = _find_template_render_code()
 
 
 def execute_wrapper(execute, sql, params, many, context):
@@ -363,7 +337,7 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
             duration: float, error: str | None) -> None:
     if not isinstance(sql, str):
         sql = sql.decode("utf-8", "replace") if isinstance(sql, bytes) else str(sql)
-    if _TOOLBAR_TABLE_MARKER in sql:
+    if _toolbar_tables and any(table in sql for table in _toolbar_tables):
         return
     if len(sql) > MAX_SQL_CHARS:
         # Keyed by a prefix plus the full length: huge statements stay distinct but cheap.
@@ -427,11 +401,9 @@ def start(propagate: bool = False, anchor: Any = None) -> tuple[Capture, Any]:
     (the toolbar middleware's, or the user's ``with detect():`` frame); by default the
     first user frame above this call.
     """
-    from .capture_orm import install
-
-    install()  # normally done by AppConfig.ready; detect() also works without the app
     if anchor is None:
-        anchor = _first_user_frame(sys._getframe(1))
+        anchor = first_user_frame(sys._getframe(1))
+    _find_toolbar_tables()
     capture = Capture(parent=_current.get(), propagate=propagate, anchor=anchor)
     token = _current.set(capture)
     for alias in connections:
@@ -439,10 +411,16 @@ def start(propagate: bool = False, anchor: Any = None) -> tuple[Capture, Any]:
     return capture, token
 
 
-def _first_user_frame(frame: Any) -> Any:
-    while frame is not None and is_library_code(frame.f_code):
-        frame = frame.f_back
-    return frame
+def _find_toolbar_tables() -> None:
+    global _toolbar_tables
+    if _toolbar_tables:
+        return
+    from django.apps import apps
+
+    if apps.ready and apps.is_installed("debug_toolbar"):
+        from debug_toolbar.panels.sql.tracking import DDT_MODELS
+
+        _toolbar_tables = DDT_MODELS  # the same set object: DDT adds its cache table later
 
 
 def stop(capture: Capture, token: Any) -> None:

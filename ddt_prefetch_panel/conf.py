@@ -11,8 +11,9 @@ from typing import Any
 
 from django.conf import settings
 
+from .findings import KINDS
+
 SETTING_NAME = "DDT_PREFETCH_PANEL"
-KINDS = ("n_plus_one", "duplicate", "missing_index", "unused_prefetch")
 ALLOW_KEYS = ("model", "relation", "callsite", "sql", "kinds")
 
 DEFAULTS: dict[str, Any] = {

@@ -6,18 +6,14 @@ tokenising SQL) happens once per distinct stack and once per distinct SQL text.
 
 from __future__ import annotations
 
-import linecache
-import os
 import re
-import site
-import sys
-import sysconfig
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
 
 from .capture import Bucket, Record, params_hash
+from .frames import Frame, StackResolver
 
 # --------------------------------------------------------------------------- fingerprint
 
@@ -86,130 +82,6 @@ _KEYWORDS = frozenset(
     VALUES UPDATE SET DELETE UNION ALL CASE WHEN THEN ELSE END CAST COUNT SUM AVG MIN MAX
     ESCAPE RETURNING WITH FOR NOWAIT SKIP LOCKED OF TRUE FALSE COLLATE""".split()
 )
-
-# --------------------------------------------------------------------------- call sites
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    filename: str
-    lineno: int
-    function: str
-    code: str
-    template: bool = False
-
-    def to_dict(self) -> dict:
-        return {
-            "filename": self.filename,
-            "lineno": self.lineno,
-            "function": self.function,
-            "code": self.code,
-            "template": self.template,
-        }
-
-
-def _library_prefixes() -> tuple[str, ...]:
-    import django
-    import debug_toolbar
-
-    paths = {
-        os.path.dirname(django.__file__),
-        os.path.dirname(debug_toolbar.__file__),
-        os.path.dirname(os.path.abspath(__file__)),
-        sysconfig.get_paths()["stdlib"],
-        sysconfig.get_paths()["platstdlib"],
-        sysconfig.get_paths()["purelib"],
-        sysconfig.get_paths()["platlib"],
-        sys.prefix,
-        sys.base_prefix,
-        sys.exec_prefix,
-    }
-    for getter in (site.getsitepackages, lambda: [site.getusersitepackages()]):
-        try:
-            paths.update(getter())
-        except Exception:  # site helpers are missing in some embedded interpreters
-            pass
-    prefixes = {os.path.realpath(p) for p in paths if p}
-    prefixes |= {os.path.abspath(p) for p in paths if p}
-    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes))
-
-
-_LIBRARY_PREFIXES: tuple[str, ...] | None = None
-
-
-@lru_cache(maxsize=4096)
-def is_library_file(filename: str) -> bool:
-    global _LIBRARY_PREFIXES
-    if filename.startswith("<"):
-        return True  # <frozen importlib._bootstrap>, <string>, ...
-    if _LIBRARY_PREFIXES is None:
-        _LIBRARY_PREFIXES = _library_prefixes()
-    path = os.path.abspath(filename)
-    if os.sep + "site-packages" + os.sep in path or os.sep + "dist-packages" + os.sep in path:
-        return True
-    return path.startswith(_LIBRARY_PREFIXES)
-
-
-def _template_frame(node: Any) -> Frame | None:
-    token = getattr(node, "token", None)
-    origin = getattr(node, "origin", None)
-    if token is None or origin is None:
-        return None
-    name = getattr(origin, "template_name", None) or getattr(origin, "name", None) or "<template>"
-    contents = getattr(token, "contents", "")
-    kind = getattr(getattr(token, "token_type", None), "name", "")
-    if kind == "VAR":
-        code = "{{ %s }}" % contents
-    elif kind == "BLOCK":
-        code = "{%% %s %%}" % contents
-    else:
-        code = contents
-    return Frame(str(name), int(getattr(token, "lineno", 0) or 0), type(node).__name__, code, True)
-
-
-def tidy_stack(raw: tuple) -> tuple[Frame, ...]:
-    """User frames of a raw stack, innermost first; template nodes become template frames."""
-    frames: list[Frame] = []
-    for entry in raw:
-        if len(entry) == 3:
-            frame = _template_frame(entry[2])
-            if frame is not None and (
-                not frames or (frames[-1].filename, frames[-1].lineno) != (frame.filename, frame.lineno)
-            ):
-                frames.append(frame)
-            continue
-        code, lineno = entry
-        filename = code.co_filename
-        if is_library_file(filename):
-            continue
-        source = linecache.getline(filename, lineno).strip()
-        frames.append(Frame(filename, lineno, _function_name(code), source))
-    return tuple(frames)
-
-
-def _function_name(code: Any) -> str:
-    """``<genexpr>`` and friends read better with the function they are written in."""
-    name = code.co_name
-    if name.startswith("<"):
-        return getattr(code, "co_qualname", name).replace(".<locals>", "")
-    return name
-
-
-class StackResolver:
-    """Resolves each distinct raw stack once."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[Frame, ...]] = {}
-
-    def __call__(self, raw: tuple | None) -> tuple[Frame, ...]:
-        if raw is None:
-            return ()
-        key = id(raw)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = tidy_stack(raw)
-        return cached
-
 
 # --------------------------------------------------------------------------- groups
 

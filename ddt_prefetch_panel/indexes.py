@@ -26,7 +26,6 @@ rolled back (see ``sandbox``), so it is neither recorded by the panel nor counte
 
 from __future__ import annotations
 
-import ast
 import itertools
 import re
 from contextlib import contextmanager
@@ -40,8 +39,9 @@ from django.db.models import BooleanField, ForeignKey, Index, UniqueConstraint
 from . import capture as cap
 from .group import Group, redact_sql
 from .relate import definition_site, model_for_table
-from .report import Finding, display_path, frame_dict
-from .sqlshape import LikeUse, Shape, like_uses, select_shape, vendor_of
+from .findings import Context, Finding, display_path, frame_dict
+from .pysource import python_literal
+from .sqlshape import LikeUse, Shape, is_select, like_uses, select_shape, vendor_of
 
 MAX_FIELDS = 3  # longer composite indexes rarely pay for their writes
 TRY_INDEX_MAX_ROWS = 10_000  # EXPLAIN_TRY_INDEX builds a real index: only on small dev tables
@@ -199,10 +199,6 @@ def meta_indexes(model: type) -> list[ExistingIndex]:
                 # A conditional unique constraint is a partial index: it still exists
                 # but does not make every lookup single-row.
                 found.append(ExistingIndex(columns, unique=constraint.condition is None, name=constraint.name))
-    for names in getattr(meta, "index_together", None) or ():  # removed in Django 5.1
-        columns = _columns(model, names)
-        if columns:
-            found.append(ExistingIndex(columns))
     return found
 
 
@@ -293,18 +289,6 @@ def build_index(model: type, fields: tuple[str, ...]) -> Index:
     return index
 
 
-def _literal(value: Any) -> str | None:
-    """Source text of a plain literal, ``None`` for anything else (callables, objects)."""
-    if isinstance(value, str) and '"' not in value and "\\" not in value and "\n" not in value:
-        return f'"{value}"'
-    text = repr(value)
-    try:
-        ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return None
-    return text
-
-
 def field_declaration(model: type, field_name: str) -> str | None:
     """``name = models.X(..., db_index=True)`` rebuilt from the field, when it is plain."""
     field_ = model._meta.get_field(field_name)
@@ -318,7 +302,7 @@ def field_declaration(model: type, field_name: str) -> str | None:
     prefix = "models." if module.startswith("django.db.models") else ""
     parts = []
     for key, value in {**kwargs, "db_index": True}.items():
-        text = _literal(value)
+        text = python_literal(value)
         if text is None:
             return None
         parts.append(f"{key}={text}")
@@ -421,7 +405,7 @@ class Introspection:
 
 def explainable(sql: str) -> bool:
     # One SELECT only: the prefix applies to the first statement of a batch.
-    return sql.lstrip()[:6].upper() == "SELECT" and ";" not in sql
+    return is_select(sql) and ";" not in sql
 
 
 def _plan_lines(vendor: str, rows: list[tuple]) -> list[str]:
@@ -552,10 +536,6 @@ class _Candidate:
     has_or: bool = False
 
 
-def _is_select(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() == "SELECT"
-
-
 def _considered(groups: list[Group], config: dict) -> list[Group]:
     """Repeated SELECT groups, and any group holding a slow statement."""
     threshold = max(2, int(config.get("THRESHOLD", 2)))
@@ -563,7 +543,7 @@ def _considered(groups: list[Group], config: dict) -> list[Group]:
     chosen = []
     for group in groups:
         record = group.records[0]
-        if record.many or not _is_select(record.sql):
+        if record.many or not is_select(record.sql):
             continue
         if group.count >= threshold or any(r.duration >= slow for r in group.records):
             chosen.append(group)
@@ -644,13 +624,13 @@ def _note(candidate: _Candidate, main: Group, introspection_error: str | None) -
     return note
 
 
-def _finding(candidate: _Candidate, config: dict, context: Any, introspect: Introspection) -> Finding:
+def _finding(candidate: _Candidate, config: dict, context: Context, introspect: Introspection) -> Finding:
     groups = sorted(candidate.groups, key=lambda g: -g.duration)
     main = groups[0]
     record = _representative(main)
     model = candidate.model
     index = build_index(model, candidate.fields)
-    show_params = bool(getattr(context, "show_params", False))
+    show_params = context.show_params
     evidence = None
     if config.get("EXPLAIN", True):
         evidence = explain(candidate.alias, record.sql, record.params, candidate.table, show_params=show_params)
@@ -663,7 +643,6 @@ def _finding(candidate: _Candidate, config: dict, context: Any, introspect: Intr
                     evidence["note"] = note
             except Exception as exc:  # the "before" plan still stands: not an EXPLAIN error
                 evidence["note"] = "Trying the index failed: " + _error_text(exc, show_params)
-    max_frames = int(getattr(context, "max_frames", 30))
     site = definition_site(model._meta.get_field(candidate.fields[0].lstrip("-"))) \
         if len(candidate.fields) == 1 else None
     return Finding(
@@ -677,7 +656,7 @@ def _finding(candidate: _Candidate, config: dict, context: Any, introspect: Intr
         duration_ms=round(sum(g.duration for g in groups) * 1000, 3),
         sql=context.sql(record),
         callsite=frame_dict(main.callsite),
-        stack=[frame_dict(f) for f in main.stack[:max_frames]],
+        stack=[frame_dict(f) for f in main.stack[: context.max_frames]],
         origin=None,
         snippets=advice_snippets(model, candidate.fields, index),
         defined_at={**site, "filename": display_path(site["filename"])} if site else None,
@@ -688,7 +667,7 @@ def _finding(candidate: _Candidate, config: dict, context: Any, introspect: Intr
     )
 
 
-def index_findings(groups: list[Group], config: dict, context: Any) -> list[Finding]:
+def index_findings(groups: list[Group], config: dict, context: Context) -> list[Finding]:
     """``missing_index`` findings for the repeated or slow SELECTs of one capture."""
     introspect = Introspection()
     findings = []

@@ -19,7 +19,8 @@ from django.utils.translation import gettext_lazy as _, ngettext
 
 from . import capture as cap
 from .conf import get_config
-from .report import KIND_TITLES, Report, analyze
+from .analyze import analyze
+from .findings import KIND_TITLES, Report
 
 
 class PrefetchPanel(Panel):

@@ -23,9 +23,9 @@ from django.db.models.fields import related_descriptors as rd
 from django.db.models.query_utils import DeferredAttribute
 
 from . import sqlshape
-from .capture import Root, Source
-from .capture_orm import GENERIC_FK_TYPES, accessor_name, generic_fk_field
+from .capture import Call, Root, Source
 from .group import Group, most_common
+from .hooks import accessor_name, generic_fk_field, generic_fk_types
 
 KIND_LABELS = {
     "forward_fk": "forward FK",
@@ -70,7 +70,7 @@ class Relation:
     hops: list[HopInfo] = field(default_factory=list)
     via_sql: bool = False  # mapped from SQL, no ORM event
     note: str | None = None
-    call: Any = None  # capture_orm.Call: filters/ordering the loop added to the related manager
+    call: Call | None = None  # filters/ordering the loop added to the related manager
     calls_vary: bool = False  # the added filters use different values per parent
     aggregate: str | None = None  # count / exists / sum / ... issued per parent
     aggregate_column: str | None = None
@@ -91,7 +91,7 @@ class Relation:
 
 def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
     """(kind, target model, defining field) of a class attribute, or None if not a relation."""
-    if isinstance(descriptor, GENERIC_FK_TYPES):
+    if isinstance(descriptor, generic_fk_types()):
         return "generic_fk", None, generic_fk_field(descriptor)
     if isinstance(descriptor, rd.ForwardOneToOneDescriptor):
         return "forward_o2o", descriptor.field.remote_field.model, descriptor.field
@@ -165,7 +165,7 @@ def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | Non
         relation = _from_sql(group, group.first_seq, roots_by_seq)
     if relation is not None:
         record = group.records[0]
-        shape = sqlshape.select_shape(record.sql, sqlshape.vendor_of(record.alias) or "sqlite")
+        shape = sqlshape.shape_on(record.sql, record.alias)
         if shape is not None and shape.aggregate:
             relation.aggregate = shape.aggregate
             relation.aggregate_column = shape.aggregate_column
@@ -238,7 +238,7 @@ def model_for_table(table: str) -> type | None:
 
 def _from_sql(group: Group, first_seq: int, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
     record = group.records[0]
-    shape = sqlshape.select_shape(record.sql, sqlshape.vendor_of(record.alias) or "sqlite")
+    shape = sqlshape.shape_on(record.sql, record.alias)
     if shape is None or len(shape.tables) != 1:
         return None
     model = model_for_table(shape.tables[0])

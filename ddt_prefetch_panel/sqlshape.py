@@ -48,6 +48,16 @@ def vendor_of(alias: str) -> str | None:
     return connections[alias].vendor if alias in connections else None
 
 
+def is_select(sql: str) -> bool:
+    """A read statement (``SELECT`` or ``WITH ... SELECT``), by its first keyword."""
+    return sql.lstrip()[:6].upper().startswith(("SELECT", "WITH"))
+
+
+def shape_on(sql: str, alias: str) -> Shape | None:
+    """:func:`select_shape` in the dialect of the connection ``alias``."""
+    return select_shape(sql, vendor_of(alias) or "sqlite")
+
+
 def to_parseable(sql: str) -> str:
     """Django uses ``%s`` placeholders; sqlglot reads ``?`` in every dialect."""
     return _PLACEHOLDER.sub("?", sql)
@@ -56,7 +66,7 @@ def to_parseable(sql: str) -> str:
 @lru_cache(maxsize=4096)
 def parse_select(sql: str, vendor: str = "sqlite") -> exp.Select | None:
     """The parsed SELECT (shared by the cached readers below; never mutate it), or None."""
-    if len(sql) > MAX_PARSE_CHARS or not sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
+    if len(sql) > MAX_PARSE_CHARS or not is_select(sql):
         return None
     try:
         tree = sqlglot.parse_one(to_parseable(sql), read=DIALECTS.get(vendor, None))

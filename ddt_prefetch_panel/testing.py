@@ -14,8 +14,9 @@ from __future__ import annotations
 from contextlib import ContextDecorator, contextmanager
 from typing import Any, Iterator
 
+from .analyze import detect
 from .capture import ignore
-from .report import Finding, Report, detect, where
+from .findings import Finding, Report, kind_title, where
 
 DEFAULT_TEST_KINDS = ("n_plus_one",)
 
@@ -27,9 +28,8 @@ def _where(frame: dict | None) -> str:
 def describe(finding: Finding) -> str:
     """One failure line: what, where it repeats, where to fix, and the fix."""
     subject = finding.relation or finding.model or "a query"
-    label = {"n_plus_one": "N+1", "duplicate": "Duplicate queries", "missing_index": "Missing index",
-             "unused_prefetch": "Unused prefetch"}.get(finding.kind, finding.kind)
-    text = f"{label} detected on {subject} at {_where(finding.callsite)}"
+    label = kind_title(finding.kind)
+    text = f"{label[:1].upper()}{label[1:]} detected on {subject} at {_where(finding.callsite)}"
     text += f" ({finding.count} queries, {finding.avoidable} avoidable)"
     if finding.origin:
         code = f": {finding.origin['code']}" if finding.origin.get("code") else ""

@@ -4,7 +4,9 @@ import pytest
 from django.template import Context, Engine
 
 from ddt_prefetch_panel import capture as cap
-from ddt_prefetch_panel.group import fingerprint, is_library_file, redact_sql, tidy_stack
+from ddt_prefetch_panel import frames as frames_module
+from ddt_prefetch_panel.frames import is_library_file, tidy_stack
+from ddt_prefetch_panel.group import fingerprint, redact_sql
 
 
 @pytest.mark.parametrize(
@@ -47,14 +49,14 @@ def test_redact_sql_replaces_literals_only():
 
 
 def _here():
-    return cap.raw_stack(0)
+    return frames_module.raw_stack(0)
 
 
 def test_tidy_stack_keeps_user_frames_only():
     frames = tidy_stack(_here())
     assert frames[0].function == "_here"
     assert frames[0].filename.endswith("tests/test_group.py")
-    assert frames[0].code == "return cap.raw_stack(0)"
+    assert frames[0].code == "return frames_module.raw_stack(0)"
     assert frames[1].function == "test_tidy_stack_keeps_user_frames_only"
     assert all(not is_library_file(f.filename) for f in frames)
     assert not any("_pytest" in f.filename or "pluggy" in f.filename for f in frames)
@@ -80,7 +82,7 @@ def test_template_frames_are_named_by_template_and_line():
 
     class Probe:
         def __str__(self):
-            captured.append(cap.raw_stack(0))
+            captured.append(frames_module.raw_stack(0))
             return "x"
 
     engine = Engine(debug=True, loaders=[("django.template.loaders.locmem.Loader", {

@@ -53,7 +53,7 @@ def test_kinds_option_checks_duplicates_and_unused_prefetch(pizzeria):
 
     with assert_no_n_plus_one():
         duplicates()  # only N+1 by default
-    with pytest.raises(AssertionError, match="Duplicate queries detected"):
+    with pytest.raises(AssertionError, match="Duplicate detected"):
         with assert_no_n_plus_one(kinds=["duplicate"]):
             duplicates()
     with pytest.raises(AssertionError, match="Unused prefetch detected on shop.Order.pizzas"):

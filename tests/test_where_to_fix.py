@@ -96,7 +96,7 @@ def test_exclude_and_slice_are_rebuilt_and_unreadable_filters_are_not_invented(p
         for order in Order.objects.all():
             list(order.pizzas.filter(Q(vegetarian=True) | Q(name="Diavola")))
     sliced, unreadable = sorted(report.by_kind("n_plus_one"), key=lambda f: "Q object" in (f.note or ""))
-    assert 'queryset=Pizza.objects.exclude(name=\'Marinara\')[:2], to_attr="first_2_non_marinara_pizzas"' in (
+    assert 'queryset=Pizza.objects.exclude(name="Marinara")[:2], to_attr="first_2_non_marinara_pizzas"' in (
         sliced.snippets["fix"])
     assert unreadable.method == "Prefetch"
     assert "add the loop's filter here" in unreadable.snippets["fix"]
@@ -156,7 +156,7 @@ def test_exists_per_row_is_advised_as_annotate_exists(pizzeria):
     [finding] = report.findings
     assert finding.method == "annotate"
     assert finding.snippets["fix"] == (
-        ".annotate(has_order=Exists(Order.objects.filter(customer=OuterRef(\"pk\"), status='new')))"
+        ".annotate(has_order=Exists(Order.objects.filter(customer=OuterRef(\"pk\"), status=\"new\")))"
     )
 
     def fixed(n):

@@ -1,8 +1,13 @@
 """Stage 1, capture: ORM hooks that say which relation access issued each query.
 
-Installed once from ``AppConfig.ready``. Every hook first checks whether a capture is
-active in the current context and, if not, calls straight through to Django, so outside
-a capture the ORM behaves exactly as without this package.
+Every hook is one row of :data:`HOOKS`: the Django (or DDT) attribute it wraps, what stops
+working without it, and the wrapper. ``install()`` (from ``AppConfig.ready``, and from
+``detect()`` for projects without the app) never raises: a target that is missing or
+whose signature changed in a new release leaves that one hook off, and
+:func:`disabled_hooks` names it for the system check (``ddt_prefetch_panel.W002``) and the
+panel. Every wrapper first checks whether a capture is active in the current context and,
+if not, calls straight through, so outside a capture the ORM behaves exactly as without
+this package. Wrappers pass unknown arguments through (``*args, **kwargs``).
 
 What the hooks record:
 
@@ -13,42 +18,49 @@ What the hooks record:
   (which root queryset, and which relation path after it);
 * relation descriptors (forward FK/O2O, reverse O2O, reverse FK, M2M, generic
   relations, deferred fields) mark the statements they issue with a :class:`~.capture.Hop`;
-* ``prefetch_one_level`` marks the prefetch statements and the instances they load.
+* ``prefetch_one_level`` marks the prefetch statements and the instances they load;
+* DDT's ``DebugToolbarMiddleware._postprocess`` runs with capture suspended: queries the
+  toolbar's panels make while they generate their stats are never the user's.
 """
 
 from __future__ import annotations
 
-import datetime
+import importlib
+import inspect
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import query as query_module
-from django.db.models.fields import related_descriptors as rd
+from django.apps import apps
 from django.db.models.expressions import Col
+from django.db.models.fields import related_descriptors as rd
 from django.db.models.lookups import Lookup
-from django.db.models.manager import BaseManager
-from django.db.models.query import ModelIterable
 from django.db.models.query_utils import DeferredAttribute
-from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import WhereNode
 
 from . import capture as cap
-from .capture import Hop, Root, Source
+from .capture import Call, Hop, Root, Source
+from .pysource import python_literal
 
-_installed = False
-
-try:  # Django 6 moved the accessor of a GenericForeignKey to a descriptor class of its own.
-    from django.contrib.contenttypes.fields import GenericForeignKeyDescriptor as _GFKDescriptor
-except ImportError:  # Django 5.2: the field is its own descriptor
-    _GFKDescriptor = GenericForeignKey
-GENERIC_FK_TYPES = (GenericForeignKey, _GFKDescriptor)
+CONTENTTYPES = "django.contrib.contenttypes"
 
 
-def generic_fk_field(descriptor: Any) -> GenericForeignKey:
-    return descriptor if isinstance(descriptor, GenericForeignKey) else descriptor.field
+def generic_fk_types() -> tuple[type, ...]:
+    """``GenericForeignKey`` and (Django 6) its descriptor class; empty without contenttypes.
+
+    Importing ``django.contrib.contenttypes.fields`` loads the ``ContentType`` model, which
+    fails in a project that does not install the app: so it is imported only when installed.
+    """
+    if not apps.is_installed(CONTENTTYPES):
+        return ()
+    from django.contrib.contenttypes import fields
+
+    descriptor = getattr(fields, "GenericForeignKeyDescriptor", None)  # Django 6
+    return (fields.GenericForeignKey,) + ((descriptor,) if descriptor is not None else ())
+
+
+def generic_fk_field(descriptor: Any) -> Any:
+    """The ``GenericForeignKey`` field behind a generic FK descriptor (Django 5.2: itself)."""
+    return descriptor if hasattr(descriptor, "ct_field") else descriptor.field
 
 
 class Tag:
@@ -77,39 +89,13 @@ class Tag:
         return describe_call(query, base)
 
 
-@dataclass(frozen=True)
-class Call:
-    """Filters, exclusions, ordering and slicing added to a related manager, as Python source."""
-
-    # (keyword, Python source of the value, the value itself)
-    filters: tuple[tuple[str, str, Any], ...] = ()
-    excludes: tuple[tuple[str, str, Any], ...] = ()
-    order_by: tuple[str, ...] = ()
-    low: int = 0
-    high: int | None = None
-    unreadable: str | None = None
-
-
-_LITERALS = (bool, int, float, str, Decimal, type(None), datetime.date, datetime.time, datetime.timedelta)
-
-
-def _literal(value: Any) -> str | None:
-    if isinstance(value, Decimal):
-        return f'Decimal("{value}")'
-    if isinstance(value, _LITERALS):
-        return repr(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, _LITERALS) for v in value):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return None
-
-
 def _kwarg(node: Any, base_table: str) -> tuple[str, str, Any] | str:
     """``("vegetarian", "True", True)`` for a simple lookup, or why it cannot be rebuilt."""
     if not isinstance(node, Lookup) or not isinstance(node.lhs, Col):
         return "a Q object, expression or subquery"
     if node.lhs.alias != base_table:
         return "a lookup through another relation"
-    value = _literal(node.rhs)
+    value = python_literal(node.rhs)
     if value is None:
         return "a value that is not a plain literal"
     name = node.lhs.target.attname if node.lhs.target.is_relation else node.lhs.target.name
@@ -166,7 +152,7 @@ def accessor_name(descriptor: Any) -> str:
         return _accessors[descriptor]
     except KeyError:
         pass
-    if isinstance(descriptor, GENERIC_FK_TYPES):
+    if isinstance(descriptor, generic_fk_types()):
         name = generic_fk_field(descriptor).name
     elif isinstance(descriptor, DeferredAttribute):
         name = descriptor.field.attname
@@ -187,41 +173,114 @@ def accessor_name(descriptor: Any) -> str:
     return name
 
 
-def install() -> None:
-    """Install the hooks (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    _patch_cursor()
-    _patch_execute_sql()
-    _patch_get_queryset()
-    _patch_model_iterable()
-    _patch_single_valued()
-    _patch_many_valued()
-    _patch_prefetch()
 
 
-def _patch_cursor() -> None:
+# --------------------------------------------------------------------------- the hook table
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """One patched target."""
+
+    name: str  # dotted path of the wrapped attribute
+    detects: str  # what the panel cannot see while this hook is off
+    params: tuple[str, ...]  # leading parameters the wrapper reads (checked against the target)
+    wrap: Callable[[Any], Any]  # original -> wrapper
+    requires: str | None = None  # an app that must be installed for the target to exist
+    fallback: str | None = None  # the same target's path in older releases
+
+
+_status: dict[str, str | None] = {}  # hook name -> None (active) or why it is off
+
+
+def disabled_hooks() -> dict[str, str]:
+    """Hooks that could not be installed, with the reason (missing target, new signature)."""
+    return {name: reason for name, reason in _status.items() if reason is not None}
+
+
+def active_hooks() -> list[str]:
+    return [name for name, reason in _status.items() if reason is None]
+
+
+def resolve_target(path: str) -> tuple[Any, str]:
+    """(module or class holding the attribute, attribute name) of ``"module:Class.attr"``.
+
+    Raises ``ImportError``/``AttributeError`` when the target is gone. A class attribute must
+    be defined on that class itself, not inherited: wrapping an inherited one would patch
+    the wrong thing.
+    """
+    module_name, _, dotted = path.partition(":")
+    *owners, attribute = dotted.split(".")
+    owner: Any = importlib.import_module(module_name)
+    for name in owners:
+        owner = getattr(owner, name)
+    present = attribute in vars(owner) if isinstance(owner, type) else hasattr(owner, attribute)
+    if not present:
+        raise AttributeError(f"{path} does not exist")
+    return owner, attribute
+
+
+def _target(spec: HookSpec) -> tuple[Any, str]:
+    try:
+        return resolve_target(spec.name)
+    except (ImportError, AttributeError):
+        if spec.fallback is None:
+            raise
+        return resolve_target(spec.fallback)
+
+
+def _check_signature(spec: HookSpec, original: Any) -> None:
+    try:
+        parameters = list(inspect.signature(original).parameters)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: nothing to compare
+    if parameters[: len(spec.params)] != list(spec.params):
+        raise TypeError(f"{spec.name}{tuple(parameters)} no longer starts with {spec.params}")
+
+
+def install(specs: list[HookSpec] | None = None) -> dict[str, str | None]:
+    """Install every hook once (idempotent); never raises. Returns name -> None or reason."""
+    for spec in HOOKS if specs is None else specs:
+        if spec.name in _status:
+            continue
+        if spec.requires and not apps.is_installed(spec.requires):
+            _status[spec.name] = f"{spec.requires} is not in INSTALLED_APPS"
+            continue
+        try:
+            owner, attribute = _target(spec)
+            original = vars(owner)[attribute] if isinstance(owner, type) else getattr(owner, attribute)
+            _check_signature(spec, original)
+            wrapper = spec.wrap(original)
+            wrapper.__wrapped__ = original
+            wrapper._ddtpp_hook = spec.name
+            setattr(owner, attribute, wrapper)
+        except Exception as exc:  # a changed Django: that one detection is off, the site runs
+            _status[spec.name] = f"{type(exc).__name__}: {exc}"
+        else:
+            _status[spec.name] = None
+    return dict(_status)
+
+
+# --------------------------------------------------------------------------- wrappers
+
+
+def _wrap_prepare_cursor(original):
     """Cover connections of other threads too (sync_to_async under ASGI, worker threads).
 
     The capture installs its execute wrapper on this thread's connections; a cursor opened
     elsewhere while the capture is current in that context gets it on first use.
     """
-    original = BaseDatabaseWrapper._prepare_cursor
 
-    def _prepare_cursor(self, cursor):
+    def _prepare_cursor(self, *args, **kwargs):
         capture = cap._current.get()
         if capture is not None:
             cap.use_connection(capture, self)
-        return original(self, cursor)
+        return original(self, *args, **kwargs)
 
-    BaseDatabaseWrapper._prepare_cursor = _prepare_cursor
+    return _prepare_cursor
 
 
-def _patch_execute_sql() -> None:
-    original = SQLCompiler.execute_sql
-
+def _wrap_execute_sql(original):
     def execute_sql(self, *args, **kwargs):
         if cap._current.get() is None:
             return original(self, *args, **kwargs)
@@ -231,14 +290,12 @@ def _patch_execute_sql() -> None:
         finally:
             cap.current_query.reset(token)
 
-    SQLCompiler.execute_sql = execute_sql
+    return execute_sql
 
 
-def _patch_get_queryset() -> None:
-    original = BaseManager.get_queryset
-
-    def get_queryset(self):
-        queryset = original(self)
+def _wrap_get_queryset(original):
+    def get_queryset(self, *args, **kwargs):
+        queryset = original(self, *args, **kwargs)
         capture = cap._current.get()
         # A manager with an instance hint is a relation access loading one object
         # (forward FK, generic FK): that query is never a root, so it needs no origin.
@@ -248,19 +305,17 @@ def _patch_get_queryset() -> None:
                 query._ddtpp = Tag(origin=capture.first_frame(1))
         return queryset
 
-    BaseManager.get_queryset = get_queryset
+    return get_queryset
 
 
-def _patch_model_iterable() -> None:
-    original = ModelIterable.__iter__
-
-    def __iter__(self):
+def _wrap_model_iterable(original):
+    def __iter__(self, *args, **kwargs):
         capture = cap._current.get()
         if capture is None or cap.suspended.get():
-            return original(self)
-        return _tagging_iter(self, original(self), capture)
+            return original(self, *args, **kwargs)
+        return _tagging_iter(self, original(self, *args, **kwargs), capture)
 
-    ModelIterable.__iter__ = __iter__
+    return __iter__
 
 
 def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Root | None]:
@@ -293,7 +348,7 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
     return Source(root, ()), root
 
 
-def _tagging_iter(iterable: ModelIterable, rows: Any, capture: cap.Capture):
+def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
     query = iterable.queryset.query
     try:
         source, root = _source_for(iterable.queryset, capture)
@@ -350,96 +405,69 @@ def _hop_for(descriptor: Any, instance: Any) -> Hop:
     return Hop(descriptor, type(instance), instance_source(instance))
 
 
-def _with_active_hop(original):
-    """Wrap a single-valued access so statements it issues carry the hop."""
+def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None):
+    """Wrap a single-valued access so the statements it issues carry the hop.
+
+    ``cached(descriptor, instance)`` says the value is already loaded (select_related or
+    prefetch_related served it): that read is noted as a use of the eager load instead.
+    """
 
     def wrapper(self, instance, *args, **kwargs):
         if instance is None or cap._current.get() is None:
             return original(self, instance, *args, **kwargs)
+        if cached is not None and cached(self, instance):
+            note_access(instance_source(instance), self)
+            return original(self, instance, *args, **kwargs)
         token = cap.active_hop.set(_hop_for(self, instance))
         try:
             return original(self, instance, *args, **kwargs)
         finally:
             cap.active_hop.reset(token)
 
-    wrapper.__wrapped__ = original
     return wrapper
 
 
-def _patch_single_valued() -> None:
-    # Forward FK and forward O2O: get_object only runs on a cache miss.
-    rd.ForwardManyToOneDescriptor.get_object = _with_active_hop(
-        rd.ForwardManyToOneDescriptor.get_object
-    )
-    forward_get = rd.ForwardManyToOneDescriptor.__get__
-
-    def forward(self, instance, cls=None):
+def _wrap_forward_get(original):
+    # Only notes eager-load reads; the hop is set by get_object, which runs on a cache miss.
+    def __get__(self, instance, *args, **kwargs):
         if instance is not None and cap._current.get() is not None and self.is_cached(instance):
-            note_access(instance_source(instance), self)  # select_related / prefetch used
-        return forward_get(self, instance, cls)
-
-    rd.ForwardManyToOneDescriptor.__get__ = forward
-    reverse_o2o_get = rd.ReverseOneToOneDescriptor.__get__
-
-    def reverse_o2o(self, instance, cls=None):
-        if instance is None or cap._current.get() is None:
-            return reverse_o2o_get(self, instance, cls)
-        if self.related.is_cached(instance):
             note_access(instance_source(instance), self)
-            return reverse_o2o_get(self, instance, cls)
+        return original(self, instance, *args, **kwargs)
+
+    return __get__
+
+
+def _wrap_deferred_get(original):
+    def __get__(self, instance, *args, **kwargs):
+        if instance is None or self.field.attname in instance.__dict__ or cap._current.get() is None:
+            return original(self, instance, *args, **kwargs)
         token = cap.active_hop.set(_hop_for(self, instance))
         try:
-            return reverse_o2o_get(self, instance, cls)
+            return original(self, instance, *args, **kwargs)
         finally:
             cap.active_hop.reset(token)
 
-    rd.ReverseOneToOneDescriptor.__get__ = reverse_o2o
-    generic_get = _with_active_hop(_GFKDescriptor.__get__)
-
-    def generic(self, instance, cls=None):
-        if instance is not None and cap._current.get() is not None and self.is_cached(instance):
-            note_access(instance_source(instance), self)
-        return generic_get(self, instance, cls)
-
-    _GFKDescriptor.__get__ = generic
-    deferred_get = DeferredAttribute.__get__
-
-    def deferred(self, instance, cls=None):
-        if (
-            instance is None
-            or self.field.attname in instance.__dict__
-            or cap._current.get() is None
-        ):
-            return deferred_get(self, instance, cls)
-        token = cap.active_hop.set(_hop_for(self, instance))
-        try:
-            return deferred_get(self, instance, cls)
-        finally:
-            cap.active_hop.reset(token)
-
-    DeferredAttribute.__get__ = deferred
+    return __get__
 
 
-def _patch_many_valued() -> None:
+def _wrap_many_get(original):
     # ReverseManyToOneDescriptor.__get__ serves reverse FK, both M2M directions and
     # GenericRelation: none of its subclasses override it.
-    original = rd.ReverseManyToOneDescriptor.__get__
-
-    def __get__(self, instance, cls=None):
-        manager = original(self, instance, cls)
+    def __get__(self, instance, *args, **kwargs):
+        manager = original(self, instance, *args, **kwargs)
         if instance is None or cap._current.get() is None:
             return manager
         _tag_manager(manager, _hop_for(self, instance))
         return manager
 
-    rd.ReverseManyToOneDescriptor.__get__ = __get__
+    return __get__
 
 
 def _tag_manager(manager: Any, hop: Hop) -> None:
     class_get_queryset = type(manager).get_queryset
 
-    def get_queryset():
-        queryset = class_get_queryset(manager)
+    def get_queryset(*args, **kwargs):
+        queryset = class_get_queryset(manager, *args, **kwargs)
         query = queryset.query
         tag = query_tag(query)
         if queryset._result_cache is not None:
@@ -472,18 +500,85 @@ def _run_with_hop(method: Any, hop: Hop) -> Any:
     return wrapper
 
 
-def _patch_prefetch() -> None:
-    original = query_module.prefetch_one_level
+def _wrap_prefetch_one_level(original):
+    signature = inspect.signature(original)
 
-    def prefetch_one_level(instances, prefetcher, lookup, level):
-        if cap._current.get() is None or not instances:
-            return original(instances, prefetcher, lookup, level)
+    def prefetch_one_level(*args, **kwargs):
+        if cap._current.get() is None:
+            return original(*args, **kwargs)
+        if len(args) >= 4 and not kwargs:
+            instances, _prefetcher, lookup, level = args[:4]
+        else:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            instances, lookup, level = bound.get("instances"), bound.get("lookup"), bound.get("level")
+        if not instances or lookup is None or level is None:
+            return original(*args, **kwargs)
         attr = lookup.prefetch_through.split("__")[level]
-        parent = instance_source(instances[0])
-        token = cap.active_prefetch.set((parent, attr))
+        token = cap.active_prefetch.set((instance_source(instances[0]), attr))
         try:
-            return original(instances, prefetcher, lookup, level)
+            return original(*args, **kwargs)
         finally:
             cap.active_prefetch.reset(token)
 
-    query_module.prefetch_one_level = prefetch_one_level
+    return prefetch_one_level
+
+
+def _wrap_toolbar_postprocess(original):
+    """DDT's panels generate their stats and the toolbar renders in ``_postprocess``: the
+    queries they make (history store, template contexts, other panels) are the toolbar's."""
+
+    def _postprocess(self, *args, **kwargs):
+        token = cap.suspended.set(True)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            cap.suspended.reset(token)
+
+    return _postprocess
+
+
+def _generic_cached(descriptor: Any, instance: Any) -> bool:
+    return descriptor.is_cached(instance)
+
+
+def _reverse_o2o_cached(descriptor: Any, instance: Any) -> bool:
+    return descriptor.related.is_cached(instance)
+
+
+_RD = "django.db.models.fields.related_descriptors:"
+_GFK = "django.contrib.contenttypes.fields:"
+HOOKS: list[HookSpec] = [
+    HookSpec("django.db.backends.base.base:BaseDatabaseWrapper._prepare_cursor",
+             "queries on connections opened by other threads (sync_to_async, worker threads)",
+             ("self", "cursor"), _wrap_prepare_cursor),
+    HookSpec("django.db.models.sql.compiler:SQLCompiler.execute_sql",
+             "the model and relation of ORM statements", ("self",), _wrap_execute_sql),
+    HookSpec("django.db.models.manager:BaseManager.get_queryset",
+             "where querysets are built (origins and rewritten lines)", ("self",), _wrap_get_queryset),
+    HookSpec("django.db.models.query:ModelIterable.__iter__",
+             "which queryset loaded each instance (relation paths, unused prefetches)", ("self",),
+             _wrap_model_iterable),
+    HookSpec(_RD + "ForwardManyToOneDescriptor.get_object",
+             "N+1s on forward foreign keys and one-to-one fields", ("self", "instance"),
+             lambda original: _with_hop(original)),
+    HookSpec(_RD + "ForwardManyToOneDescriptor.__get__",
+             "reads of select_related / prefetched forward relations", ("self", "instance"),
+             _wrap_forward_get),
+    HookSpec(_RD + "ReverseOneToOneDescriptor.__get__",
+             "N+1s on reverse one-to-one relations", ("self", "instance"),
+             lambda original: _with_hop(original, cached=_reverse_o2o_cached)),
+    HookSpec(_RD + "ReverseManyToOneDescriptor.__get__",
+             "N+1s on reverse foreign keys, many-to-many and generic relations", ("self", "instance"),
+             _wrap_many_get),
+    HookSpec("django.db.models.query_utils:DeferredAttribute.__get__",
+             "N+1s on deferred fields (only() / defer())", ("self", "instance"), _wrap_deferred_get),
+    HookSpec("django.db.models.query:prefetch_one_level",
+             "which statements prefetch_related ran (unused prefetches)",
+             ("instances", "prefetcher", "lookup", "level"), _wrap_prefetch_one_level),
+    HookSpec("debug_toolbar.middleware:DebugToolbarMiddleware._postprocess",
+             "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess),
+    HookSpec(_GFK + "GenericForeignKeyDescriptor.__get__",
+             "N+1s on generic foreign keys", ("self", "instance"),
+             lambda original: _with_hop(original, cached=_generic_cached),
+             requires=CONTENTTYPES, fallback=_GFK + "GenericForeignKey.__get__"),  # Django 5.2
+]
