@@ -1,26 +1,37 @@
 #!/usr/bin/env python
-"""Benchmark: what the panel costs on a page with N N+1 queries (GitHub issue 7, part 5).
+"""Benchmark: what the panel costs a development server, against the toolbar and the peers.
 
-Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench.py --help``). The
-script configures Django itself (``tests/benchmarks/settings.py``: in-memory SQLite, the
-demo's ``shop`` app), seeds customers and orders with ``bulk_create``, then requests
-``/orders/?n=N`` (a view reading ``order.customer.name`` for N orders, each with its own
-customer: 1 + N queries) through Django's test ``Client``, so the whole middleware path is
-measured: DDT's middleware, the panels' instrumentation, ``generate_stats`` (our
-analysis), the memory store's JSON serialisation and the toolbar's HTML.
+Run with ``make bench`` (which builds ``.venv-bench`` with django-zeal, nplusone and DRF) or
+``python tests/benchmarks/bench.py --help``.
 
-Four configurations, alternated round-robin within every repetition so drift and noise
-spread over all of them:
+How it measures (issue 15):
 
-1. ``none``: no toolbar (middleware list without DDT);
-2. ``sql``: the toolbar with DDT's SQL panel only;
-3. ``sql+ours``: the SQL panel and ``PrefetchPanel``;
-4. ``ours``: ``PrefetchPanel`` alone.
-
-Separately: ``report.analyze()`` on a capture of the same loop (analysis time per query),
-the capture alone (loop inside ``capture.capturing()`` against the bare loop), and a
-``tracemalloc`` pass (one request per configuration at the largest N) for memory.
-``--profile`` adds a cProfile of ``sql+ours`` and lists the package's hottest functions.
+- One long-lived **worker process per configuration** (``configs.py``), started with its
+  own settings (``settings.py``) like a dev server. A worker calls Django's
+  ``WSGIHandler`` (what ``runserver`` serves) with a WSGI environ for
+  ``GET http://127.0.0.1:8000/...`` from ``REMOTE_ADDR`` 127.0.0.1, reads and closes the
+  body (``request_finished`` fires). So the full path runs: DDT's middleware, the
+  panels' instrumentation, ``generate_stats``, the store (DDT's ``MemoryStore`` with its
+  default ``RESULTS_CACHE_SIZE``, never cleared) and the toolbar's HTML. No socket: the
+  HTTP parsing a socket adds is the same for every configuration, and an HTTP client
+  process would compete for the cores with the worker being timed.
+- Only one worker runs at a time. Each **round** visits the configurations in a fresh
+  random order; each visit is a **turn** of 6 requests whose **mean** is the sample, so
+  the garbage collections that a configuration's allocations cause are paid where they
+  happen. No ``gc.collect()`` anywhere in a timed turn.
+- Ratios and differences are taken within a round (paired), then the median over rounds.
+- Times are the worker's CPU time (``time.process_time``), which a busy shared machine
+  disturbs less than the wall clock; wall-clock figures are reported too.
+- Per request, ``gc.callbacks`` count full (generation 2) collections and time all
+  collections; wrappers installed by the worker (not by the package) time our panel's
+  ``generate_stats``, the store's ``save_panel`` for our panel, and replay proofs when
+  ``ddt_prefetch_panel.prove`` exists.
+- Peak memory: one request per configuration under ``tracemalloc`` (peak above the level
+  before it), plus the peak RSS of the process during a request without tracemalloc.
+- Real pages: the demo's page with the most queries (found by the harness) and a DRF list
+  with nested serializers (``api.py``), default panels with and without ours.
+- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000, each sample
+  attributed to capture, ORM hooks, analysis, store serialisation or the rest.
 
 Progress goes to stderr; the Markdown report goes to stdout and to ``--output``.
 """
@@ -28,53 +39,45 @@ Progress goes to stderr; the Markdown report goes to stdout and to ``--output``.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import gc
-import io
+import json
 import math
 import os
 import platform
-import pstats
+import random
+import re
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[2]
-SQL_PANEL = "debug_toolbar.panels.sql.SQLPanel"
-OUR_PANEL = "ddt_prefetch_panel.panel.PrefetchPanel"
-DEFAULT_SIZES = (10, 100, 1_000, 10_000)
-DEFAULT_ROWS = 10_000
+HERE = Path(__file__).resolve().parent
+if __name__ == "__main__":  # run as a script: make ``tests.benchmarks`` and ``shop`` importable
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(HERE)]
+    sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
 
-# Targets from the brief (issue 7); DESIGN.md "Speed budget" asks for <= 1.08.
-TARGET_RATIO = 1.10
-TARGET_RATIO_AT = 1_000
-TARGET_ANALYZE_US = 15.0
+from tests.benchmarks.configs import BY_KEY, CONFIGS, Config  # noqa: E402
 
+DEFAULT_SIZES = (10, 100, 1_000)
+DEFAULT_LINEARITY = (10_000, 20_000)
+TURN = 6
+PEERS = ("zeal", "nplusone")
+OUR_PANEL_ID = "PrefetchPanel"
 
-@dataclass(frozen=True)
-class Config:
-    key: str
-    label: str
-    panels: tuple[str, ...] | None  # None: no toolbar at all
-
-    @property
-    def panel_ids(self) -> list[str]:
-        return [path.rsplit(".", 1)[1] for path in self.panels or ()]
-
-
-CONFIGS = (
-    Config("none", "no toolbar", None),
-    Config("sql", "SQL only", (SQL_PANEL,)),
-    Config("sql+ours", "SQL + ours", (SQL_PANEL, OUR_PANEL)),
-    Config("ours", "ours only", (OUR_PANEL,)),
-)
-BY_KEY = {c.key: c for c in CONFIGS}
-
+# Issue 15's targets.
+TARGET_ALONE = 1.08  # ours alone / no toolbar at N = 1,000, and below django-zeal's ratio
+TARGET_OVER_SQL = 1.05  # (SQL + ours) / SQL at N = 1,000
+TARGET_AT = 1_000
+TARGET_LINEAR = 1.25  # µs/query added at the largest N <= this x the figure at N = 1,000
+TARGET_MEMORY = 1.10  # peak memory of ours alone / no toolbar at N = 10,000
+TARGET_PROOF_MS = 20.0  # replay proofs per request at N = 1,000
 
 _STARTED = time.perf_counter()
 
@@ -83,530 +86,1005 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - _STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
-# --------------------------------------------------------------------------- setup
+# =========================================================================== worker side
 
 
-def setup_django() -> None:
-    # Run as a script, sys.path[0] is this directory: make the repository and the demo
-    # importable instead (``tests.benchmarks.settings``, ``shop``).
-    here = str(Path(__file__).resolve().parent)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
-    # Overrides pytest-django's tests.settings when the smoke test runs us.
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.benchmarks.settings"
-    import django
-
-    django.setup()
-
-
-def create_schema_and_seed(rows: int) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from django.core.management import call_command
-    from django.db import transaction
-    from shop.models import Customer, Order
-
-    call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
-    now = datetime(2025, 3, 1, 18, 0, tzinfo=UTC)
-    with transaction.atomic():
-        customers = Customer.objects.bulk_create(
-            (Customer(name=f"Customer {i}", email=f"customer{i}@example.com", city="Bench") for i in range(rows)),
-            batch_size=2_000,
-        )
-        # Order i belongs to customer i: every order.customer access is a query of its own.
-        Order.objects.bulk_create(
-            (Order(customer_id=c.pk, status="new", created=now - timedelta(minutes=i)) for i, c in enumerate(customers)),
-            batch_size=2_000,
-        )
-    assert Order.objects.count() == rows and Customer.objects.count() == rows
-
-
-class Bench:
-    """Clients for both middleware stacks and the per-configuration switch."""
+class Probes:
+    """Per-request counters a worker keeps: GC, our generate_stats, our store write, proofs."""
 
     def __init__(self) -> None:
-        from django.conf import settings
-        from django.test import Client, override_settings
+        import gc
 
-        self.plain = Client()
-        self.toolbar = Client()
-        # The handler builds its middleware chain once: build each under its own setting.
-        with override_settings(MIDDLEWARE=[]):
-            self.plain.handler.load_middleware()
-        with override_settings(MIDDLEWARE=list(settings.TOOLBAR_MIDDLEWARE)):
-            self.toolbar.handler.load_middleware()
+        self.totals: Counter[str] = Counter()
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
 
-    @contextmanager
-    def configured(self, config: Config) -> Iterator[Any]:
-        """The client for ``config``, with DEBUG_TOOLBAR_PANELS switched while inside."""
-        from debug_toolbar.store import get_store
-        from debug_toolbar.toolbar import DebugToolbar
-        from django.test import override_settings
-
-        get_store().clear()
-        if config.panels is None:
-            yield self.plain
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
             return
-        with override_settings(DEBUG_TOOLBAR_PANELS=list(config.panels)):
-            DebugToolbar._panel_classes = None  # DDT's setting_changed receiver does it too
+        spent = time.perf_counter() - self._gc_start
+        self.totals["gc_s"] += spent
+        if info["generation"] == 2:
+            self.totals["gc2"] += 1
+            self.totals["gc2_s"] += spent
+
+    def timer(self, name: str, original: Callable, when: Callable[..., bool] | None = None) -> Callable:
+        """``original`` wrapped so its outermost calls add their duration to ``totals[name]``."""
+        depth = [0]
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if depth[0] or (when is not None and not when(*args, **kwargs)):
+                return original(*args, **kwargs)
+            depth[0] += 1
+            start = time.perf_counter()
             try:
-                yield self.toolbar
+                return original(*args, **kwargs)
             finally:
-                get_store().clear()
-        DebugToolbar._panel_classes = None
+                self.totals[name] += time.perf_counter() - start
+                depth[0] -= 1
 
-    def request(self, config: Config, n: int, check: bool = False) -> tuple[float, float]:
-        """(CPU, wall) seconds for one GET of the N+1 page (store cleared, GC run beforehand).
+        timed.__wrapped__ = original  # type: ignore[attr-defined]
+        return timed
 
-        With ``check``, also assert (after the timing) that the configuration really ran
-        its intended panels and that they saw the 1 + N queries.
-        """
-        from debug_toolbar.store import get_store
-        from debug_toolbar.toolbar import DebugToolbar
-
-        created: list = []
-
-        def receiver(sender: Any, toolbar: Any, **kwargs: Any) -> None:
-            created.append(toolbar)
-
-        if check:
-            DebugToolbar._created.connect(receiver, weak=False)
-        try:
-            with self.configured(config) as client:
-                gc.collect()
-                cpu, wall = time.process_time(), time.perf_counter()
-                response = client.get("/orders/", {"n": n})
-                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                assert response.status_code == 200, response.status_code
-                if check:
-                    self.verify(config, n, response, created)
-        finally:
-            if check:
-                DebugToolbar._created.disconnect(receiver)
-        get_store().clear()
-        return cpu, wall
-
-    @staticmethod
-    def verify(config: Config, n: int, response: Any, created: list) -> None:
+    def install(self, config: Config) -> list[str]:
+        """Wrap what exists in this configuration; return what was wrapped."""
+        wrapped = []
+        if not config.ours:
+            return wrapped
         from debug_toolbar.store import get_store
 
-        content = response.content.decode()
-        if config.panels is None:
-            assert not created, "a toolbar was created without the middleware"
-            assert 'id="djDebug"' not in content
-            return
-        assert len(created) == 1, f"{config.key}: expected one toolbar, got {len(created)}"
-        toolbar = created[0]
-        enabled = [p.panel_id for p in toolbar.enabled_panels]
-        assert enabled == config.panel_ids, f"{config.key}: enabled panels {enabled}"
-        assert 'id="djDebug"' in content, f"{config.key}: toolbar not inserted in the page"
+        from ddt_prefetch_panel.panel import PrefetchPanel
+
+        PrefetchPanel.generate_stats = self.timer("stats_s", PrefetchPanel.generate_stats)
         store = get_store()
-        if SQL_PANEL in config.panels:
-            queries = store.panel(toolbar.request_id, "SQLPanel").get("queries", [])
-            assert len(queries) == n + 1, f"{config.key}: SQL panel saw {len(queries)} queries"
-        if OUR_PANEL in config.panels:
-            stats = store.panel(toolbar.request_id, "PrefetchPanel")
-            assert not stats.get("error"), stats.get("error")
+        save = store.save_panel  # a bound classmethod
+        store.save_panel = classmethod(  # type: ignore[method-assign]
+            lambda cls, request_id, panel_id, data=None: timed_save(request_id, panel_id, data)
+        )
+        timed_save = self.timer("save_s", save, when=lambda request_id, panel_id, data=None: panel_id == OUR_PANEL_ID)
+        wrapped += ["PrefetchPanel.generate_stats", f"{store.__name__}.save_panel"]
+        wrapped += self._wrap_proofs()
+        return wrapped
+
+    def _wrap_proofs(self) -> list[str]:
+        """Time every function of ``ddt_prefetch_panel.prove`` wherever the package refers to it.
+
+        Outermost calls only (nested proof calls are inside the outer one's time).
+        """
+        import importlib
+        import inspect
+
+        try:
+            prove = importlib.import_module("ddt_prefetch_panel.prove")
+        except ImportError:
+            return []
+        names = []
+        timers: dict[Any, Callable] = {}
+        modules = [m for name, m in list(sys.modules.items())
+                   if m is not None and (name == "ddt_prefetch_panel" or name.startswith("ddt_prefetch_panel."))]
+        for module in modules:
+            for attr, value in list(vars(module).items()):
+                if inspect.isfunction(value) and value.__module__ == prove.__name__ and not attr.startswith("__"):
+                    if value not in timers:
+                        timers[value] = self.timer("proof_s", value)
+                    setattr(module, attr, timers[value])
+                    names.append(f"{module.__name__}.{attr} (prove)")
+        return names
+
+
+def rss_kib(field_name: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """One configuration's Django, called through ``WSGIHandler`` as runserver calls it."""
+
+    def __init__(self, config: Config, data: str, rows: int) -> None:
+        import io
+
+        self.config = config
+        self.data = data
+        self.io = io
+        self.probes = Probes()  # before django.setup(): collections during start-up are counted too
+        import django
+
+        django.setup()
+        from django.core.wsgi import get_wsgi_application
+
+        self.create_schema_and_seed(rows)
+        self.wrapped = self.probes.install(config)
+        self.app = get_wsgi_application()
+        self.environ = {
+            "REQUEST_METHOD": "GET",
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_ACCEPT": "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
+            "HTTP_USER_AGENT": "ddt-prefetch-panel-bench",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,  # as runserver's threading server says
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+
+    def create_schema_and_seed(self, rows: int) -> None:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
+        if self.data == "demo":
+            from shop.seed import seed
+
+            seed()  # the demo's own data, as ``make demo`` seeds it
+            return
+        from datetime import UTC, datetime, timedelta
+
+        from django.db import transaction
+        from shop.models import Customer, Order
+
+        now = datetime(2025, 3, 1, 18, 0, tzinfo=UTC)
+        with transaction.atomic():
+            customers = Customer.objects.bulk_create(
+                (Customer(name=f"Customer {i}", email=f"customer{i}@example.com", city="Bench") for i in range(rows)),
+                batch_size=2_000,
+            )
+            # Order i belongs to customer i: every order.customer access is a query of its own.
+            Order.objects.bulk_create(
+                (Order(customer_id=c.pk, status="new", created=now - timedelta(minutes=i))
+                 for i, c in enumerate(customers)),
+                batch_size=2_000,
+            )
+
+    def get(self, path: str) -> tuple[str, bytes]:
+        path, _, query = path.partition("?")
+        environ = dict(self.environ, PATH_INFO=path, QUERY_STRING=query)
+        environ["wsgi.input"] = self.io.BytesIO(b"")
+        status: list[str] = []
+
+        def start_response(status_line: str, headers: list, exc_info: Any = None) -> Callable:
+            status.append(status_line)
+            return lambda data: None
+
+        result = self.app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return status[0], body
+
+    # ----------------------------------------------------------------- commands
+
+    def op_info(self) -> dict:
+        import sqlite3
+        from importlib import metadata
+
+        import django
+
+        versions = {}
+        for dist in ("django-debug-toolbar", "django-zeal", "nplusone", "djangorestframework", "sqlglot"):
+            try:
+                versions[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                pass
+        return {"python": platform.python_version(), "implementation": platform.python_implementation(),
+                "django": django.__version__, "sqlite": sqlite3.sqlite_version, "versions": versions,
+                "wrapped": self.wrapped, "pid": os.getpid()}
+
+    def op_turn(self, path: str, requests: int) -> dict:
+        """``requests`` GETs of ``path``, back to back; per-request figures."""
+        rows = []
+        totals = self.probes.totals
+        for _ in range(requests):
+            before = dict(totals)
+            cpu, wall = time.process_time(), time.perf_counter()
+            status, _body = self.get(path)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if not status.startswith("200"):
+                raise RuntimeError(f"GET {path}: {status}")
+            row = {"cpu": cpu, "wall": wall}
+            for key in ("gc2", "gc_s", "gc2_s", "stats_s", "save_s", "proof_s"):
+                row[key] = totals.get(key, 0) - before.get(key, 0)
+            rows.append(row)
+        return {"rows": rows}
+
+    def op_memory(self, path: str) -> dict:
+        """Peak memory of one request: tracemalloc peak above the level before it (separate
+        request), and the process's peak RSS during a request without tracemalloc."""
+        import gc
+        import tracemalloc
+
+        result: dict[str, float] = {}
+        try:  # Linux: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+                refs.write("5")
+            before = rss_kib("VmRSS")
+            self.get(path)
+            result["rss_before_kib"] = before
+            result["rss_peak_kib"] = rss_kib("VmHWM")
+        except OSError:
+            pass
+        gc.collect()  # the memory pass is not a timed turn
+        tracemalloc.start()
+        try:
+            base, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            self.get(path)
+            current, peak = tracemalloc.get_traced_memory()
+            result["traced_peak"] = peak - base
+            result["traced_retained"] = current - base
+        finally:
+            tracemalloc.stop()
+        return result
+
+    def op_check(self, path: str, n: int | None = None) -> dict:
+        """One request with the configuration's own checks: the toolbar ran the intended
+        panels, our panel and the SQL panel saw the queries, the peers reported the N+1."""
+        import logging
+        import warnings
+
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        handler_records: list[logging.LogRecord] = []
+        caught: list[warnings.WarningMessage] = []
+        nplusone_logger = logging.getLogger("nplusone")
+        level = nplusone_logger.level
+
+        class ListHandler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                handler_records.append(record)
+
+        handler = ListHandler()
+        nplusone_logger.addHandler(handler)
+        nplusone_logger.setLevel(logging.DEBUG)
+        toolbars: list[Any] = []
+        if self.config.toolbar:
+            from debug_toolbar.toolbar import DebugToolbar
+
+            def created(sender: Any, toolbar: Any, **kwargs: Any) -> None:
+                toolbars.append(toolbar)
+
+            DebugToolbar._created.connect(created, weak=False, dispatch_uid="ddtpp-bench")
+        try:
+            with warnings.catch_warnings(record=True) as caught, CaptureQueriesContext(connection) as queries:
+                warnings.simplefilter("always")
+                status, body = self.get(path)
+        finally:
+            nplusone_logger.removeHandler(handler)
+            nplusone_logger.setLevel(level)
+            if self.config.toolbar:
+                DebugToolbar._created.disconnect(dispatch_uid="ddtpp-bench")
+        if not status.startswith("200"):
+            raise RuntimeError(f"GET {path}: {status}")
+        out: dict[str, Any] = {"queries": len(queries)}
+        config = self.config
+        if config.peer == "zeal":
+            out["peer_reports"] = sum("N+1 detected" in str(w.message) for w in caught)
+        elif config.peer == "nplusone":
+            out["peer_reports"] = sum("n+1" in r.getMessage().lower() for r in handler_records)
+        if not config.toolbar:
+            if b'id="djDebug"' in body:
+                raise RuntimeError("toolbar inserted without its middleware")
+            return out
+        from debug_toolbar.store import get_store
+
+        store = get_store()
+        if len(toolbars) != 1:
+            raise RuntimeError(f"{len(toolbars)} toolbars for one request")
+        toolbar = toolbars[0]
+        enabled = [panel.panel_id for panel in toolbar.enabled_panels]
+        expected = [p for p in config.panel_ids if p not in ("RedirectsPanel", "ProfilingPanel")]  # off by default
+        if sorted(enabled) != sorted(expected):  # DDT moves the TimerPanel first
+            raise RuntimeError(f"enabled panels {enabled}, expected {expected}")
+        if config.panel_ids and b"</body>" in body and b'id="djDebug"' not in body:
+            raise RuntimeError("toolbar not inserted in the page")
+        request_id = toolbar.request_id
+        if config.sql:
+            out["sql_panel_queries"] = len(store.panel(request_id, "SQLPanel").get("queries", []))
+        if config.ours:
+            stats = store.panel(request_id, OUR_PANEL_ID)
+            if stats.get("error"):
+                raise RuntimeError(f"our panel failed: {stats['error']}")
             report = stats["report"]
-            assert report["summary"]["queries"] == n + 1, report["summary"]
-            counts = [f["count"] for f in report["findings"] if f["kind"] == "n_plus_one"]
-            assert counts == [n], f"{config.key}: N+1 findings {counts}"
+            out["ours_queries"] = report["summary"]["queries"]
+            out["ours_n_plus_one"] = [f["count"] for f in report["findings"] if f["kind"] == "n_plus_one"]
+        return out
+
+    def op_pages(self) -> dict:
+        """Query count of every argument-free demo page (GET, status 200)."""
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+        from django.urls import reverse
+        from shop import urls as shop_urls
+
+        pages = {}
+        for pattern in shop_urls.urlpatterns:
+            if not pattern.name:
+                continue
+            path = reverse(f"shop:{pattern.name}")
+            with CaptureQueriesContext(connection) as queries:
+                status, body = self.get(path)
+            if status.startswith("200"):
+                pages[path] = {"queries": len(queries), "bytes": len(body)}
+        return {"pages": pages}
 
 
-# --------------------------------------------------------------------------- measurements
-
-
-def spread_schedule(reps: dict[int, int]) -> list[list[int]]:
-    """Rounds of sizes: every size's repetitions spread evenly over the whole run."""
-    rounds = max(reps.values())
-    schedule = []
-    for k in range(rounds):
-        schedule.append([n for n, r in reps.items() if (k + 1) * r // rounds > k * r // rounds])
-    return schedule
-
-
-def measure_requests(bench: Bench, sizes: list[int], reps: dict[int, int]) -> dict[tuple[str, int], list]:
-    """(CPU, wall) seconds of every timed request, by (configuration key, N)."""
-    samples: dict[tuple[str, int], list] = {(c.key, n): [] for c in CONFIGS for n in sizes}
-    schedule = spread_schedule(reps)
-    for k, round_sizes in enumerate(schedule):
-        for n in round_sizes:
-            shift = len(samples[(CONFIGS[0].key, n)]) % len(CONFIGS)
-            for config in CONFIGS[shift:] + CONFIGS[:shift]:  # rotate who goes first
-                # The first timed request of every (configuration, N) is also checked.
-                runs = samples[(config.key, n)]
-                runs.append(bench.request(config, n, check=not runs))
-        if (k + 1) % max(1, len(schedule) // 10) == 0 or k + 1 == len(schedule):
-            log(f"  round {k + 1}/{len(schedule)}")
-    return samples
-
-
-def measure_capture_and_analysis(n: int, reps: int, analyze_reps: int) -> tuple[float, float]:
-    """(capture, analysis) CPU seconds for the N+1 loop (medians).
-
-    Capture: the loop inside ``capturing()`` minus the bare loop, alternated ``reps`` times (median of the
-    paired differences).
-    Analysis: ``report.analyze()`` of one capture of the loop, run ``analyze_reps`` times.
-    """
-    from ddt_prefetch_panel.capture import capturing
-    from ddt_prefetch_panel.conf import get_config
-    from ddt_prefetch_panel.report import analyze
-    from tests.benchmarks.urls import customer_names
-
-    bare, captured, analysis = [], [], []
-    for _ in range(reps):
-        gc.collect()
-        start = time.process_time()
-        customer_names(n)
-        bare.append(time.process_time() - start)
-        gc.collect()
-        start = time.process_time()
-        with capturing() as capture:
-            customer_names(n)
-        captured.append(time.process_time() - start)
-    config = get_config()
-    report = None
-    for _ in range(analyze_reps):
-        gc.collect()
-        start = time.process_time()
-        report = analyze(capture, config)
-        analysis.append(time.process_time() - start)
-    assert report is not None and report.summary["queries"] == n + 1, report
-    assert [f.count for f in report.by_kind("n_plus_one")] == [n], report.findings
-    capture_cost = statistics.median(c - b for c, b in zip(captured, bare))
-    return capture_cost, statistics.median(analysis)
-
-
-def measure_memory(bench: Bench, n: int) -> dict[str, tuple[float, float]]:
-    """Per configuration: (peak, retained) bytes traced during one request at size ``n``.
-
-    Retained is what is still allocated after the request and a GC, before the store is
-    cleared: mostly what the panels stored.
-    """
-    from debug_toolbar.store import get_store
-
-    result = {}
-    tracemalloc.start()
+def worker_main(key: str, data: str, rows: int) -> int:
+    # The protocol owns the real stdout; anything a library prints goes to stderr.
+    channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.benchmarks.settings"
+    os.environ["DDTPP_BENCH_CONFIG"] = key
+    os.environ["DDTPP_BENCH_DATA"] = data
     try:
-        for config in CONFIGS:
-            with bench.configured(config) as client:
-                gc.collect()
-                tracemalloc.reset_peak()
-                base, _ = tracemalloc.get_traced_memory()
-                response = client.get("/orders/", {"n": n})
-                assert response.status_code == 200
-                del response
-                _, peak = tracemalloc.get_traced_memory()
-                gc.collect()
-                current, _ = tracemalloc.get_traced_memory()
-                result[config.key] = (peak - base, current - base)
-            get_store().clear()
-    finally:
-        tracemalloc.stop()
+        server = Server(BY_KEY[key], data, rows)
+    except Exception as exc:
+        import traceback
+
+        channel.write(json.dumps({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}) + "\n")
+        return 1
+    channel.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command.pop("op")
+        if op == "quit":
+            break
+        try:
+            result = getattr(server, f"op_{op}")(**command)
+        except Exception as exc:
+            import traceback
+
+            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        channel.write(json.dumps(result) + "\n")
+    return 0
+
+
+# =========================================================================== coordinator side
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    def __init__(self, config: Config, data: str, rows: int, log_dir: Path) -> None:
+        self.config = config
+        self.data = data
+        self.log_path = log_dir / f"{config.key}-{data}.log"
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        env.pop("PYTEST_VERSION", None)
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", config.key, "--data", data, "--rows", str(rows)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log_path.open("w"), text=True, env=env,
+            cwd=ROOT,
+        )
+        self.ready = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.key} ({self.data})"
+
+    def _read(self) -> dict:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise WorkerError(f"worker {self.name} exited (rc {self.process.poll()}); its log ends:\n{tail}")
+        result = json.loads(line)
+        if "error" in result:
+            raise WorkerError(f"worker {self.name}: {result['error']}\n{result.get('traceback', '')}")
+        return result
+
+    def wait_ready(self) -> None:
+        if not self.ready:
+            self._read()
+            self.ready = True
+
+    def call(self, op: str, **args: Any) -> dict:
+        self.wait_ready()
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=20)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Samples:
+    """Per (configuration, page): one dict of turn means per round, in round order."""
+
+    turns: dict[tuple[str, str], list[dict]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, key: str, page: str, rows: list[dict]) -> None:
+        mean = {name: statistics.fmean(r[name] for r in rows) for name in rows[0]}
+        mean["requests"] = len(rows)
+        mean["gc2_total"] = sum(r["gc2"] for r in rows)
+        self.turns[(key, page)].append(mean)
+
+    def has(self, key: str, page: str) -> bool:
+        return bool(self.turns.get((key, page)))
+
+    def median(self, key: str, page: str, name: str = "cpu") -> float:
+        return statistics.median(t[name] for t in self.turns[(key, page)])
+
+    def paired(self, a: str, b: str, page: str, ratio: bool, name: str = "cpu") -> list[float]:
+        """a / b or a − b for every round where both ran (turns are in round order)."""
+        pairs = zip(self.turns[(a, page)], self.turns[(b, page)])
+        return [x[name] / y[name] if ratio else x[name] - y[name] for x, y in pairs]
+
+    def gc2_per_request(self, key: str, page: str) -> float:
+        turns = self.turns[(key, page)]
+        return sum(t["gc2_total"] for t in turns) / sum(t["requests"] for t in turns)
+
+
+def run_rounds(workers: dict[str, Worker], page: str, rounds: int, turn: int, samples: Samples,
+               rng: random.Random, label: str) -> None:
+    keys = list(workers)
+    for k in range(rounds):
+        rng.shuffle(keys)
+        for key in keys:
+            samples.add(key, page, workers[key].call("turn", path=page, requests=turn)["rows"])
+        if rounds <= 10 or (k + 1) % max(1, rounds // 5) == 0 or k + 1 == rounds:
+            log(f"  {label}: round {k + 1}/{rounds}")
+
+
+def warm_up(workers: dict[str, Worker], page: str, requests: int) -> None:
+    for worker in workers.values():
+        worker.call("turn", path=page, requests=requests)
+
+
+def check_synthetic(worker: Worker, n: int) -> dict:
+    result = worker.call("check", path=f"/orders/?n={n}")
+    config = worker.config
+    problems = []
+    if result["queries"] != n + 1:
+        problems.append(f"{result['queries']} queries instead of {n + 1}")
+    if config.sql and result.get("sql_panel_queries") != n + 1:
+        problems.append(f"SQL panel saw {result.get('sql_panel_queries')} queries")
+    if config.ours and (result.get("ours_queries") != n + 1 or result.get("ours_n_plus_one") != [n]):
+        problems.append(f"our panel: {result.get('ours_queries')} queries, N+1 counts {result.get('ours_n_plus_one')}")
+    if config.peer and not result.get("peer_reports"):
+        problems.append(f"{config.peer} reported nothing")
+    if problems:
+        raise WorkerError(f"check of {worker.name} at N={n}: " + "; ".join(problems))
     return result
 
 
-def profile(bench: Bench, n: int, reps: int, top: int = 25) -> str:
-    """cProfile of ``sql+ours`` at ``n``: the package's functions by cumulative time."""
-    from debug_toolbar.store import get_store
+def check_page(worker: Worker, path: str) -> dict:
+    result = worker.call("check", path=path)
+    if worker.config.ours and not result.get("ours_n_plus_one"):
+        raise WorkerError(f"check of {worker.name} on {path}: our panel found no N+1 ({result})")
+    return result
 
-    config = BY_KEY["sql+ours"]
-    profiler = cProfile.Profile()  # perf_counter: a CPU-time timer is a syscall and distorts the profile
-    for _ in range(reps):
-        with bench.configured(config) as client:
-            gc.collect()
-            profiler.enable()
-            client.get("/orders/", {"n": n})
-            profiler.disable()
-        get_store().clear()
-    stats = pstats.Stats(profiler, stream=io.StringIO())
-    package = os.sep + "ddt_prefetch_panel" + os.sep
-    rows = []
-    total = 0.0
-    for (filename, lineno, name), (cc, nc, tt, ct, _callers) in stats.stats.items():
-        if name == "get" and filename.endswith(os.sep + "client.py"):
-            total = max(total, ct)
-        if package in filename:
-            rows.append((ct, tt, nc, f"{os.path.relpath(filename, ROOT)}:{lineno} {name}"))
-    rows.sort(reverse=True)
-    own_total = sum(tt for _ct, tt, _nc, _where in rows)
-    out = [
-        f"### Profile: SQL + ours, N = {n:,} ({reps} requests under cProfile)",
-        "",
-        f"cProfile inflates small functions. Whole request under the profiler: {total / reps * 1000:.1f} ms; "
-        f"own time of all package functions: {own_total / reps * 1000:.1f} ms "
-        f"({own_total / reps / n * 1e6:.1f} µs/query; callees outside the package not included). "
-        "Times per request; µs/query = time / N. The ORM hooks (`forward`, `wrapper`, `_tagging_iter`, "
-        "`execute_sql`) wrap Django's own query: their cumulative time includes Django's work.",
-        "",
-        "By cumulative time:",
-        "",
-        "| function | calls/request | cumulative ms | own ms | cumulative µs/query |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for ct, tt, nc, where in rows[:top]:
-        out.append(f"| `{where}` | {nc / reps:,.0f} | {ct / reps * 1000:.2f} | {tt / reps * 1000:.2f} | "
-                   f"{ct / reps / n * 1e6:.2f} |")
-    out += [
-        "",
-        "By own time (the function's body, without callees):",
-        "",
-        "| function | calls/request | own ms | own µs/query |",
-        "|---|---:|---:|---:|",
-    ]
-    for _ct, tt, nc, where in sorted(rows, key=lambda r: -r[1])[: top // 2]:
-        out.append(f"| `{where}` | {nc / reps:,.0f} | {tt / reps * 1000:.2f} | {tt / reps / n * 1e6:.2f} |")
-    return "\n".join(out) + "\n"
+
+# --------------------------------------------------------------------------- profile
+
+
+CATEGORIES = ("capture (cursor wrapper, stacks)", "ORM hooks", "analysis (generate_stats)",
+              "store serialisation (our panel's data)", "toolbar middleware and rendering",
+              "the view, Django and SQLite (no toolbar's work)")
+
+
+def categorise(frames: list[str]) -> str:
+    """One py-spy sample (frames ``function (path:line)``, outermost first) → one of CATEGORIES.
+
+    Inside our ``generate_stats``: serialisation if DDT's store ``serialize()`` is on the
+    stack, else analysis. Elsewhere the innermost frame of the package decides (hooks.py or
+    capture_orm.py: hooks; any other module: capture), unless Django's ``db`` package runs
+    below it: a hook or the cursor wrapper calling Django's own code is the view's time.
+    Then the view (below ``BaseHandler._get_response``), then DDT's middleware and toolbar.
+    """
+    def path(frame: str) -> str:
+        return "/" + frame.rsplit("(", 1)[-1].rsplit(":", 1)[0].replace(os.sep, "/")
+
+    def function(frame: str) -> str:
+        return frame.rsplit(" (", 1)[0]
+
+    ours = [("/ddt_prefetch_panel/" in path(f)) for f in frames]
+    for frame, mine in zip(frames, ours):
+        if mine and function(frame).endswith("generate_stats"):
+            if any(function(f) == "serialize" and "/debug_toolbar/" in path(f) for f in frames):
+                return CATEGORIES[3]
+            return CATEGORIES[2]
+    if any(ours):
+        innermost = max(i for i, mine in enumerate(ours) if mine)
+        if not any("/django/db/" in path(f) for f in frames[innermost + 1:]):
+            name = path(frames[innermost]).rsplit("/", 1)[-1]
+            return CATEGORIES[1] if name in ("hooks.py", "capture_orm.py") else CATEGORIES[0]
+    if any(function(f) == "BaseHandler._get_response" for f in frames):
+        return CATEGORIES[5]
+    if any("/debug_toolbar/" in path(f) for f in frames):
+        return CATEGORIES[4]
+    return CATEGORIES[5]
+
+
+def profile(worker: Worker, n: int, requests: int, out_dir: Path) -> dict | None:
+    spy = Path(sys.executable).parent / "py-spy"
+    spy_path = str(spy) if spy.exists() else shutil.which("py-spy")
+    if not spy_path:
+        log("profile skipped: py-spy is not installed (make bench installs it into .venv-bench)")
+        return None
+    pid = worker.call("info")["pid"]
+    raw = out_dir / "profile-ours-raw.txt"
+    spy_proc = subprocess.Popen([spy_path, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+                                 "--nonblocking", "--output", str(raw)],
+                                stdout=subprocess.DEVNULL, stderr=(out_dir / "py-spy.log").open("w"))
+    time.sleep(1.5)  # py-spy attaches
+    start = time.perf_counter()
+    rows = worker.call("turn", path=f"/orders/?n={n}", requests=requests)["rows"]
+    elapsed = time.perf_counter() - start
+    spy_proc.send_signal(signal.SIGINT)
+    try:
+        spy_proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy_proc.kill()
+        spy_proc.wait()
+    if not raw.exists():
+        log(f"profile failed: py-spy wrote nothing (see {out_dir / 'py-spy.log'})")
+        return None
+    by_category: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if not any("op_turn" in f for f in frames):
+            continue  # py-spy attached before or detached after the turn
+        samples = int(count)
+        total += samples
+        category = categorise(frames)
+        by_category[category] += samples
+        if category in CATEGORIES[:4]:
+            by_function[re.sub(r":\d+\)$", ")", frames[-1])] += samples  # per function, not per line
+    if not total:
+        return None
+    per_request_ms = statistics.fmean(r["wall"] for r in rows) * 1000
+    return {"n": n, "requests": requests, "samples": total, "elapsed": elapsed, "request_ms": per_request_ms,
+            "cpu_ms": statistics.fmean(r["cpu"] for r in rows) * 1000,
+            "categories": {c: by_category[c] / total for c in CATEGORIES},
+            "functions": [(f, s / total) for f, s in by_function.most_common(15)]}
 
 
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> list[str]:
-    import debug_toolbar
-    import django
-    import sqlite3
-
-    cpu = platform.processor() or ""
+def machine(info: dict) -> list[str]:
+    model = platform.processor() or "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
+    cores = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = cores
+    versions = info["versions"]
+    peers = ", ".join(f"{name} {versions[name]}" for name in ("django-zeal", "nplusone", "djangorestframework")
+                      if name in versions) or "no peers installed"
     return [
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs{f' ({cpu})' if cpu else ''}",
-        f"- Package: {PACKAGE_VERSION or package_version()}",
-        f"- Python {platform.python_version()} ({platform.python_implementation()}), Django {django.__version__}, "
-        f"django-debug-toolbar {debug_toolbar.VERSION}, SQLite {sqlite3.sqlite_version} (in-memory)",
+        f"- Machine: {model}, {cores} logical cores ({usable} usable), {platform.system()} {platform.release()}; "
+        f"load average at start {LOAD_AT_START}, at end {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        "(other processes share the machine)",
+        f"- Python {info['python']} ({info['implementation']}), Django {info['django']}, "
+        f"django-debug-toolbar {versions.get('django-debug-toolbar')}, {peers}, "
+        f"sqlglot {versions.get('sqlglot')}, SQLite {info['sqlite']} (in-memory)",
+        f"- {PACKAGE_VERSION}",
     ]
 
 
-PACKAGE_VERSION = ""  # taken at start-up: the code imported then is the code measured
+LOAD_AT_START = ""
+PACKAGE_VERSION = ""
 
 
 def package_version() -> str:
-    """The commit measured, and whether the package had uncommitted changes."""
-    import subprocess
-
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "ddt_prefetch_panel"], cwd=ROOT,
                                capture_output=True, text=True, timeout=10).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
-        return "ddt_prefetch_panel (not a git checkout)"
+        head = ""
     if not head:
-        return "ddt_prefetch_panel (not a git checkout)"
+        return "ddt_prefetch_panel: not a git checkout"
     changed = sorted(line[3:] for line in dirty if line.strip())
-    return f"ddt_prefetch_panel at {head}" + (f", uncommitted changes in {', '.join(changed)}" if changed else "")
+    return f"ddt_prefetch_panel at commit {head}" + (f", with uncommitted changes in {', '.join(changed)}"
+                                                      if changed else "")
 
 
-def fmt(value: float, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def render(sizes: list[int], reps: dict[int, int], rows: int, samples: dict, analysis: dict,
-           memory: dict, elapsed: float) -> str:
-    cpu = {key: statistics.median(t[0] for t in values) * 1000 for key, values in samples.items()}  # ms
-    wall = {key: statistics.median(t[1] for t in values) * 1000 for key, values in samples.items()}
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
-    def per_round(a: str, b: str, n: int, ratio: bool = False, clock: int = 0) -> list[float]:
-        """a − b (ms) or a / b for every repetition, both from the same round."""
-        pairs = zip(samples[(a, n)], samples[(b, n)])
-        return [(x[clock] / y[clock]) if ratio else (x[clock] - y[clock]) * 1000 for x, y in pairs]
 
-    def paired(a: str, b: str, n: int, ratio: bool = False, clock: int = 0) -> float:
-        return statistics.median(per_round(a, b, n, ratio, clock))
+@dataclass
+class Results:
+    args: argparse.Namespace
+    info: dict
+    keys: list[str]
+    samples: Samples
+    sizes: list[int]
+    linearity: list[int]
+    memory: dict[str, dict]
+    pages: dict[str, str]  # label -> path
+    page_keys: list[str]
+    page_info: dict[str, dict]
+    profile: dict | None
+    elapsed: float = 0.0
 
-    def spread(n: int) -> str:
-        ratios = per_round("sql+ours", "sql", n, ratio=True)
-        return f"{min(ratios):.2f}–{max(ratios):.2f}"
 
+def synthetic(n: int) -> str:
+    return f"/orders/?n={n}"
+
+
+def render(r: Results) -> str:
+    s = r.samples
     out = ["## ddt-prefetch-panel benchmark", ""]
-    out += machine()
+    out += machine(r.info)
     out += [
-        f"- Page: `/orders/?n=N` reads `order.customer.name` for N orders, each with its own customer "
-        f"(1 + N queries); {rows:,} orders and customers seeded. Requests through Django's test Client "
-        "(full middleware path; DDT memory store cleared between requests; RENDER_PANELS default).",
-        "- Repetitions per configuration: " + ", ".join(f"N={n:,}: {reps[n]}" for n in sizes)
-        + "; the four configurations alternate (rotated) within each repetition; medians.",
-        "- Times are process CPU time (less disturbed than wall clock by other processes, though a busy machine "
-        "still adds noise: see the ratio spread); wall-clock medians below.",
-        "- Overheads (µs/q = per query, divided by N) and the ratio are medians of per-repetition differences "
-        "and ratios (paired within a round). capture = the loop inside `capture.capturing()` minus the bare loop; "
-        "analyze = `report.analyze()` of that capture (CPU time, medians; capture pairs: "
-        + ", ".join(f"N={n:,}: {capture_reps(n, reps[n])}" for n in sizes) + ").",
-        f"- Total run time {elapsed:.0f} s.",
+        f"- Page `/orders/?n=N`: N orders each with its own customer, `order.customer.name` read for each "
+        f"(1 + N queries). Long-lived worker process per configuration calling Django's WSGIHandler; "
+        f"configurations in a fresh random order each round; turns of {r.args.turn} requests "
+        f"({r.args.linearity_turn} at N ≥ 10,000), the mean of a turn is one sample; no forced "
+        "`gc.collect()`; DDT's MemoryStore kept across requests (RESULTS_CACHE_SIZE 25).",
+        "- Rounds: " + ", ".join(f"N={n:,}: {len(s.turns[(r.keys[0], synthetic(n))])}" for n in r.sizes)
+        + "".join(f", N={n:,}: {len(s.turns[('none', synthetic(n))])} (no toolbar and ours only)"
+                  for n in r.linearity if s.has("none", synthetic(n)))
+        + f". Process CPU time; ratios and differences paired within a round, median over rounds. "
+        f"Total run time {r.elapsed:.0f} s.",
         "",
-        "### Request time (median CPU ms) and overhead",
-        "",
-        "| N | no toolbar | SQL only | SQL + ours | ours only | SQL over none µs/q | (SQL+ours) over SQL µs/q "
-        "| ours over none µs/q | (SQL+ours)/SQL | ratio min–max | capture µs/q | analyze µs/q |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n in sizes:
-        none, sql, both, ours = (cpu[(c.key, n)] for c in CONFIGS)
-        capture_s, analyze_s = analysis.get(n, (math.nan, math.nan))
-        out.append(
-            f"| {n:,} | {fmt(none, 2)} | {fmt(sql, 2)} | {fmt(both, 2)} | {fmt(ours, 2)} "
-            f"| {fmt(paired('sql', 'none', n) / n * 1000)} | {fmt(paired('sql+ours', 'sql', n) / n * 1000)} "
-            f"| {fmt(paired('ours', 'none', n) / n * 1000)} | {paired('sql+ours', 'sql', n, ratio=True):.3f} "
-            f"| {spread(n)} "
-            f"| {fmt(capture_s / n * 1e6)} | {fmt(analyze_s / n * 1e6)} |"
-        )
-    out += [
-        "",
-        "### Wall clock (median ms)",
-        "",
-        "| N | " + " | ".join(c.label for c in CONFIGS) + " | (SQL+ours)/SQL |",
-        "|---:|" + "---:|" * (len(CONFIGS) + 1),
-    ]
-    for n in sizes:
-        values = [wall[(c.key, n)] for c in CONFIGS]
-        out.append(f"| {n:,} | " + " | ".join(fmt(v, 2) for v in values)
-                   + f" | {paired('sql+ours', 'sql', n, ratio=True, clock=1):.3f} |")
-    if len(sizes) > 1:
-        out += [
-            "",
-            "### Growth: marginal CPU cost per extra query between sizes (µs; constant = linear)",
-            "",
-            "| sizes | " + " | ".join(c.label for c in CONFIGS) + " | (SQL+ours) − SQL | analyze |",
-            "|---|" + "---:|" * (len(CONFIGS) + 2),
-        ]
-        for a, b in zip(sizes, sizes[1:]):
-            cells = [fmt((cpu[(c.key, b)] - cpu[(c.key, a)]) / (b - a) * 1000) for c in CONFIGS]
-            over = (paired("sql+ours", "sql", b) - paired("sql+ours", "sql", a)) / (b - a) * 1000
-            an = (analysis[b][1] - analysis[a][1]) / (b - a) * 1e6
-            out.append(f"| {a:,} → {b:,} | " + " | ".join(cells) + f" | {fmt(over)} | {fmt(an)} |")
-    if memory:
-        largest = max(sizes)
-        out += [
-            "",
-            f"### Memory: one request at N = {largest:,} (tracemalloc, separate pass)",
-            "",
-            "| configuration | peak MiB | retained after request MiB |",
-            "|---|---:|---:|",
-        ]
-        for c in CONFIGS:
-            peak, kept = memory[c.key]
-            out.append(f"| {c.label} | {peak / 2**20:.1f} | {kept / 2**20:.2f} |")
+    # ------------------------------------------------------------ main table
+    for n in r.sizes:
+        page = synthetic(n)
+        out += [f"### N = {n:,}", "",
+                "| configuration | ms per request | vs no toolbar (min–max) | µs per query added "
+                "| full GCs per request | GC ms per request |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for key in r.keys:
+            ms = s.median(key, page) * 1000
+            if key == "none":
+                ratio, added = "1.000", "—"
+            else:
+                ratios = s.paired(key, "none", page, ratio=True)
+                ratio = f"{statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f})"
+                added = fmt(statistics.median(s.paired(key, "none", page, ratio=False)) / n * 1e6)
+            out.append(f"| {BY_KEY[key].label} | {fmt(ms, 2)} | {ratio} | {added} "
+                       f"| {s.gc2_per_request(key, page):.2f} | {fmt(s.median(key, page, 'gc_s') * 1000, 2)} |")
+        for over, base, label in (("sql+ours", "sql", "SQL panel + ours, over SQL panel alone"),
+                                  ("default+ours", "default", "default panels + ours, over default panels"),
+                                  ("ours", "ddt", "ours alone, over DDT with no panels")):
+            if over in r.keys and base in r.keys:
+                ratios = s.paired(over, base, page, ratio=True)
+                added = statistics.median(s.paired(over, base, page, ratio=False)) / n * 1e6
+                out.append(f"| *{label}* | | {statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f}) "
+                           f"| {fmt(added)} | | |")
+        if "ours" in r.keys:
+            stats = s.median("ours", page, "stats_s") * 1000
+            save = s.median("ours", page, "save_s") * 1000
+            proof = s.median("ours", page, "proof_s") * 1000 if r.info["proofs"] else math.nan
+            out += ["", f"Ours alone: `generate_stats` {fmt(stats, 2)} ms per request "
+                        f"({fmt(stats / n * 1000)} µs/query), of which the store's `save_panel` (JSON) "
+                        f"{fmt(save, 2)} ms; replay proofs "
+                        + (f"{fmt(proof, 2)} ms per request." if r.info["proofs"]
+                           else "n/a (no `ddt_prefetch_panel.prove` in this checkout).")]
         out.append("")
-        out.append("Peak: highest traced allocation during the request above what was allocated before it. "
-                   "Retained: still allocated after the request and a GC (mostly the stored panel data).")
+    # ------------------------------------------------------------ issue-style summary
+    at = TARGET_AT if TARGET_AT in r.sizes else max(r.sizes)
+    page = synthetic(at)
 
-    verdicts = []
-    at = TARGET_RATIO_AT if TARGET_RATIO_AT in sizes else max(sizes)
-    ratio = paired("sql+ours", "sql", at, ratio=True)
-    verdicts.append(f"(SQL+ours)/(SQL only) at N={at:,}: {ratio:.3f} (target <= {TARGET_RATIO:.2f}; "
-                    f"DESIGN.md <= 1.08): {'MET' if ratio <= TARGET_RATIO else 'MISSED'}"
-                    + ("" if at == TARGET_RATIO_AT else f" (indicative: N={TARGET_RATIO_AT:,} not measured)"))
-    big = [n for n in sizes if n >= 1_000]
-    if big:
-        worst = max(analysis[n][1] / n * 1e6 for n in big)
-        where = "N >= 1,000 (worst)"
+    def ratio_of(a: str, b: str) -> float:
+        if a not in r.keys or b not in r.keys:
+            return math.nan
+        return statistics.median(s.paired(a, b, page, ratio=True))
+
+    def added_of(a: str, b: str) -> float:
+        if a not in r.keys or b not in r.keys:
+            return math.nan
+        return statistics.median(s.paired(a, b, page, ratio=False)) / at * 1e6
+
+    out += [f"### Summary at N = {at:,}", "", "| configuration | ratio | µs per query added |", "|---|---:|---:|"]
+    for a, b, label in (("ours", "none", "ours alone"), ("zeal", "none", "django-zeal alone"),
+                        ("nplusone", "none", "nplusone alone"), ("sql", "none", "DDT SQL panel alone"),
+                        ("default", "none", "DDT default panels"),
+                        ("sql+ours", "sql", "SQL panel + ours, over SQL panel alone"),
+                        ("default+ours", "default", "DDT default panels + ours, over default panels")):
+        if a in r.keys and b in r.keys:
+            out.append(f"| {label} | {ratio_of(a, b):.3f} | {fmt(added_of(a, b))} |")
+    out.append("")
+    # ------------------------------------------------------------ linearity
+    lin = [n for n in r.sizes + r.linearity if s.has("ours", synthetic(n)) and s.has("none", synthetic(n))]
+    if len(lin) > 1:
+        out += ["### Linearity: ours alone over no toolbar", "",
+                "| N | ms no toolbar | ms ours alone | ratio | µs per query added | generate_stats µs/query |",
+                "|---:|---:|---:|---:|---:|---:|"]
+        for n in lin:
+            p = synthetic(n)
+            out.append(f"| {n:,} | {fmt(s.median('none', p) * 1000, 1)} | {fmt(s.median('ours', p) * 1000, 1)} "
+                       f"| {statistics.median(s.paired('ours', 'none', p, ratio=True)):.3f} "
+                       f"| {fmt(statistics.median(s.paired('ours', 'none', p, ratio=False)) / n * 1e6)} "
+                       f"| {fmt(s.median('ours', p, 'stats_s') / n * 1e6, 2)} |")
+        out.append("")
+    # ------------------------------------------------------------ memory
+    if r.memory:
+        n_mem = r.args.memory_n
+        out += [f"### Memory: one request at N = {n_mem:,}", "",
+                "| configuration | tracemalloc peak MiB | retained after the request MiB | peak RSS MiB "
+                "| RSS growth during the request MiB |", "|---|---:|---:|---:|---:|"]
+        for key, m in r.memory.items():
+            rss = m.get("rss_peak_kib")
+            growth = (m["rss_peak_kib"] - m["rss_before_kib"]) / 1024 if rss else math.nan
+            out.append(f"| {BY_KEY[key].label} | {m['traced_peak'] / 2**20:.1f} | {m['traced_retained'] / 2**20:.2f} "
+                       f"| {fmt(rss / 1024 if rss else math.nan)} | {fmt(growth)} |")
+        out += ["", "tracemalloc: highest traced allocation during the request above the level before it "
+                "(separate request after a collection); retained includes what the panels stored. "
+                "RSS: the process's VmHWM reset just before a request without tracemalloc.", ""]
+    # ------------------------------------------------------------ real pages
+    if r.pages:
+        out += ["### Real pages: DDT default panels with and without ours", "",
+                "| page | queries | ms no toolbar | ms default panels | ms default + ours "
+                "| (default + ours) / default (min–max) | ms added | ours' generate_stats ms |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for label, path in r.pages.items():
+            if not all(s.has(k, path) for k in r.page_keys):
+                continue
+            ratios = s.paired("default+ours", "default", path, ratio=True)
+            added = statistics.median(s.paired("default+ours", "default", path, ratio=False)) * 1000
+            none = fmt(s.median("none", path) * 1000, 2) if "none" in r.page_keys else "n/a"
+            out.append(f"| {label} (`{path}`) | {r.page_info[path]['queries']} | {none} "
+                       f"| {fmt(s.median('default', path) * 1000, 2)} | {fmt(s.median('default+ours', path) * 1000, 2)} "
+                       f"| {statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f}) | {fmt(added, 2)} "
+                       f"| {fmt(s.median('default+ours', path, 'stats_s') * 1000, 2)} |")
+        out.append("")
+    # ------------------------------------------------------------ profile
+    if r.profile:
+        p = r.profile
+        out += [f"### Where the time goes: ours alone, N = {p['n']:,} (py-spy, {p['samples']:,} samples "
+                f"over {p['requests']} requests of {p['request_ms']:.0f} ms)", "",
+                "| part | share of the request | ms per request | µs per query |", "|---|---:|---:|---:|"]
+        for category, share in p["categories"].items():
+            ms = share * p["request_ms"]
+            out.append(f"| {category} | {share * 100:.1f} % | {ms:.1f} | {ms / p['n'] * 1000:.1f} |")
+        out += ["", "Hottest leaf functions in our parts (share of all samples):", ""]
+        out += [f"- `{name}`: {share * 100:.1f} %" for name, share in p["functions"]]
+        out.append("")
+    # ------------------------------------------------------------ targets
+    out += ["### Targets (issue 15)", ""]
+    alone, zeal = ratio_of("ours", "none"), ratio_of("zeal", "none")
+    ok = None if math.isnan(alone) else alone <= TARGET_ALONE and (math.isnan(zeal) or alone < zeal)
+    out.append(f"- ours alone / no toolbar at N={at:,}: {fmt(alone, 3)} (≤ {TARGET_ALONE}"
+               + (f", below django-zeal's {zeal:.3f}" if not math.isnan(zeal) else ", django-zeal not measured")
+               + f"): {verdict(ok)}")
+    over = ratio_of("sql+ours", "sql")
+    out.append(f"- (SQL + ours) / SQL at N={at:,}: {fmt(over, 3)} (≤ {TARGET_OVER_SQL}): "
+               f"{verdict(None if math.isnan(over) else over <= TARGET_OVER_SQL)}")
+    if len(lin) > 1 and at in lin:
+        base = statistics.median(s.paired("ours", "none", synthetic(at), ratio=False)) / at
+        big = max(lin)
+        top = statistics.median(s.paired("ours", "none", synthetic(big), ratio=False)) / big
+        growth = top / base if base > 0 else math.nan
+        out.append(f"- linear to {big:,}: µs/query added at N={big:,} / at N={at:,} = {fmt(growth, 2)} "
+                   f"(≤ {TARGET_LINEAR}): {verdict(None if math.isnan(growth) else growth <= TARGET_LINEAR)}")
     else:
-        worst = analysis[max(sizes)][1] / max(sizes) * 1e6
-        where = f"N={max(sizes):,} (indicative: fixed costs dominate small N)"
-    verdicts.append(f"analysis per query at {where}: {fmt(worst)} µs (target <= {TARGET_ANALYZE_US:.0f}): "
-                    f"{'MET' if worst <= TARGET_ANALYZE_US else 'MISSED'}")
-    if len(sizes) >= 2 and sizes[-2] >= 100:
-        a, b = sizes[-2], sizes[-1]
-        over = {n: paired("sql+ours", "sql", n) / n for n in (a, b)}
-        growth = over[b] / over[a] if over[a] > 0 else math.nan
-        exponent = math.log(analysis[b][1] / analysis[a][1]) / math.log(b / a)
-        linear = growth <= 1.25 and exponent <= 1.15
-        verdicts.append(f"linear growth: (SQL+ours)−SQL per query at N={b:,} / at N={a:,} = {growth:.2f} "
-                        f"(<= 1.25), analyze time exponent {exponent:.2f} (1.00 = linear, <= 1.15): "
-                        f"{'MET' if linear else 'MISSED'}")
-    out += ["", "### Targets", ""] + [f"- {v}" for v in verdicts]
+        out.append("- linearity: n/a (run with --linearity)")
+    if "ours" in r.memory and "none" in r.memory:
+        mem = r.memory["ours"]["traced_peak"] / r.memory["none"]["traced_peak"]
+        out.append(f"- peak memory ours alone / no toolbar at N={r.args.memory_n:,} (tracemalloc): {mem:.3f} "
+                   f"(≤ {TARGET_MEMORY}): {verdict(mem <= TARGET_MEMORY)}")
+    gc_pairs = [(a, b) for a, b in (("ours", "none"), ("sql+ours", "sql"), ("default+ours", "default"))
+                if a in r.keys and b in r.keys]
+    if gc_pairs:
+        cells, worse = [], False
+        for a, b in gc_pairs:
+            with_ours = statistics.fmean(s.gc2_per_request(a, synthetic(n)) for n in r.sizes)
+            without = statistics.fmean(s.gc2_per_request(b, synthetic(n)) for n in r.sizes)
+            worse |= with_ours > without
+            cells.append(f"{BY_KEY[a].label} {with_ours:.2f} vs {BY_KEY[b].label} {without:.2f}")
+        out.append("- full-GC frequency with ours no higher than without (gen-2 collections per request, "
+                   f"mean over N): {'; '.join(cells)}: {verdict(not worse)}")
+    if r.info["proofs"] and "ours" in r.keys:
+        proof = s.median("ours", page, "proof_s") * 1000
+        out.append(f"- replay proofs at N={at:,}: {proof:.2f} ms per request (≤ {TARGET_PROOF_MS:.0f}): "
+                   f"{verdict(proof <= TARGET_PROOF_MS)}")
+    else:
+        out.append("- replay proofs ≤ 20 ms per request: n/a (no `ddt_prefetch_panel.prove` in this checkout)")
+    if at != TARGET_AT:
+        out.append(f"- (N={TARGET_AT:,} not measured: the verdicts above are at N={at:,}, indicative only)")
     return "\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------------------- main
 
 
-def default_reps(n: int) -> int:
-    """30 at N=10 and 100, 10 at 1,000, 3 at 10,000: about five minutes in all."""
-    return max(3, min(30, 10_000 // n))
-
-
-def capture_reps(n: int, reps: int) -> int:
-    """Bare and captured loops for the capture column: 5 up to N=1,000, one pair at 10,000."""
-    return max(1, min(reps, 5, 5_000 // n))
+def default_rounds(n: int) -> int:
+    """20 rounds at N <= 10, 12 up to 100, 6 up to 1,000, 3 beyond."""
+    return 20 if n <= 10 else 12 if n <= 100 else 6 if n <= 1_000 else 3
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                        help="comma-separated N values (default %(default)s)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions per (configuration, N); default 10000/N clamped to 3..30")
+                        help="N values run with every configuration (default %(default)s)")
+    parser.add_argument("--linearity", default=",".join(map(str, DEFAULT_LINEARITY)),
+                        help="large N values run with no toolbar and ours alone only (default %(default)s; '' for none)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per size (default 20/12/6 at 10/100/1,000)")
+    parser.add_argument("--linearity-rounds", type=int, default=2, help="rounds per linearity size (default %(default)s)")
+    parser.add_argument("--turn", type=int, default=TURN, help="requests per turn (default %(default)s)")
+    parser.add_argument("--linearity-turn", type=int, default=3,
+                        help="requests per turn at the linearity sizes (default %(default)s)")
+    parser.add_argument("--configs", default=",".join(c.key for c in CONFIGS),
+                        help="configurations (default: all: %(default)s)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out django-zeal and nplusone")
+    parser.add_argument("--memory-n", type=int, default=10_000, help="N of the memory pass (default %(default)s; 0: skip)")
+    parser.add_argument("--pages", default="demo,drf", help="real pages: demo,drf (default %(default)s; '' for none)")
+    parser.add_argument("--page-rounds", type=int, default=8, help="rounds per real page (default %(default)s)")
+    parser.add_argument("--profile-n", type=int, default=1_000, help="N of the py-spy profile (0: skip)")
+    parser.add_argument("--profile-requests", type=int, default=12, help="requests profiled (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: the smallest size only, 2 repetitions")
-    parser.add_argument("--rows", type=int, default=None,
-                        help=f"orders/customers to seed (default max({DEFAULT_ROWS:,}, largest N))")
+                        help="smoke run: N=10 only, 2 rounds of 2 requests, small memory pass, no linearity or profile")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the shuffles (default: random, printed)")
     parser.add_argument("--output", default=str(ROOT / "build" / "bench.md"),
                         help="Markdown report file (default %(default)s; '' for none)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile 'SQL + ours' and list the package's hottest functions")
-    parser.add_argument("--profile-n", type=int, default=1_000, help="N for --profile (default %(default)s)")
-    parser.add_argument("--profile-reps", type=int, default=5, help="requests profiled (default %(default)s)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", default="synthetic", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    try:
-        args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
-    except ValueError:
-        parser.error("--sizes takes integers, e.g. --sizes 10,100")
-    if not args.sizes or min(args.sizes) < 1:
-        parser.error("--sizes needs positive integers")
+
+    def sizes(text: str) -> list[int]:
+        try:
+            values = sorted({int(v.replace("_", "")) for v in text.split(",") if v.strip()})
+        except ValueError:
+            parser.error(f"expected comma-separated integers, got {text!r}")
+        if any(v < 1 for v in values):
+            parser.error("sizes must be positive")
+        return values
+
+    args.sizes = sizes(args.sizes)
+    args.linearity = [n for n in sizes(args.linearity) if n not in args.sizes]
+    args.pages = [p for p in args.pages.split(",") if p.strip()]
     if args.quick:
-        args.sizes = args.sizes[:1]
-        args.reps = args.reps or 2
-    if args.reps is not None and args.reps < 1:
-        parser.error("--reps must be at least 1")
+        args.sizes, args.linearity = args.sizes[:1], []
+        args.rounds, args.turn, args.page_rounds = args.rounds or 2, 2, 2
+        args.memory_n = min(args.memory_n, 100)
+        args.profile_n = 0
+    if not args.sizes and not args.worker:
+        parser.error("--sizes needs at least one N")
+    keys = [k.strip() for k in args.configs.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in BY_KEY]
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; known: {', '.join(BY_KEY)}")
+    if "none" not in keys:
+        keys.insert(0, "none")
+    args.keys = [c.key for c in CONFIGS if c.key in keys]  # canonical order for the report
     return args
 
 
+def peers_available(keys: list[str], no_peers: bool) -> tuple[list[str], list[str]]:
+    import importlib.util
+
+    notes = []
+    kept = []
+    for key in keys:
+        config = BY_KEY[key]
+        if config.peer:
+            if no_peers:
+                continue
+            if importlib.util.find_spec(config.peer) is None:
+                notes.append(f"{config.label}: skipped, `{config.peer}` is not installed in {sys.prefix} "
+                             "(`make bench` installs the peers into .venv-bench)")
+                continue
+        kept.append(key)
+    return kept, notes
+
+
 def main(argv: list[str] | None = None) -> int:
-    global PACKAGE_VERSION
+    global PACKAGE_VERSION, LOAD_AT_START
     args = parse_args(argv)
-    started = time.perf_counter()
+    if args.worker:
+        return worker_main(args.worker, args.data, args.rows)
     PACKAGE_VERSION = package_version()
-    setup_django()
-    rows = args.rows or max(DEFAULT_ROWS, max(args.sizes))
-    if rows < max(args.sizes):
-        log(f"error: --rows {rows} is smaller than the largest size {max(args.sizes)}")
-        return 2
-    log(f"seeding {rows:,} customers and orders (in-memory SQLite)")
-    create_schema_and_seed(rows)
-    bench = Bench()
-    reps = {n: args.reps or default_reps(n) for n in args.sizes}
-
-    log("warm-up and configuration checks")
-    for config in CONFIGS:
-        bench.request(config, min(args.sizes), check=True)
-
-    log(f"timing requests: {', '.join(f'N={n:,} x{reps[n]}' for n in args.sizes)} per configuration")
-    samples = measure_requests(bench, args.sizes, reps)
-
-    log("timing capture and analyze()")
-    analysis = {n: measure_capture_and_analysis(n, capture_reps(n, reps[n]), max(3, min(2 * reps[n], 20)))
-                for n in args.sizes}
-
-    memory = {}
-    if not args.no_memory:
-        log(f"memory pass (tracemalloc) at N={max(args.sizes):,}")
-        memory = measure_memory(bench, max(args.sizes))
-
-    text = render(args.sizes, reps, rows, samples, analysis, memory, time.perf_counter() - started)
-    if args.profile:
-        log(f"profiling SQL + ours at N={args.profile_n:,}")
-        if args.profile_n > rows:
-            log(f"error: --profile-n {args.profile_n} exceeds the {rows} seeded rows")
-            return 2
-        text += "\n" + profile(bench, args.profile_n, args.profile_reps)
+    LOAD_AT_START = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(seed)
+    keys, notes = peers_available(args.keys, args.no_peers)
+    log_dir = Path(tempfile.mkdtemp(prefix="ddtpp-bench-"))
+    rows = max(args.sizes + args.linearity + [args.memory_n])
+    log(f"starting {len(keys)} workers ({', '.join(keys)}; {rows:,} rows each; logs in {log_dir}); seed {seed}")
+    workers = {key: Worker(BY_KEY[key], "synthetic", rows, log_dir) for key in keys}
+    page_keys = [k for k in ("none", "default", "default+ours") if k in keys] if args.pages else []
+    page_workers = {key: Worker(BY_KEY[key], "demo", 0, log_dir) for key in page_keys} \
+        if {"default", "default+ours"} <= set(page_keys) else {}
+    samples = Samples()
+    memory: dict[str, dict] = {}
+    pages: dict[str, str] = {}
+    page_info: dict[str, dict] = {}
+    prof = None
+    try:
+        for worker in [*workers.values(), *page_workers.values()]:
+            worker.wait_ready()
+        info = workers["none"].call("info")
+        ours_info = workers["ours"].call("info") if "ours" in workers else {"wrapped": []}
+        info["proofs"] = any(w.endswith("(prove)") for w in ours_info["wrapped"])
+        info["versions"].update(ours_info.get("versions", {}))
+        log("checking every configuration: panels ran, queries seen, N+1 reported")
+        for worker in workers.values():
+            check_synthetic(worker, min(args.sizes))
+        for n in args.sizes:
+            page = synthetic(n)
+            warm_up(workers, page, 2 if n == min(args.sizes) else 1)
+            rounds = args.rounds or default_rounds(n)
+            run_rounds(workers, page, rounds, args.turn, samples, rng, f"N={n:,}")
+        big = {k: w for k, w in workers.items() if k in ("none", "ours")}
+        for n in args.linearity if len(big) == 2 else []:
+            page = synthetic(n)
+            warm_up(big, page, 1)
+            run_rounds(big, page, args.linearity_rounds, args.linearity_turn, samples, rng, f"N={n:,} (linearity)")
+        if args.memory_n:
+            log(f"memory pass at N={args.memory_n:,}")
+            for key in [k for k in ("none", "ours", "sql", "sql+ours") if k in workers]:
+                memory[key] = workers[key].call("memory", path=synthetic(args.memory_n))
+        if page_workers:
+            found = page_workers["none"].call("pages")["pages"] if "none" in page_workers else \
+                page_workers["default"].call("pages")["pages"]
+            heaviest = max(found, key=lambda p: (found[p]["queries"], p))
+            if "demo" in args.pages:
+                pages["demo's heaviest page"] = heaviest
+                page_info[heaviest] = found[heaviest]
+            if "drf" in args.pages:
+                drf = "/api/orders/"
+                try:
+                    queries = page_workers["default"].call("check", path=drf)["queries"]
+                    pages["DRF nested serializers"] = drf
+                    page_info[drf] = {"queries": queries}
+                except WorkerError as exc:
+                    notes.append(f"DRF page skipped: {str(exc).splitlines()[0]}")
+            for label, path in pages.items():
+                for worker in page_workers.values():
+                    check_page(worker, path)
+                warm_up(page_workers, path, 2)
+                run_rounds(page_workers, path, args.page_rounds, args.turn, samples, rng, f"{label} {path}")
+        if args.profile_n and "ours" in workers:
+            log(f"profiling ours alone at N={args.profile_n:,} with py-spy")
+            prof = profile(workers["ours"], args.profile_n, args.profile_requests, log_dir)
+    finally:
+        for worker in [*workers.values(), *page_workers.values()]:
+            worker.close()
+    results = Results(args, info, keys, samples, args.sizes,
+                      [n for n in args.linearity if samples.has("ours", synthetic(n))], memory, pages,
+                      list(page_workers), page_info, prof, time.perf_counter() - _STARTED)
+    text = render(results)
+    if notes:
+        text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     sys.stdout.write(text)
     sys.stdout.flush()
     if args.output:

@@ -1,11 +1,25 @@
-"""Settings for ``tests/benchmarks/bench.py``: the demo's ``shop`` models, in-memory SQLite.
+"""Settings of one benchmark worker (``tests/benchmarks/bench.py --worker KEY``).
 
-Only what a request through django-debug-toolbar needs, so the measured path is the
-toolbar, its panels and the view, not unrelated middleware. ``bench.py`` switches
-``MIDDLEWARE`` and ``DEBUG_TOOLBAR_PANELS`` per configuration at run time.
+A worker is a long-lived process serving one configuration, like a development server with
+one settings module: ``DDTPP_BENCH_CONFIG`` names the configuration (``configs.py``),
+``DDTPP_BENCH_DATA`` the data set (``synthetic``: the N+1 loop at ``/orders/?n=N``; ``demo``:
+the demo pizzeria's pages and a DRF API with nested serializers). In-memory SQLite; only
+the middleware a configuration needs, so what is measured is the tool, its panels and the
+view. DDT's store and its ``RESULTS_CACHE_SIZE`` are left at their defaults, as a dev server
+keeps them.
 """
 
+import importlib.util
+import logging
+import os
+import warnings
 from pathlib import Path
+
+from tests.benchmarks.configs import BY_KEY, TOOLBAR_MIDDLEWARE
+
+CONFIG = BY_KEY[os.environ.get("DDTPP_BENCH_CONFIG", "ours")]
+DATA = os.environ.get("DDTPP_BENCH_DATA", "synthetic")
+HAS_DRF = importlib.util.find_spec("rest_framework") is not None
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 SECRET_KEY = "benchmark-only"
@@ -18,13 +32,12 @@ TIME_ZONE = "UTC"
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
-    "debug_toolbar",
-    "ddt_prefetch_panel",
+    *(["debug_toolbar", "ddt_prefetch_panel"] if CONFIG.toolbar else []),
+    *(["rest_framework"] if HAS_DRF else []),
+    *CONFIG.apps,
     "shop",
 ]
-
-TOOLBAR_MIDDLEWARE = ["debug_toolbar.middleware.DebugToolbarMiddleware"]
-MIDDLEWARE = list(TOOLBAR_MIDDLEWARE)
+MIDDLEWARE = [*([TOOLBAR_MIDDLEWARE] if CONFIG.toolbar else []), *CONFIG.middleware]
 
 ROOT_URLCONF = "tests.benchmarks.urls"
 TEMPLATES = [
@@ -40,14 +53,31 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"
 
-# Every panel any configuration uses, so debug_toolbar.urls (built once) knows all their URLs.
-DEBUG_TOOLBAR_PANELS = [
-    "debug_toolbar.panels.sql.SQLPanel",
-    "ddt_prefetch_panel.panel.PrefetchPanel",
-]
-DEBUG_TOOLBAR_CONFIG = {
-    "SHOW_TOOLBAR_CALLBACK": "tests.benchmarks.urls.always_show",
-    "IS_RUNNING_TESTS": False,
-    "TOOLBAR_STORE_CLASS": "debug_toolbar.store.MemoryStore",
-    # RENDER_PANELS: DDT's default (None: panels are fetched later, not rendered in the page).
-}
+if CONFIG.toolbar:
+    DEBUG_TOOLBAR_PANELS = list(CONFIG.panels)
+    DEBUG_TOOLBAR_CONFIG = {
+        # DDT's default callback also accepts REMOTE_ADDR 127.0.0.1 (INTERNAL_IPS); this one
+        # skips its Docker host-name lookup, the same constant for every toolbar configuration.
+        "SHOW_TOOLBAR_CALLBACK": "tests.benchmarks.urls.always_show",
+        # The smoke test runs under pytest; the benchmark is a dev server, not a test run.
+        "IS_RUNNING_TESTS": False,
+        # Everything else at DDT's defaults: MemoryStore, RESULTS_CACHE_SIZE 25, RENDER_PANELS
+        # None (panels fetched later, since the worker's environ says it is not multi-process).
+    }
+
+if HAS_DRF:
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [],
+        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+        "UNAUTHENTICATED_USER": None,
+    }
+
+# Peers, as their READMEs configure them for development, with their reports silenced.
+if CONFIG.peer == "zeal":
+    ZEAL_RAISE = False  # warn instead of raising; the warning category is ignored below
+    warnings.filterwarnings("ignore", message=r"N\+1 detected", category=UserWarning)
+if CONFIG.peer == "nplusone":
+    NPLUSONE_RAISE = False
+    NPLUSONE_LOGGER = logging.getLogger("nplusone")
+    NPLUSONE_LOG_LEVEL = logging.WARN
+    NPLUSONE_LOGGER.setLevel(logging.ERROR)  # its WARN messages are dropped
