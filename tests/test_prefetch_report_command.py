@@ -1,0 +1,85 @@
+"""``manage.py prefetch_report`` on the demo: URLs or every parameterless route, three formats, CI exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from sarif_pydantic import Sarif
+
+from ddt_prefetch_panel.management.commands.prefetch_report import Command, parameterless_routes
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(Command(), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_parameterless_routes_walk_the_urlconf():
+    routes = list(parameterless_routes())
+    assert "/" in routes and "/forward-fk/bad/" in routes and "/admin/" in routes
+    assert not any("<" in r or "%(" in r for r in routes)
+    assert not any(r.startswith("/__debug__/") for r in routes)
+    assert "/admin/shop/order/" in routes and not any(r.endswith("/change/") for r in routes)
+
+
+def test_urls_give_one_deduplicated_markdown_report(pizzeria):
+    out, err = run("/forward-fk/bad/", "/forward-fk/bad/", "/m2m/bad/", "/forward-fk/fixed/")
+    assert out.startswith("## ")
+    assert "| kind | relation | seen | count | avoidable | proof | where |" in out
+    assert out.count("`shop.Order.customer`") >= 1
+    assert "GET /forward-fk/bad/ 200: 1 findings" in err
+    assert "shop.Pizza.toppings" in out
+
+
+def test_all_urls_json_covers_the_demo(pizzeria, tmp_path):
+    target = tmp_path / "report.json"
+    _, err = run("--all-urls", "--output", str(target))
+    data = json.loads(target.read_text())
+    relations = {f["relation"] for f in data["findings"] if f["kind"] == "n_plus_one"}
+    assert {"shop.Order.customer", "shop.Pizza.toppings", "shop.Order.pizzas", "shop.Customer.order_set"} <= relations
+    assert data["summary"]["reports"] == len(list(parameterless_routes()))
+    customer = [f for f in data["findings"] if f["relation"] == "shop.Order.customer"]
+    # One entry per call site; the forward-fk page and its template twin are different call sites.
+    assert len({(f["callsite"]["filename"], f["callsite"]["lineno"]) for f in customer}) == len(customer)
+    assert "Wrote" in err
+
+
+def test_sarif_format_by_extension_validates(pizzeria, tmp_path):
+    target = tmp_path / "report.sarif"
+    run("/forward-fk/bad/", "/filtered-prefetch/bad/", "--output", str(target))
+    log = json.loads(target.read_text())
+    Sarif.model_validate(log)
+    results = log["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {"n_plus_one"}
+    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "demo/shop/views.py" for r in results)
+
+
+def test_fail_on_exits_1_when_findings_remain(pizzeria):
+    with pytest.raises(CommandError) as raised:
+        run("/forward-fk/bad/", "--fail-on", "n_plus_one")
+    assert raised.value.returncode == 1
+    run("/forward-fk/fixed/", "--fail-on", "n_plus_one")
+    run("/duplicates/bad/", "--fail-on", "n_plus_one", "--format", "json")
+    with pytest.raises(CommandError):
+        run("/duplicates/bad/", "--fail-on", "any", "--format", "json")
+
+
+def test_user_option_logs_in(pizzeria, django_user_model):
+    django_user_model.objects.create_superuser("boss", "boss@example.com", "secret")
+    out, err = run("/admin/shop/order/", "--user", "boss", "--format", "json")
+    assert "GET /admin/shop/order/ 200" in err
+    anonymous_out, anonymous_err = run("/admin/shop/order/", "--format", "json")
+    assert "GET /admin/shop/order/ 302" in anonymous_err
+    with pytest.raises(CommandError, match="No user"):
+        run("/", "--user", "nobody")
+
+
+def test_no_url_is_an_error():
+    with pytest.raises(CommandError, match="at least one URL"):
+        run()
