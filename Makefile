@@ -140,6 +140,21 @@ bench-venv:
 bench: bench-venv
 	$(BENCH_PY) tests/benchmarks/bench.py $(BENCH_ARGS)
 
+# The peers' own detectors on their published test cases (tests/peers/cases.py), next to ours.
+# Not part of `make test`: zeal and nplusone patch Django's ORM, so they get their own venv.
+PEERS_VENV := .venv-peers
+PEERS_PACKAGES := django-zeal nplusone 'Django>=5.2,<5.3'
+
+peers:
+	@set -e; \
+	key="$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')|$(PEERS_PACKAGES)|$$(cksum < pyproject.toml)"; \
+	if [ ! -f "$(PEERS_VENV)/.ddtpp-installed" ] || [ "$$(cat "$(PEERS_VENV)/.ddtpp-installed")" != "$$key" ]; then \
+		rm -rf "$(PEERS_VENV)"; $(PYTHON) -m venv "$(PEERS_VENV)"; echo '*' > "$(PEERS_VENV)/.gitignore"; \
+		$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PEERS_PACKAGES) -e .; \
+		printf '%s' "$$key" > "$(PEERS_VENV)/.ddtpp-installed"; \
+	fi; \
+	$(PEERS_VENV)/bin/python scripts/peers.py $(PEERS_ARGS)
+
 clean:
 	rm -rf build dist *.egg-info
 	find . -path ./.venv -prune -o -path './.venv-*' -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
