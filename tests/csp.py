@@ -31,3 +31,20 @@ class NonceCSPMiddleware:
         response = self.get_response(request)
         response.headers["Content-Security-Policy"] = POLICY.format(nonce=nonce)
         return response
+
+
+class UseDjangoNonceMiddleware:
+    """Reads Django 6's lazy CSP nonce, as a page whose template writes ``{{ csp_nonce }}`` does.
+
+    Django's ContentSecurityPolicyMiddleware puts the nonce in the header only when something
+    used it; DDT then adds it to its own assets (and leaves it out otherwise).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.middleware.csp import get_nonce
+
+        str(get_nonce(request))
+        return self.get_response(request)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+import django
 import pytest
 from pytest_django.live_server_helper import LiveServer
 from selenium.webdriver.common.by import By
@@ -285,19 +286,54 @@ document.getElementById("djDebugRoot").shadowRoot.append(link);
 """
 
 
-@pytest.fixture(params=[False, True], ids=["ajax-panels", "render-panels"])
-def csp_server(request, live_server, driver):
-    """A second live server whose responses carry tests.csp's nonce policy.
+def csp_settings(source: str) -> dict:
+    """Settings that put a nonce policy on every response: tests.csp's middleware (the nonce as
+    django-csp exposes it) or Django 6's own ContentSecurityPolicyMiddleware."""
+    from django.conf import settings
 
-    Parametrised by DDT's RENDER_PANELS: panels loaded by DDT's AJAX view (its default), or
-    rendered with the page.
+    if source == "request.csp_nonce":
+        return {"MIDDLEWARE": ["tests.csp.NonceCSPMiddleware", *settings.MIDDLEWARE]}
+    from django.utils.csp import CSP
+
+    return {
+        "MIDDLEWARE": [
+            "django.middleware.csp.ContentSecurityPolicyMiddleware",
+            "tests.csp.UseDjangoNonceMiddleware",
+            *settings.MIDDLEWARE,
+        ],
+        "SECURE_CSP": {
+            "default-src": [CSP.SELF],
+            "script-src": [CSP.NONCE, CSP.STRICT_DYNAMIC],
+            "style-src": [CSP.NONCE],
+            "img-src": [CSP.SELF, "data:"],
+        },
+    }
+
+
+@pytest.fixture(
+    params=[
+        ("request.csp_nonce", False),
+        ("request.csp_nonce", True),
+        pytest.param(
+            ("django", False),
+            marks=pytest.mark.skipif(django.VERSION < (6, 0), reason="Django's own CSP middleware is new in 6.0"),
+        ),
+    ],
+    ids=["ajax-panels", "render-panels", "django-csp-middleware"],
+)
+def csp_server(request, live_server, driver):
+    """A second live server whose responses carry a nonce Content-Security-Policy.
+
+    Parametrised by where the nonce comes from and by DDT's RENDER_PANELS: panels loaded by
+    DDT's AJAX view (its default), or rendered with the page.
     """
     from django.conf import settings
     from django.test import override_settings
 
+    source, render_panels = request.param
     with override_settings(
-        MIDDLEWARE=["tests.csp.NonceCSPMiddleware", *settings.MIDDLEWARE],
-        DEBUG_TOOLBAR_CONFIG={**settings.DEBUG_TOOLBAR_CONFIG, "RENDER_PANELS": request.param},
+        **csp_settings(source),
+        DEBUG_TOOLBAR_CONFIG={**settings.DEBUG_TOOLBAR_CONFIG, "RENDER_PANELS": render_panels},
     ):
         server = LiveServer("127.0.0.1:0")
         try:
@@ -320,7 +356,7 @@ def test_panel_under_a_nonce_content_security_policy(csp_server, driver):
     violations = driver.execute_script("return window.__violations")
     assert not [v for v in violations if "ddt_prefetch_panel" in v], violations
     # The policy is enforced: the same stylesheet without the nonce is refused.
-    href = driver.execute_script("return arguments[0].dataset.ddtppStylesheet", section.find_element(By.XPATH, "ancestor::*[@data-ddtpp-root]"))
+    href = driver.execute_script("return arguments[0].closest('[data-ddtpp-root]').dataset.ddtppStylesheet", section)
     assert driver.execute_async_script(UNNONCED_STYLESHEET_BLOCKED, href) == "blocked"
 
     driver.execute_script(RECORD_CLIPBOARD)
