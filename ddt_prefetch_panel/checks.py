@@ -31,15 +31,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 @register(Tags.compatibility)
 def check_panel_configured(app_configs: Any = None, **kwargs: Any) -> list:
     panels = getattr(settings, "DEBUG_TOOLBAR_PANELS", None)
-    if panels is None or PANEL_PATH in panels:
+    if panels is not None and PANEL_PATH in panels:
         return []
+    where = (
+        "DEBUG_TOOLBAR_PANELS is not set, so django-debug-toolbar uses its default panels, which do not include it"
+        if panels is None else "its panel is not in DEBUG_TOOLBAR_PANELS"
+    )
     return [
         Warning(
-            "ddt_prefetch_panel is installed but its panel is not in DEBUG_TOOLBAR_PANELS.",
-            hint=f'Add "{PANEL_PATH}" to DEBUG_TOOLBAR_PANELS (after the SQL panel), '
+            f"ddt_prefetch_panel is installed but {where}.",
+            hint=f'Set DEBUG_TOOLBAR_PANELS = [*PANELS_DEFAULTS, "{PANEL_PATH}"] '
+            "(from debug_toolbar.settings import PANELS_DEFAULTS), "
             "or remove the app if you only use detect() and test mode.",
             id="ddt_prefetch_panel.W001",
         )
+    ]
+
+
+@register(Tags.compatibility)
+def check_hooks_installed(app_configs: Any = None, **kwargs: Any) -> list:
+    """A Django release renamed or changed a patched target: name what is off, keep running."""
+    import django
+
+    from .hooks import HOOKS, disabled_hooks
+
+    detects = {spec.name: spec.detects for spec in HOOKS}
+    return [
+        Warning(
+            f"ddt_prefetch_panel could not hook {name} on Django {django.get_version()} ({reason}); "
+            f"the panel cannot see {detects.get(name, 'what this hook observes')}.",
+            hint="Everything else keeps working. Upgrade ddt-prefetch-panel, or report the Django version.",
+            id="ddt_prefetch_panel.W002",
+        )
+        for name, reason in disabled_hooks().items()
+        if not reason.endswith("is not in INSTALLED_APPS")
     ]
 
 

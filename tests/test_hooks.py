@@ -1,0 +1,330 @@
+"""One test per patched Django/DDT target: it fails naming the target when the hook stops firing.
+
+Each probe runs the ORM operation its hook observes inside a capture and checks what the
+hook contributes. The same probe is run with that one hook unwrapped (the original target
+restored), where it must fail: so each probe really depends on its own hook, and a Django
+release that renames or bypasses a target fails exactly one test, named after it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from debug_toolbar.panels import Panel
+from django.core.checks import run_checks
+from django.db import connection
+from django.test import override_settings
+
+from ddt_prefetch_panel import capture as cap
+from ddt_prefetch_panel import detect, hooks
+from ddt_prefetch_panel.checks import check_hooks_installed, check_panel_configured
+from shop.models import Customer, LoyaltyCard, Order, Pizza, Review
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+
+def _hop_names(capture: cap.Capture) -> list[str]:
+    return [hooks.accessor_name(r.hop.descriptor) for r in capture.records if r.hop is not None]
+
+
+def probe_prepare_cursor() -> None:
+    # A cursor of another thread's connection, opened while the capture is current there.
+    with cap.capturing() as capture:
+        context = __import__("contextvars").copy_context()
+
+        def other_thread() -> None:
+            from django.db import connections
+
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT 42")
+            connections["default"].close()
+
+        thread = threading.Thread(target=lambda: context.run(other_thread))
+        thread.start()
+        thread.join()
+    assert any(r.sql == "SELECT 42" for r in capture.records)
+
+
+def probe_execute_sql() -> None:
+    with cap.capturing() as capture:
+        list(Order.objects.all())
+    assert capture.records[0].model is Order
+
+
+def probe_get_queryset() -> None:
+    with cap.capturing() as capture:
+        orders = list(Order.objects.all())
+    assert orders and capture.roots[0].origin is not None
+
+
+def probe_model_iterable() -> None:
+    with cap.capturing():
+        order = Order.objects.all()[0]
+        assert hooks.instance_source(order) is not None
+
+
+def probe_forward_get_object() -> None:
+    with cap.capturing() as capture:
+        for order in Order.objects.all()[:2]:
+            order.customer.name
+    assert "customer" in _hop_names(capture)
+
+
+def probe_forward_get() -> None:
+    with cap.capturing() as capture:
+        for order in Order.objects.select_related("customer")[:2]:
+            order.customer.name
+    assert any(path == ("customer",) for _root, path in capture.accessed)
+
+
+def probe_reverse_o2o() -> None:
+    with cap.capturing() as capture:
+        for customer in Customer.objects.all()[:2]:
+            try:
+                customer.loyalty_card
+            except LoyaltyCard.DoesNotExist:
+                pass
+    assert "loyalty_card" in _hop_names(capture)
+
+
+def probe_reverse_many() -> None:
+    with cap.capturing() as capture:
+        for order in Order.objects.all()[:2]:
+            list(order.pizzas.all())
+    assert "pizzas" in _hop_names(capture)
+
+
+def probe_deferred() -> None:
+    with cap.capturing() as capture:
+        for order in Order.objects.only("id")[:2]:
+            order.status
+    assert "status" in _hop_names(capture)
+
+
+def probe_prefetch_one_level() -> None:
+    with cap.capturing() as capture:
+        list(Order.objects.prefetch_related("pizzas")[:2])
+    assert any(bucket.prefetch is not None for bucket in capture.buckets.values())
+
+
+def probe_generic_fk() -> None:
+    with cap.capturing() as capture:
+        for review in Review.objects.exclude(object_id=None)[:2]:
+            review.target
+    assert "target" in _hop_names(capture)
+
+
+class QueryingPanel(Panel):
+    """A toolbar panel that queries while it generates its stats, as some panels do."""
+
+    title = nav_title = "Querying"
+
+    def generate_stats(self, request, response):
+        for _ in range(3):
+            Pizza.objects.filter(name="toolbar's own").count()
+        self.record_stats({})
+
+
+def probe_toolbar_postprocess(client) -> None:
+    with detect() as report:
+        response = client.get("/template-loop/bad/")
+    assert response.status_code == 200 and b"djDebug" in response.content
+    statements = [f.sql for f in report.findings]
+    assert report.summary["queries"] > 0
+    assert not any("shop_pizza" in sql and "COUNT" in sql for sql in statements), report.to_markdown()
+
+
+PROBES = {
+    "django.db.backends.base.base:BaseDatabaseWrapper._prepare_cursor": probe_prepare_cursor,
+    "django.db.models.sql.compiler:SQLCompiler.execute_sql": probe_execute_sql,
+    "django.db.models.manager:BaseManager.get_queryset": probe_get_queryset,
+    "django.db.models.query:ModelIterable.__iter__": probe_model_iterable,
+    "django.db.models.fields.related_descriptors:ForwardManyToOneDescriptor.get_object": probe_forward_get_object,
+    "django.db.models.fields.related_descriptors:ForwardManyToOneDescriptor.__get__": probe_forward_get,
+    "django.db.models.fields.related_descriptors:ReverseOneToOneDescriptor.__get__": probe_reverse_o2o,
+    "django.db.models.fields.related_descriptors:ReverseManyToOneDescriptor.__get__": probe_reverse_many,
+    "django.db.models.query_utils:DeferredAttribute.__get__": probe_deferred,
+    "django.db.models.query:prefetch_one_level": probe_prefetch_one_level,
+    "django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__": probe_generic_fk,
+}
+
+
+def test_every_hook_has_a_probe():
+    assert set(PROBES) | {TOOLBAR_HOOK} == {
+        spec.name for spec in hooks.HOOKS}
+    assert hooks.disabled_hooks() == {}
+
+
+@pytest.fixture
+def unhooked():
+    """Restore one target's original for the duration of a test."""
+    restored = []
+
+    def unhook(name: str) -> None:
+        spec = next(s for s in hooks.HOOKS if s.name == name)
+        owner, attribute = hooks._target(spec)
+        current = vars(owner)[attribute] if isinstance(owner, type) else getattr(owner, attribute)
+        setattr(owner, attribute, current.__wrapped__)
+        restored.append((owner, attribute, current))
+
+    yield unhook
+    for owner, attribute, wrapper in restored:
+        setattr(owner, attribute, wrapper)
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_hook_fires(name, pizzeria):
+    try:
+        PROBES[name]()
+    except AssertionError as exc:
+        raise AssertionError(f"hook {name} no longer fires: {exc}") from exc
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_probe_fails_without_its_hook(name, pizzeria, unhooked):
+    unhooked(name)
+    with pytest.raises(AssertionError):
+        PROBES[name]()
+
+
+TOOLBAR_HOOK = "debug_toolbar.middleware:DebugToolbarMiddleware._postprocess"
+QUERYING_PANELS = ["ddt_prefetch_panel.panel.PrefetchPanel", "tests.test_hooks.QueryingPanel"]
+
+
+def test_toolbar_postprocess_hook(pizzeria, client):
+    """detect() around a request that shows the toolbar: queries the toolbar's panels make
+    while they generate their stats are never reported as the user's."""
+    with override_settings(DEBUG_TOOLBAR_PANELS=QUERYING_PANELS):
+        try:
+            probe_toolbar_postprocess(client)
+        except AssertionError as exc:
+            raise AssertionError(f"hook {TOOLBAR_HOOK} no longer fires: {exc}") from exc
+
+
+def test_toolbar_probe_fails_without_its_hook(pizzeria, client, unhooked):
+    unhooked(TOOLBAR_HOOK)
+    with override_settings(DEBUG_TOOLBAR_PANELS=QUERYING_PANELS), pytest.raises(AssertionError):
+        probe_toolbar_postprocess(client)
+
+
+# --------------------------------------------------------------------------- failing soft
+
+
+class Target:
+    def method(self, instance, cls=None):
+        return "original"
+
+
+def test_a_missing_or_changed_target_disables_that_hook_only():
+    gone = hooks.HookSpec("tests.test_hooks:Target.renamed", "nothing", ("self",), lambda o: o)
+    changed = hooks.HookSpec("tests.test_hooks:Target.method", "nothing", ("self", "obj"), lambda o: o)
+    missing_app = hooks.HookSpec("tests.test_hooks:Target.method", "x", ("self",), lambda o: o,
+                                 requires="no.such.app")
+    try:
+        hooks.install([gone])
+        hooks.install([changed])
+        status = hooks.disabled_hooks()
+        assert "does not exist" in status[gone.name]
+        assert "no longer starts with ('self', 'obj')" in status[changed.name]
+        assert Target().method(None) == "original"
+        hooks._status.pop(changed.name)
+        hooks.install([missing_app])
+        assert "not in INSTALLED_APPS" in hooks.disabled_hooks()[missing_app.name]
+        [warning] = check_hooks_installed()
+        assert warning.id == "ddt_prefetch_panel.W002" and "Target" in warning.msg
+        assert "Django" in warning.msg
+    finally:
+        for spec in (gone, changed, missing_app):
+            hooks._status.pop(spec.name, None)
+    assert check_hooks_installed() == []
+
+
+def test_wrappers_pass_new_arguments_through():
+    calls = []
+
+    class Owner:
+        def method(self, instance, *args, **kwargs):
+            calls.append((args, kwargs))
+            return "ok"
+
+    spec = hooks.HookSpec("tests.test_hooks:Owner.method", "x", ("self", "instance"),
+                          lambda original: hooks._with_hop(original))
+    wrapped = spec.wrap(Owner.method)
+    with cap.capturing():
+        assert wrapped(Owner(), Customer(), "new", flag=True) == "ok"
+    assert calls == [(("new",), {"flag": True})]
+
+
+def test_panel_summary_names_disabled_detections(pizzeria):
+    spec = hooks.HookSpec("tests.test_hooks:Target.gone", "N+1s on imaginary relations", ("self",), lambda o: o)
+    hooks.install([spec])
+    try:
+        with detect() as report:
+            list(Order.objects.all())
+        assert report.summary["disabled_hooks"] == {spec.name: "AttributeError: tests.test_hooks:Target.gone does not exist"}
+    finally:
+        hooks._status.pop(spec.name)
+
+
+@override_settings()
+def test_w001_fires_when_debug_toolbar_panels_is_unset():
+    from django.conf import settings
+
+    del settings.DEBUG_TOOLBAR_PANELS
+    [warning] = check_panel_configured()
+    assert warning.id == "ddt_prefetch_panel.W001"
+    assert "default" in warning.msg
+
+
+def test_checks_run_clean():
+    assert [m for m in run_checks() if m.id and m.id.startswith("ddt_prefetch_panel")] == []
+
+
+def test_records_carry_connection_alias():
+    with cap.capturing() as capture:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    assert capture.records[0].alias == "default"
+
+
+_WITHOUT_CONTENTTYPES = """
+import django
+django.setup()
+from django.core.checks import run_checks
+from django.core.management import call_command
+call_command("migrate", run_syncdb=True, verbosity=0)
+from ddt_prefetch_panel import detect
+from ddt_prefetch_panel.hooks import disabled_hooks
+from ddt_prefetch_panel.panel import panel_context
+from django.template.loader import render_to_string
+from tests.plainapp.models import Shelf, Volume
+for i in range(3):
+    Volume.objects.create(shelf=Shelf.objects.create(name=str(i)), title=str(i))
+with detect() as report:
+    for volume in Volume.objects.all():
+        volume.shelf.name
+[finding] = report.findings
+assert finding.relation == "plainapp.Volume.shelf", finding
+assert finding.snippets["fix"] == '.select_related("shelf")', finding.snippets
+html = render_to_string("ddt_prefetch_panel/panel.html", panel_context({"report": report.to_dict(), "error": None}))
+assert "plainapp.Volume.shelf" in html
+assert [m.id for m in run_checks() if m.level >= 30] == [], run_checks()
+print(sorted(disabled_hooks()))
+"""
+
+
+def test_a_project_without_contenttypes_starts_and_works():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "demo")]),
+           "DJANGO_SETTINGS_MODULE": "tests.settings_nocontenttypes"}
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_CONTENTTYPES], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Only the generic-FK hook is off, and it is not a warning: the project has no generic FKs.
+    assert result.stdout.strip() == "['django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__']"
