@@ -16,6 +16,7 @@ from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Prefetch
 
+from .pysource import literal_imports
 from .relate import Relation, describe_path
 
 
@@ -418,8 +419,6 @@ def _back_name(hop: Any) -> str | None:
 
 
 def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
-    from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q, Sum
-
     last = relation.last
     call = relation.call
     # exists() adds LIMIT 1 and drops ordering itself: only filters come from the loop.
@@ -432,48 +431,19 @@ def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code:
     owner = last.model
     accessor = relation.path[-1]
     base = accessor[:-4] if accessor.endswith("_set") else accessor
-    query_name = _query_name(last)
     filters = call.filters if call else ()
     excludes = call.excludes if call else ()
-    values = {k: value for k, _source, value in filters + excludes}
-    imports = ["Count"]
-    if relation.aggregate == "exists":
-        back = _back_name(last)
-        if back is None or last.target is None:
-            return Advice(None, note=f"Exists() cannot be built for a {last.kind.replace('_', ' ')}.")
-        name = f"has_{base}"
-        inner = f'{manager_expr(last.target)}.filter({back}=OuterRef("pk")'
-        inner += "".join(f", {k}={v}" for k, v, _ in filters) + ")"
-        inner += "".join(f".exclude({k}={v})" for k, v, _ in excludes)
-        expression_text = f"Exists({inner})"
-        qs = last.target._default_manager.filter(**{back: OuterRef("pk")}, **{k: values[k] for k, _, _ in filters})
-        for key, _, _ in excludes:
-            qs = qs.exclude(**{key: values[key]})
-        expression = Exists(qs)
-        imports = ["Exists", "OuterRef"]
-    else:
-        function = {"count": Count, "sum": Sum, "avg": Avg, "min": Min, "max": Max}[relation.aggregate]
-        column = relation.aggregate_column
-        target = query_name if relation.aggregate == "count" or not column else f"{query_name}__{_field_name(last.target, column)}"
-        name = f"{base}_count" if relation.aggregate == "count" else f"{base}_{(column or 'value')}_{relation.aggregate}"
-        q_parts = [f"{query_name}__{k}={v}" for k, v, _ in filters]
-        q_parts += [f"~Q({query_name}__{k}={v})" for k, v, _ in excludes]
-        condition = None
-        if filters or excludes:
-            condition = Q(**{f"{query_name}__{k}": values[k] for k, _, _ in filters})
-            for key, _, _ in excludes:
-                condition &= ~Q(**{f"{query_name}__{key}": values[key]})
-            imports.append("Q")
-        expression_text = f'{function.__name__}("{target}"' + (
-            f", filter=Q({', '.join(p for p in q_parts if not p.startswith('~'))})"
-            + "".join(f" & {p}" for p in q_parts if p.startswith("~")) if condition is not None else "") + ")"
-        expression = function(target, filter=condition) if condition is not None else function(target)
-        imports[0] = function.__name__
+    built = _annotation_text(relation, base, filters, excludes)
+    if isinstance(built, str):
+        return Advice(None, note=built)
+    name, expression_text, imports = built
     while hasattr(owner, name):
         name = f"num_{name}"
+    # What is validated is the snippet itself, evaluated: the two cannot drift apart.
     try:
+        expression = eval(expression_text, _annotation_namespace(last.target))  # noqa: S307 (our own text)
         owner._base_manager.annotate(**{name: expression}).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-    except (FieldError, FieldDoesNotExist, ValueError, TypeError) as exc:
+    except (FieldError, FieldDoesNotExist, ValueError, TypeError, NameError, SyntaxError) as exc:
         return Advice(None, note=f"annotate() did not validate: {exc}")
     annotate = f".annotate({name}={expression_text})"
     prefix = relation.path[:-1]
@@ -484,8 +454,9 @@ def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code:
         imports.append("Prefetch")
     else:
         fix = annotate
-    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
-                "import": f"from django.db.models import {', '.join(sorted(set(imports)))}"}
+    import_lines = [f"from django.db.models import {', '.join(sorted(set(imports)))}"]
+    import_lines += literal_imports(expression_text)
+    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}", "import": "\n".join(import_lines)}
     if origin_code and not prefix:
         after = rewrite_line(origin_code, relation.model.__name__, "annotate", None, [],
                              raw_args=[f"{name}={expression_text}"])
@@ -495,6 +466,50 @@ def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code:
     if access:
         snippets["access"] = access
     return Advice("annotate", snippets, after_queries=len(prefix))
+
+
+_AGGREGATE_NAMES = {"count": "Count", "sum": "Sum", "avg": "Avg", "min": "Min", "max": "Max"}
+
+
+def _annotation_text(relation: Relation, base: str, filters: tuple, excludes: tuple) -> tuple[str, str, list[str]] | str:
+    """(annotation name, expression source, names to import), or why none can be written."""
+    last = relation.last
+    if relation.aggregate == "exists":
+        back = _back_name(last)
+        if back is None or last.target is None:
+            return f"Exists() cannot be built for a {last.kind.replace('_', ' ')}."
+        inner = f'{manager_expr(last.target)}.filter({back}=OuterRef("pk")'
+        inner += "".join(f", {k}={v}" for k, v, _ in filters) + ")"
+        inner += "".join(f".exclude({k}={v})" for k, v, _ in excludes)
+        return f"has_{base}", f"Exists({inner})", ["Exists", "OuterRef"]
+    function = _AGGREGATE_NAMES[relation.aggregate]
+    query_name = _query_name(last)
+    column = relation.aggregate_column
+    counted = relation.aggregate == "count" or not column
+    target = query_name if counted else f"{query_name}__{_field_name(last.target, column)}"
+    name = f"{base}_count" if relation.aggregate == "count" else f"{base}_{column or 'value'}_{relation.aggregate}"
+    imports = [function]
+    conditions = [f"Q({query_name}__{k}={v})" for k, v, _ in filters]
+    conditions += [f"~Q({query_name}__{k}={v})" for k, v, _ in excludes]
+    if conditions:
+        imports.append("Q")
+        return name, f'{function}("{target}", filter={" & ".join(conditions)})', imports
+    return name, f'{function}("{target}")', imports
+
+
+def _annotation_namespace(target: type | None) -> dict[str, Any]:
+    import datetime
+    from decimal import Decimal
+
+    from django.db import models
+
+    namespace: dict[str, Any] = {
+        name: getattr(models, name) for name in ("Avg", "Count", "Exists", "Max", "Min", "OuterRef", "Q", "Sum")
+    }
+    namespace.update(Decimal=Decimal, datetime=datetime, __builtins__={})
+    if target is not None:
+        namespace[target.__name__] = target
+    return namespace
 
 
 def _field_name(model: type | None, column: str) -> str:
