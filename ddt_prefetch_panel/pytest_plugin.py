@@ -2,16 +2,36 @@
 
 * marker: ``@pytest.mark.no_n_plus_one(threshold=..., kinds=[...], allow=[...])`` runs the whole
   test inside ``assert_no_n_plus_one``;
-* fixture: ``assert_no_n_plus_one`` gives the context manager, for one block of a test.
+* fixture: ``assert_no_n_plus_one`` gives the context manager, for one block of a test;
+* ``--n-plus-one-report=PATH`` (``.md``, ``.json`` or ``.sarif``): every test's call runs under
+  ``detect()``, and one suite-wide report lists each problem once with the tests that hit it;
+  with pytest-xdist, workers send their findings to the controller, which writes the file;
+* ``--n-plus-one-fail``: the session fails at the end if findings remain (after the allowlist).
 
 Nothing here imports Django at import time: pytest loads plugins before settings exist.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+
+WORKER_KEY = "ddt_prefetch_panel_reports"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ddt-prefetch-panel", "N+1 queries (ddt-prefetch-panel)")
+    group.addoption(
+        "--n-plus-one-report", metavar="PATH", default=None,
+        help="write one deduplicated report of the N+1 queries of every test to PATH "
+             "(format from the extension: .md, .json or .sarif)",
+    )
+    group.addoption(
+        "--n-plus-one-fail", action="store_true", default=False,
+        help="fail the test session if any N+1 query remains (after the allowlist)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -20,6 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "no_n_plus_one(threshold=None, kinds=None, allow=None): fail the test on N+1 queries "
         "(ddt-prefetch-panel test mode)",
     )
+    if config.getoption("n_plus_one_report", None) or config.getoption("n_plus_one_fail", False):
+        config.pluginmanager.register(SuiteReport(config), "ddt_prefetch_panel_suite_report")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -38,3 +60,85 @@ def assert_no_n_plus_one_fixture() -> Any:
     from .testing import assert_no_n_plus_one
 
     return assert_no_n_plus_one
+
+
+class SuiteReport:
+    """Findings of every test's call phase, merged (across xdist workers too) and written once."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.path: str | None = config.getoption("n_plus_one_report")
+        self.fail: bool = config.getoption("n_plus_one_fail")
+        self.sources: list[tuple[dict, dict]] = []
+        self.data: dict | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        from django.conf import settings
+
+        if not settings.configured:
+            return (yield)
+        from .analyze import detect
+        from .testing import DEFAULT_TEST_KINDS
+
+        manager = detect(KINDS=list(DEFAULT_TEST_KINDS))
+        report = manager.__enter__()
+        try:
+            return (yield)
+        finally:
+            manager.__exit__(None, None, None)  # analysed even when the test failed
+            if report.findings:
+                self.sources.append(({"test": item.nodeid}, report.to_dict()))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: a worker finished; take its findings."""
+        payload = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+        if payload:
+            self.sources += [(source, report) for source, report in json.loads(payload)]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            self.config.workeroutput[WORKER_KEY] = json.dumps(self.sources)
+            return
+        from .session import aggregate, format_for, render
+
+        # Workers finish in any order: sort by test id so the report does not depend on it.
+        self.data = aggregate(sorted(self.sources, key=lambda item: item[0].get("test", "")))
+        if self.path:
+            with open(self.path, "w", encoding="utf-8") as handle:
+                handle.write(render(self.data, format_for(self.path), root=str(self.config.rootpath)))
+        if self.fail and self.data["findings"] and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or self.data is None:
+            return
+        from .findings import kind_title, where
+
+        findings = self.data["findings"]
+        terminalreporter.section("N+1 queries (ddt-prefetch-panel)")
+        if not findings:
+            terminalreporter.write_line("No N+1 queries in the tests that ran.")
+        for entry in findings[:20]:
+            tests = len(entry.get("tests") or [])
+            fix = (entry.get("snippets") or {}).get("line") or (entry.get("snippets") or {}).get("fix") or ""
+            terminalreporter.write_line(
+                f"{kind_title(entry['kind'])} {entry.get('relation') or entry.get('model')} at "
+                f"{where(entry.get('callsite'))} ({tests} test{'s' if tests != 1 else ''}, "
+                f"{entry['avoidable']} avoidable queries)" + (f"\n    fix: {fix.splitlines()[0]}" if fix else "")
+            )
+        if len(findings) > 20:
+            terminalreporter.write_line(f"... and {len(findings) - 20} more")
+        if self.path:
+            terminalreporter.write_line(f"Report written to {self.path}")
+        if self.fail and findings:
+            terminalreporter.write_line(
+                f"--n-plus-one-fail: {len(findings)} N+1 problem{'s' if len(findings) != 1 else ''} remain",
+                red=True,
+            )

@@ -141,12 +141,16 @@ def seen_in(entry: dict, limit: int = 3) -> str:
     return ""
 
 
-def to_markdown(data: dict, title: str = "ddt-prefetch-panel: all requests") -> str:
-    """Summary table first (with where each problem was seen), then one short section per entry."""
+def to_markdown(data: dict, title: str = "ddt-prefetch-panel report", root: str | None = None) -> str:
+    """Summary table first (with where each problem was seen), one short section per entry, then
+    every fix as one patch."""
+    from .patch import report_patch
+
     summary = data.get("summary") or {}
     findings = data.get("findings") or []
+    unit = "tests with findings" if any(f.get("tests") for f in findings) else "requests"
     head = [f"## {title}", "",
-            f"{summary.get('reports', 0)} reports, {summary.get('findings', 0)} problems, "
+            f"{summary.get('reports', 0)} {unit}: {summary.get('findings', 0)} problems, "
             f"{summary.get('avoidable', 0)} avoidable queries.", ""]
     if not findings:
         return "\n".join(head + ["No repeated queries."]) + "\n"
@@ -167,6 +171,9 @@ def to_markdown(data: dict, title: str = "ddt-prefetch-panel: all requests") -> 
         text = Finding.from_dict(entry).to_markdown().rstrip("\n")
         seen = seen_in(entry)
         sections.append(text + (f"\n\nSeen in {seen}." if seen else ""))
+    patch = report_patch(findings, root)
+    if patch:
+        sections.append(f"### Patch\n\nAll the fixes above, for `git apply`:\n\n```diff\n{patch}```")
     return "\n".join(head) + "\n\n" + "\n\n".join(sections) + "\n"
 
 
@@ -178,16 +185,17 @@ def _proof_cell(proof: dict | None) -> str:
     return str(proof.get("status") or "—")
 
 
-def render(data: dict, fmt: str) -> str:
-    """The session report as ``md``, ``json`` or ``sarif`` text."""
+def render(data: dict, fmt: str, root: str | None = None) -> str:
+    """The session report as ``md``, ``json`` or ``sarif`` text; paths in the patch and the SARIF
+    log are relative to ``root`` (default ``BASE_DIR``; the pytest report uses pytest's rootdir)."""
     if fmt == "md":
-        return to_markdown(data)
+        return to_markdown(data, root=root)
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     if fmt == "sarif":
         from .sarif import to_sarif
 
-        return json.dumps(to_sarif(data.get("findings") or []), indent=2) + "\n"
+        return json.dumps(to_sarif(data.get("findings") or [], root), indent=2) + "\n"
     raise ValueError(f"unknown format {fmt!r}: use md, json or sarif")
 
 
