@@ -39,8 +39,14 @@ def test_every_kind_is_labelled_from_kind_titles():
 @pytest.mark.parametrize(
     ("summary", "expected"),
     [
-        ({"queries": 1, "n_plus_one": 1, "duplicates": 1, "avoidable": 1}, "1 query (0.0 ms): 1 N+1, 1 duplicate group, 1 avoidable query."),
-        ({"queries": 5, "n_plus_one": 2, "duplicates": 3, "avoidable": 4}, "5 queries (0.0 ms): 2 N+1, 3 duplicate groups, 4 avoidable queries."),
+        (
+            {"queries": 1, "n_plus_one": 1, "duplicates": 1, "avoidable": 1},
+            "1 query (0.0 ms): 1 N+1, 1 duplicate group, 1 avoidable query.",
+        ),
+        (
+            {"queries": 5, "n_plus_one": 2, "duplicates": 3, "avoidable": 4},
+            "5 queries (0.0 ms): 2 N+1, 3 duplicate groups, 4 avoidable queries.",
+        ),
         ({"queries": 0}, "0 queries (0.0 ms): 0 N+1, 0 duplicate groups, 0 avoidable queries."),
     ],
 )
@@ -55,7 +61,8 @@ def test_translated_copy_messages_are_data_attributes_of_the_root():
 
 
 def test_stylesheet_link_carries_the_nonce_or_is_left_to_panel_js():
-    assert re.search(r'<link nonce="abc123" rel="stylesheet" href="[^"]*panel\.css" data-ddtpp-css>', render({}, [], csp_nonce="abc123"))
+    nonced = render({}, [], csp_nonce="abc123")
+    assert re.search(r'<link nonce="abc123" rel="stylesheet" href="[^"]*panel\.css" data-ddtpp-css>', nonced)
     assert re.search(r'<link rel="stylesheet" href="[^"]*panel\.css" data-ddtpp-css>', render({}, []))
     html = render({}, [], csp_nonce=None, link_stylesheet=False)
     assert "<link" not in html
@@ -83,7 +90,9 @@ def test_content_rendered_with_the_page_has_the_request_nonce(client, pizzeria, 
     ):
         response, _ = get_with_toolbar(client, "/forward-fk/bad/")
     page = response.content.decode()
-    assert re.search(r'<link nonce="n0nce" rel="stylesheet" href="[^"]*ddt_prefetch_panel/panel\.css" data-ddtpp-css>', page)
+    assert re.search(
+        r'<link nonce="n0nce" rel="stylesheet" href="[^"]*ddt_prefetch_panel/panel\.css" data-ddtpp-css>', page
+    )
 
     _, request_id = get_with_toolbar(client, "/forward-fk/bad/")
     html = render_panel(client, request_id)
