@@ -79,7 +79,7 @@ class NonceMiddleware:
 
 
 @pytest.mark.django_db
-def test_content_rendered_with_the_page_has_the_request_nonce(client, pizzeria, settings):
+def test_content_rendered_with_the_page_has_the_request_nonce(client, pizzeria):
     """With RENDER_PANELS the panel is part of the page: DDT's nonce goes on the stylesheet.
     Through DDT's AJAX view the stored toolbar has no request, and panel.js links it."""
     from django.conf import settings as django_settings
