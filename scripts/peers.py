@@ -254,7 +254,7 @@ def table(results: dict[str, list[dict[str, Any]]], names: dict[str, str]) -> st
                     and (kind is None or r["kind"] == kind)]
             errors = sum(1 for r in rows if r["error"])
             cell = f"{sum(r['passed'] for r in rows)}/{len(rows)}"
-            cells.append(cell + (f" ({errors} errors)" if errors else ""))
+            cells.append(cell + (f" ({errors} error{'s' if errors > 1 else ''})" if errors else ""))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
