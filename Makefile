@@ -26,13 +26,14 @@ BROWSER_PACKAGES := chromium chromium-driver
 POSTGRES_PACKAGES := postgresql
 APT_ENV := DEBIAN_FRONTEND=noninteractive
 
-.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres demo screenshot bench bench-venv clean
+.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres demo screenshot bench bench-venv peers clean
 
 help:
 	@echo "make test        - install, then run the suite on SQLite and on a throwaway PostgreSQL"
 	@echo "make demo        - run the demo pizzeria on http://127.0.0.1:8000/"
 	@echo "make screenshot  - regenerate docs/screenshot.png from the demo"
 	@echo "make bench       - overhead vs no toolbar, DDT panels, django-zeal, nplusone (~6 min; BENCH_ARGS=--quick)"
+	@echo "make peers       - django-zeal's and nplusone's own test cases under zeal, nplusone and ours (.venv-peers; PEERS_ARGS=--cases)"
 	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name')"
 	@echo "make venv        - create/refresh $(VENV) with $(PYTHON) (DJANGO='Django>=6.0,<7' pins Django)"
 	@echo "make clean       - remove build artefacts (keeps the venvs)"
