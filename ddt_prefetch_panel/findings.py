@@ -8,6 +8,7 @@ mode formats failures with them, and the exports (``report.py``) read them.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -126,46 +127,155 @@ class Finding:
     def to_markdown(self) -> str:
         return _finding_markdown(self)
 
+    def markdown_item(self, number: int) -> str:
+        """One numbered list item for a report, below the summary table that already gives the
+        kind, relation, counts, proof and call site: the origin, the fix and the shortened SQL."""
+        return _markdown_item(self, number)
 
-def where(frame: dict | None, unknown: str = "unknown") -> str:
+
+def where(frame: dict | None, unknown: str = "unknown", with_function: bool = True) -> str:
     """``file:line in function`` of a frame dict (templates have no function)."""
     if not frame:
         return unknown
     return f"{frame['filename']}:{frame['lineno']}" + (
-        f" in {frame['function']}" if frame.get("function") and not frame.get("template") else ""
+        f" in {frame['function']}" if with_function and frame.get("function") and not frame.get("template") else ""
     )
 
 
 def _finding_markdown(finding: Finding) -> str:
-    lines = [f"### {finding.title}", ""]
-    if finding.relation:
-        kind = f" ({finding.relation_kind})" if finding.relation_kind else ""
-        lines.append(f"- **Relation:** `{finding.relation}`{kind}")
-    if finding.model:
-        lines.append(f"- **Model:** `{finding.model}`" + (f", lookup `{finding.lookup}`" if finding.lookup else ""))
-    lines.append(f"- **Queries:** {finding.count} ({finding.avoidable} avoidable), {finding.duration_ms:.1f} ms")
-    lines.append(f"- **Call site:** `{where(finding.callsite)}`" + (
-        f" — `{finding.callsite['code']}`" if finding.callsite and finding.callsite.get("code") else ""))
-    for other in finding.callsites[1:]:
-        lines.append(f"- **Also from:** `{where(other)}`")
-    if finding.origin:
-        lines.append(f"- **Origin:** `{where(finding.origin)}`" + (
-            f" — `{finding.origin['code']}`" if finding.origin.get("code") else ""))
+    """Short enough to paste in a chat or a PR: where, the fix and its proof, a shortened SQL
+    (the full statement is in the JSON)."""
+    lines = [f"### {finding.title}", "", _facts(finding)]
+    snippets = finding.snippets or {}
+    proof = getattr(finding, "proof", None) or {}
+    fix = snippets.get("line") or snippets.get("fix")
+    if fix and proof.get("status") != "failed":
+        place = f" at `{where(finding.origin, with_function=False)}`" if snippets.get("line") and finding.origin else ""
+        lines += ["", f"Fix{place}{proof_text(proof)}:", "", "```python", fix, "```"]
+        if snippets.get("access"):
+            lines += ["", "and at the call site:", "", "```python", snippets["access"], "```"]
+        if snippets.get("import"):
+            lines += ["", f"with `{snippets['import']}`"]
+    elif fix:
+        lines += ["", f"No paste-able fix{proof_text(proof)}."]
     if finding.note:
-        lines.append(f"- **Note:** {finding.note}")
-    if finding.snippets.get("fix"):
-        lines += ["", "Fix:", "", "```python", finding.snippets["fix"], "```"]
-    if finding.snippets.get("line"):
-        lines += ["", "At the origin:", "", "```python", finding.snippets["line"], "```"]
-    lines += ["", "SQL:", "", "```sql", finding.sql, "```", ""]
+        lines += ["", finding.note]
+    lines += ["", f"SQL: `{short_sql(finding.sql)}`"]
     if finding.params is not None:
-        lines[-1:-1] = [f"Parameters: `{', '.join(finding.params)}`"]
+        lines.append(f"Parameters: `{', '.join(finding.params)}`")
     evidence = finding.evidence or {}
     if evidence.get("plan"):
-        lines += ["Plan (" + str(evidence.get("database")) + "):", "", "```", *evidence["plan"], "```", ""]
-    if evidence.get("after"):
-        lines += ["Plan with the index:", "", "```", *evidence["after"], "```", ""]
-    return "\n".join(lines)
+        lines.append(f"Plan ({evidence.get('database')}): `{evidence['plan'][0].strip()}`"
+                     + (f", with the index: `{evidence['after'][0].strip()}`" if evidence.get("after") else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_item(finding: Finding, number: int) -> str:
+    snippets = finding.snippets or {}
+    proof = getattr(finding, "proof", None) or {}
+    parts = []
+    if finding.kind == "duplicate":
+        others = [f"`{where(f, with_function=False)}`" for f in finding.callsites[1:]]
+        parts.append("reuse the first result" + (f"; also from {', '.join(others)}" if others else ""))
+    else:
+        if finding.origin:
+            same_file = finding.callsite and finding.callsite.get("filename") == finding.origin.get("filename")
+            parts.append(f"origin line {finding.origin['lineno']}" if same_file
+                         else f"origin `{where(finding.origin, with_function=False)}`")
+        if snippets.get("fix") and proof.get("status") != "failed":
+            fix = snippets["fix"] if "\n" not in snippets["fix"] else snippets["fix"].splitlines()[-1].strip()
+            parts.append(f"fix `{fix}`")
+            if snippets.get("access"):
+                parts.append(f"loop `{snippets['access']}`")
+        elif finding.note:
+            parts.append(finding.note)
+    parts.append(f"`{short_sql(finding.sql)}`")
+    if finding.params is not None:
+        parts.append(f"parameters `{', '.join(finding.params)}`")
+    return f"{number}. " + "; ".join(parts)
+
+
+def _facts(finding: Finding) -> str:
+    parts = [f"{finding.count} queries, {finding.avoidable} avoidable",
+             f"call site `{where(finding.callsite, with_function=False)}`"]
+    if len(finding.callsites) > 1:
+        parts[-1] += f" (+{len(finding.callsites) - 1} more)"
+    if finding.origin:
+        parts.append(f"origin `{where(finding.origin, with_function=False)}`")
+    return " · ".join(parts)
+
+
+def proof_text(proof: dict | None) -> str:
+    """`` (verified: 10 → 1 queries)`` and the like, empty without a proof."""
+    if not proof or not proof.get("status"):
+        return ""
+    if proof["status"] == "verified":
+        return f" (verified: {proof.get('before')} → {proof.get('after')} queries)"
+    detail = f": {proof['detail']}" if proof.get("detail") else ""
+    return f" ({proof['status']}{detail})"
+
+
+def proof_cell(proof: dict | None) -> str:
+    if not proof or not proof.get("status"):
+        return "—"
+    if proof["status"] == "verified":
+        return f"{proof.get('before')}→{proof.get('after')}"
+    return str(proof["status"])
+
+
+_SQL_CLAUSE = re.compile(
+    r"\b(SELECT|FROM|(?:(?:NATURAL\s+)?(?:LEFT|RIGHT|FULL|INNER|CROSS)\s+(?:OUTER\s+)?)?JOIN|WHERE|GROUP\s+BY|"
+    r"HAVING|ORDER\s+BY|LIMIT|OFFSET|UNION(?:\s+ALL)?|INSERT\s+INTO|VALUES|UPDATE|SET|DELETE\s+FROM|RETURNING|"
+    r"ON\s+CONFLICT)\b",
+    re.IGNORECASE,
+)
+# Clauses whose first word (a table) is kept.
+_NAMED = ("FROM", "JOIN", "INSERT", "UPDATE", "DELETE")
+
+
+def _top_level(sql: str) -> str:
+    """``sql`` with quoted text and parenthesised parts blanked (same length), so clause
+    keywords are found at the statement's own level only."""
+    out, depth, quote = [], 0, None
+    for char in sql:
+        if quote:
+            out.append(" ")
+            if char == quote:
+                quote = None
+            continue
+        if char in "'\"`[":
+            quote = "]" if char == "[" else char
+            out.append(" " if depth else char)
+            continue
+        if char == "(":
+            depth += 1
+            out.append(" ")
+        elif char == ")":
+            depth = max(0, depth - 1)
+            out.append(" ")
+        else:
+            out.append(" " if depth else char)
+    return "".join(out)
+
+
+def short_sql(sql: str) -> str:
+    """``SELECT … FROM "shop_pizza" INNER JOIN … WHERE …``: the clauses and the main table only."""
+    text = " ".join((sql or "").split())
+    matches = list(_SQL_CLAUSE.finditer(_top_level(text)))
+    if not matches:
+        return text if len(text) <= 80 else text[:79] + "…"
+    parts = []
+    for index, match in enumerate(matches):
+        keyword = " ".join(match.group(1).upper().split())
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        rest = text[match.end():end].strip()
+        if keyword.split()[0] in _NAMED:
+            table = rest.split(" ", 1)[0] if rest and not rest.startswith("(") else ("(…)" if rest else "")
+            more = rest[len(table):].strip() if table != "(…)" else ""
+            parts.append(" ".join(p for p in (keyword, table, "…" if more else "") if p))
+        else:
+            parts.append(f"{keyword} …" if rest else keyword)
+    return " ".join(parts)
 
 
 class Report:
@@ -199,17 +309,33 @@ class Report:
         return cls([Finding.from_dict(f) for f in data.get("findings", [])], dict(data.get("summary", {})))
 
     def to_markdown(self) -> str:
+        """A summary table first (kind, relation, count, avoidable, proof, where), then each finding."""
         summary = self.summary
         head = [
-            "## ddt-prefetch-panel report",
-            "",
-            f"{summary.get('queries', 0)} queries, {summary.get('duration_ms', 0):.1f} ms; "
-            f"{summary.get('n_plus_one', 0)} N+1, {summary.get('avoidable', 0)} avoidable queries.",
+            f"## ddt-prefetch-panel: {summary.get('queries', 0)} queries, {summary.get('n_plus_one', 0)} N+1, "
+            f"{summary.get('avoidable', 0)} avoidable",
             "",
         ]
         if not self.findings:
-            head.append("No repeated queries.")
-        return "\n".join(head + [f.to_markdown() for f in self.findings])
+            return "\n".join(head + ["No repeated queries."]) + "\n"
+        head += markdown_table([f.to_dict() for f in self.findings]) + [""]
+        items = [f.markdown_item(number) for number, f in enumerate(self.findings, 1)]
+        return "\n".join(head + items) + "\n"
+
+
+def markdown_table(findings: list[dict], seen: bool = False) -> list[str]:
+    """Summary table rows of finding dicts (``seen``: how many requests or tests had each)."""
+    columns = ["#", "kind", "relation"] + (["seen"] if seen else []) + ["count", "avoidable", "proof", "where"]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for number, finding in enumerate(findings, 1):
+        cells = [str(number), kind_title(finding.get("kind", "")),
+                 f"`{finding.get('relation') or finding.get('model') or '?'}`"]
+        if seen:
+            cells.append(str(finding.get("occurrences", 1)))
+        cells += [str(finding.get("count", 0)), str(finding.get("avoidable", 0)), proof_cell(finding.get("proof")),
+                  f"`{where(finding.get('callsite'), with_function=False)}`"]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return rows
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from .findings import Finding, kind_title, where
+from .findings import Finding, kind_title, markdown_table
 
 PANEL_ID = "PrefetchPanel"
 HISTORY_PANEL_ID = "HistoryPanel"
@@ -154,35 +154,16 @@ def to_markdown(data: dict, title: str = "ddt-prefetch-panel report", root: str 
             f"{summary.get('avoidable', 0)} avoidable queries.", ""]
     if not findings:
         return "\n".join(head + ["No repeated queries."]) + "\n"
-    head += ["| kind | relation | seen | count | avoidable | proof | where |",
-             "|---|---|---|---|---|---|---|"]
-    for entry in findings:
-        head.append("| {} | {} | {} | {} | {} | {} | {} |".format(
-            kind_title(entry.get("kind", "")),
-            f"`{entry.get('relation') or entry.get('model') or '?'}`",
-            entry.get("occurrences", 1),
-            entry.get("count", 0),
-            entry.get("avoidable", 0),
-            _proof_cell(entry.get("proof")),
-            f"`{where(entry.get('callsite'))}`".replace("|", "\\|"),
-        ))
+    head += markdown_table(findings, seen=True) + [""]
     sections = []
-    for entry in findings:
-        text = Finding.from_dict(entry).to_markdown().rstrip("\n")
+    for number, entry in enumerate(findings, 1):
+        item = Finding.from_dict(entry).markdown_item(number)
         seen = seen_in(entry)
-        sections.append(text + (f"\n\nSeen in {seen}." if seen else ""))
+        sections.append(item + (f"; seen in {seen}" if seen else ""))
     patch = report_patch(findings, root)
     if patch:
-        sections.append(f"### Patch\n\nAll the fixes above, for `git apply`:\n\n```diff\n{patch}```")
-    return "\n".join(head) + "\n\n" + "\n\n".join(sections) + "\n"
-
-
-def _proof_cell(proof: dict | None) -> str:
-    if not proof:
-        return "—"
-    if proof.get("status") == "verified":
-        return f"{proof.get('before')} → {proof.get('after')}"
-    return str(proof.get("status") or "—")
+        sections.append(f"\n### Patch\n\nAll the fixes above, for `git apply`:\n\n```diff\n{patch}```")
+    return "\n".join(head + sections) + "\n"
 
 
 def render(data: dict, fmt: str, root: str | None = None) -> str:

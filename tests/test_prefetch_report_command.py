@@ -31,7 +31,7 @@ def test_parameterless_routes_walk_the_urlconf():
 def test_urls_give_one_deduplicated_markdown_report(pizzeria):
     out, err = run("/forward-fk/bad/", "/forward-fk/bad/", "/m2m/bad/", "/forward-fk/fixed/")
     assert out.startswith("## ")
-    assert "| kind | relation | seen | count | avoidable | proof | where |" in out
+    assert "| # | kind | relation | seen | count | avoidable | proof | where |" in out
     assert out.count("`shop.Order.customer`") >= 1
     assert "GET /forward-fk/bad/ 200: 1 findings" in err
     assert "shop.Pizza.toppings" in out

@@ -85,8 +85,8 @@ def test_json_report_lists_each_problem_once_with_its_tests(suite):
 def test_markdown_and_sarif_by_extension(suite):
     _run(suite, "--n-plus-one-report=n1.md", "-k", "not failing")
     text = (suite.path / "n1.md").read_text()
-    assert text.startswith("## ") and "| kind | relation | seen |" in text
-    assert "Seen in 2 tests: `test_sample.py::test_export`, `test_sample.py::test_list_page`." in text
+    assert text.startswith("## ") and "| # | kind | relation | seen |" in text
+    assert "; seen in 2 tests: `test_sample.py::test_export`, `test_sample.py::test_list_page`" in text
     _run(suite, "--n-plus-one-report=n1.sarif", "-k", "not failing")
     log = json.loads((suite.path / "n1.sarif").read_text())
     Sarif.model_validate(log)

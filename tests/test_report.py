@@ -78,7 +78,8 @@ def test_sql_has_placeholders_and_no_literal_values(pizzeria):
                 cursor.execute("SELECT id FROM shop_customer WHERE email = 'ada@example.com'")
     [finding] = report.findings
     assert "ada@example.com" not in finding.sql
-    assert "```sql\nSELECT id FROM shop_customer WHERE email = ?\n```" in report.to_markdown()
+    assert finding.sql == "SELECT id FROM shop_customer WHERE email = ?"  # full SQL: JSON only
+    assert "`SELECT … FROM shop_customer WHERE …`" in report.to_markdown()
 
 
 def test_markdown_names_relation_call_site_origin_and_fix(pizzeria):
@@ -87,10 +88,12 @@ def test_markdown_names_relation_call_site_origin_and_fix(pizzeria):
         for order in orders:
             order.customer.name
     text = report.to_markdown()
-    assert "N+1: shop.Order.customer" in text
+    assert "| 1 | N+1 | `shop.Order.customer` |" in text  # the summary table comes first
     assert "test_report.py" in text
-    assert '```python\n.select_related("customer")\n```' in text
-    assert "orders = Order.objects.all()" in text
+    assert 'origin line ' in text and 'fix `.select_related("customer")`' in text
+    single = report.findings[0].to_markdown()
+    assert single.startswith("### N+1: shop.Order.customer")
+    assert '```python\norders = Order.objects.all().select_related("customer")\n```' in single
 
 
 def test_finding_from_dict_ignores_unknown_keys():

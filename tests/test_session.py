@@ -86,9 +86,9 @@ def test_markdown_has_the_summary_table_first_and_where_each_was_seen(client, st
     _browse(client)
     text = to_markdown(session_report())
     lines = text.splitlines()
-    table = lines.index("| kind | relation | seen | count | avoidable | proof | where |")
+    table = lines.index("| # | kind | relation | seen | count | avoidable | proof | where |")
     assert all(not line.startswith("###") for line in lines[:table])
-    assert "Seen in 1 page: `/forward-fk/bad/`." in text
+    assert "; seen in 1 page: `/forward-fk/bad/`" in text
 
 
 def test_best_proof_wins_and_totals_add_up():
@@ -154,3 +154,22 @@ def test_database_store_session_survives_a_restart(tmp_path):
     assert data["summary"]["reports"] == 2
     assert {f["relation"] for f in data["findings"] if f["kind"] == "n_plus_one"} >= {
         "shop.Order.customer", "shop.Pizza.toppings"}
+
+
+@pytest.mark.django_db
+def test_report_markdown_of_six_findings_is_short(pizzeria):
+    """A page's report pastes into a chat or a PR: summary table, then one line per finding."""
+    from ddt_prefetch_panel import detect
+    from shop import views
+
+    request = RequestFactory().get("/")
+    with detect(KINDS=["n_plus_one"]) as report:
+        for name in ("forward_fk_bad", "m2m_bad", "nested_bad", "reverse_fk_bad", "count_per_row_bad",
+                     "filtered_prefetch_bad"):
+            getattr(views, name)(request)
+    assert len(report.findings) == 6
+    text = report.to_markdown()
+    assert len(text.encode()) < 1536, text
+    assert text.splitlines()[2] == "| # | kind | relation | count | avoidable | proof | where |"
+    assert "SELECT …" in text and '"shop_pizza"."id"' not in text
+    assert any('"shop_pizza"."id"' in f["sql"] for f in report.to_dict()["findings"])  # full SQL: JSON only
