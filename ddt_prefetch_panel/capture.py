@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from django.db import connections
 
-from .frames import raw_from, TEMPLATE_RENDER_CODE, first_user_frame, is_library_code
+from .frames import build_stack, first_user_frame, raw_from, stack_key
 
 # DDT's own tables (its database store, the cache table it registers): the live set DDT's
 # SQL panel skips by, filled in by ``start()`` once apps are ready.
@@ -197,47 +197,25 @@ class Capture:
     def stack(self, skip: int = 1) -> tuple:
         """The caller's raw stack up to the capture's anchor, interned per capture.
 
-        The lookup key is built from ints (code ids and instruction offsets, template node
-        ids): hashing code objects or computing line numbers on every statement is what a
+        The lookup key is built from ints (code ids and instruction offsets, template node and
+        framework payload ids, see ``frames.stack_key``): hashing code objects or computing line numbers on every statement is what a
         naive walk spends its time on. Objects and line numbers are collected only the
         first time a stack is seen. Frames above the anchor (the frame that started the
         capture) are the same for every statement and are not walked.
         """
-        key = []
-        append = key.append
-        frame = sys._getframe(skip + 1)
-        anchor = self.anchor
-        render_code = TEMPLATE_RENDER_CODE
-        while frame is not None:
-            code = frame.f_code
-            append(id(code))
-            append(frame.f_lasti)
-            if code is render_code:
-                append(id(frame.f_locals.get("self")))
-            if frame is anchor:
-                break
-            frame = frame.f_back
-        key = tuple(key)
+        key = stack_key(sys._getframe(skip + 1), self.anchor)
         raw = self._stacks.get(key)
         if raw is None:
-            raw = self._stacks[key] = raw_from(sys._getframe(skip + 1), anchor)
+            raw = self._stacks[key] = raw_from(sys._getframe(skip + 1), self.anchor)
         return raw
 
     def first_frame(self, skip: int = 1) -> tuple:
         """The stack up to the innermost user (or template) frame: where a queryset was built.
 
         Library frames on the way are kept (they tell, e.g., that Django admin's changelist
-        built the queryset); nothing above the first user frame is walked.
+        built the queryset); nothing above the first user frame is walked (``frames.build_stack``).
         """
-        start = frame = sys._getframe(skip + 1)
-        anchor = self.anchor
-        render_code = TEMPLATE_RENDER_CODE
-        while frame is not None:
-            code = frame.f_code
-            if code is render_code or not is_library_code(code) or frame is anchor:
-                return raw_from(start, frame)
-            frame = frame.f_back
-        return raw_from(start, None)
+        return build_stack(sys._getframe(skip + 1), self.anchor)
 
     def receivers(self) -> Iterator[Capture]:
         """Who records a statement whose innermost capture is this one.

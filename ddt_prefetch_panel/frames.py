@@ -1,52 +1,72 @@
-"""Stack frames: cheap raw stacks at capture time, tidy user frames at analysis time.
+"""Stack frames: cheap raw stacks at capture time, the project's frames at analysis time.
 
 The bottom of the package: capture walks frames with these helpers on every statement, and
-the analysis stages resolve each distinct raw stack once into :class:`Frame` objects
-(library frames dropped, template render frames turned into template name and line).
+the analysis stages resolve each distinct raw stack once into :class:`Frame` objects.
+
+*Project code* is what the user can edit: files under ``BASE_DIR`` (or the current
+directory, or a ``PROJECT_ROOTS`` entry) that are not in site-packages, the stdlib, Django,
+the toolbar or this package; modules named in ``PROJECT_PACKAGES`` count as the project's
+wherever they are installed (forked apps, monorepos). Everything else is a library.
+
+Frameworks loop on the user's behalf (a DRF serializer, a GraphQL executor, a form widget),
+so the frame that repeats is theirs while the line to act on is the user's declaration.
+:func:`register` marks such library code objects: the raw stack keeps a small payload from
+the frame (the serializer field being rendered, the GraphQL type and field), and
+:func:`tidy_stack` turns it into a *declaration frame* that points at the user's class
+body line. Jinja2 template frames become the template's name and line.
+
+A raw stack entry is one of:
+
+* ``(code, lineno)``: a Python frame;
+* ``(code, lineno, node)``: Django's ``Node.render_annotated`` and the node it renders;
+* ``(code, lineno, kind, payload)``: a registered framework frame (:class:`FrameKind`).
 """
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import os
+import re
 import site
 import sys
 import sysconfig
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
-def raw_stack(skip: int = 1) -> tuple:
-    """The calling stack as ``(code, lineno)`` pairs, innermost first (not interned)."""
-    return raw_from(sys._getframe(skip + 1), None)
+# --------------------------------------------------------------------------- raw stacks
 
 
-def raw_from(frame: Any, anchor: Any) -> tuple:
-    """``(code, lineno)`` per frame up to ``anchor``; template render frames also keep the
-    node they render, so the template name and line are resolved later without files."""
-    render_code = TEMPLATE_RENDER_CODE
-    out = []
-    while frame is not None:
-        code = frame.f_code
-        if code is render_code:
-            out.append((code, frame.f_lineno, frame.f_locals.get("self")))
-        else:
-            out.append((code, frame.f_lineno))
-        if frame is anchor:
-            break
-        frame = frame.f_back
-    return tuple(out)
+@dataclass(frozen=True, eq=False)
+class FrameKind:
+    """A library code object whose frame says which user declaration is being processed.
+
+    ``extract(frame)`` runs at capture time, at most once per statement for keyed kinds
+    (it must be cheap and must not raise); ``resolve(payload, code, lineno)`` runs at
+    analysis time and returns a project :class:`Frame` or ``None``.
+    """
+
+    name: str
+    extract: Callable[[Any], Any]
+    resolve: Callable[[Any, Any, int], "Frame | None"]
+    keyed: bool = True  # the payload tells apart stacks that share every code position
+    # A stable object for the stack key when the payload is built fresh on each call.
+    key: Callable[[Any], Any] | None = None
 
 
-_library_codes: dict[int, bool] = {}
+_KINDS: dict[int, FrameKind] = {}  # id(code) -> kind; registered codes belong to imported functions
+_CODES: list[Any] = []  # keeps registered code objects alive, so their ids stay theirs
+_KEYED: dict[int, Callable[[Any], Any]] = {}  # id(code) -> extract, for the stack key
 
 
-def is_library_code(code: Any) -> bool:
-    """Whether a code object belongs to Django, DDT, this package, the stdlib or site-packages."""
-    known = _library_codes.get(id(code))
-    if known is None:
-        known = _library_codes[id(code)] = is_library_file(code.co_filename)
-    return known
+def register(code: Any, kind: FrameKind) -> None:
+    """Mark ``code`` (a library function's ``__code__``) as a framework frame of ``kind``."""
+    _CODES.append(code)
+    _KINDS[id(code)] = kind
+    if kind.keyed:
+        _KEYED[id(code)] = kind.key or kind.extract
 
 
 def _find_template_render_code() -> Any:
@@ -56,6 +76,130 @@ def _find_template_render_code() -> Any:
 
 
 TEMPLATE_RENDER_CODE = _find_template_render_code()
+_KEYED[id(TEMPLATE_RENDER_CODE)] = lambda frame: frame.f_locals.get("self")
+
+# The awaiting coroutine's raw stack while asgiref runs sync code for it in a thread
+# (``await Model.objects.aget(...)``): set by the SyncToAsync hook, spliced in by raw_from.
+awaiting: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_awaiting", default=None)
+ASYNC_BOUNDARY = FrameKind("async", lambda frame: None, lambda payload, code, lineno: None, keyed=False)
+# A method of a user-defined manager or queryset: never where a queryset is "built".
+MANAGER = FrameKind("manager", lambda frame: None, lambda payload, code, lineno: None, keyed=False)
+# The innermost library frame that built a queryset, with the runtime class of its ``self``.
+OWNER = FrameKind("owner", lambda frame: None, lambda payload, code, lineno: None, keyed=False)
+
+
+def stack_key(frame: Any, anchor: Any) -> tuple:
+    """An interning key for the stack from ``frame`` up to ``anchor``: ints only.
+
+    Code ids and instruction offsets, plus the identity of the payload of keyed frames
+    (template nodes, serializer fields, GraphQL fields: one code position serves many of
+    them) and of the awaiting coroutine's stack.
+    """
+    key = []
+    append = key.append
+    keyed = _KEYED
+    while frame is not None:
+        code_id = id(frame.f_code)
+        append(code_id)
+        append(frame.f_lasti)
+        extract = keyed.get(code_id)
+        if extract is not None:
+            append(id(extract(frame)))
+        if frame is anchor:
+            break
+        frame = frame.f_back
+    waiting = awaiting.get()
+    if waiting is not None:
+        append(id(waiting))
+    return tuple(key)
+
+
+def raw_stack(skip: int = 1) -> tuple:
+    """The calling stack as raw entries, innermost first (not interned)."""
+    return raw_from(sys._getframe(skip + 1), None)
+
+
+def raw_from(frame: Any, anchor: Any, owner: Any = None) -> tuple:
+    """Raw entries per frame up to ``anchor`` (see the module docstring).
+
+    ``owner`` is a frame of the walk whose ``self``'s class is kept (the library frame that
+    built a queryset). At asgiref's thread boundary the awaiting coroutine's stack follows.
+    """
+    render_code = TEMPLATE_RENDER_CODE
+    kinds = _KINDS
+    out: list[tuple] = []
+    while frame is not None:
+        code = frame.f_code
+        kind = kinds.get(id(code))
+        if code is render_code:
+            out.append((code, frame.f_lineno, frame.f_locals.get("self")))
+        elif kind is ASYNC_BOUNDARY and awaiting.get() is not None:
+            out.append((code, frame.f_lineno))
+            out.extend(awaiting.get())
+            break
+        elif kind is not None and kind is not ASYNC_BOUNDARY:
+            try:
+                payload = kind.extract(frame)
+            except Exception:  # a framework changed its locals: keep the plain frame
+                out.append((code, frame.f_lineno))
+            else:
+                out.append((code, frame.f_lineno, kind, payload))
+        elif frame is owner:
+            instance = frame.f_locals.get("self")
+            out.append((code, frame.f_lineno, OWNER, type(instance) if instance is not None else None))
+        elif not code.co_filename.endswith(".py") and "__jinja_template__" in frame.f_globals:
+            out.append((code, frame.f_lineno, JINJA, frame.f_globals["__jinja_template__"]))
+        else:
+            out.append((code, frame.f_lineno))
+        if frame is anchor:
+            break
+        frame = frame.f_back
+    return tuple(out)
+
+
+def build_stack(start: Any, anchor: Any) -> tuple:
+    """The raw stack from ``start`` up to where a queryset was built or evaluated.
+
+    The walk stops at the first project frame (or template render frame, or the anchor);
+    the library frames on the way are kept, and the innermost one outside the ORM keeps
+    its ``self``'s class (``BookListView`` for Django's ``MultipleObjectMixin.get_queryset``).
+    Methods of the project's own managers and querysets are walked through: the origin is
+    the call of the manager, never the manager's body.
+    """
+    frame = start
+    owner = None
+    render_code = TEMPLATE_RENDER_CODE
+    while frame is not None and frame is not anchor:
+        code = frame.f_code
+        if code is render_code or _KINDS.get(id(code)) is ASYNC_BOUNDARY:
+            break
+        if not is_library_code(code):
+            if not _is_manager_code(frame):
+                break
+        elif owner is None and not is_orm_code(code):
+            owner = frame
+        frame = frame.f_back
+    return raw_from(start, frame, owner)
+
+
+_manager_codes: dict[int, bool] = {}
+
+
+def _is_manager_code(frame: Any) -> bool:
+    """Whether a project frame is a method of a manager or queryset (decided once per code)."""
+    code = frame.f_code
+    known = _manager_codes.get(id(code))
+    if known is None:
+        from django.db.models.manager import BaseManager
+        from django.db.models.query import QuerySet
+
+        instance = frame.f_locals.get("self")
+        known = isinstance(instance, (BaseManager, QuerySet))
+        if known:
+            _CODES.append(code)
+            _KINDS[id(code)] = MANAGER
+        _manager_codes[id(code)] = known
+    return known
 
 
 def first_user_frame(frame: Any) -> Any:
@@ -65,22 +209,41 @@ def first_user_frame(frame: Any) -> Any:
     return frame
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    filename: str
-    lineno: int
-    function: str
-    code: str
-    template: bool = False
+# --------------------------------------------------------------------------- project or library
 
-    def to_dict(self) -> dict:
-        return {
-            "filename": self.filename,
-            "lineno": self.lineno,
-            "function": self.function,
-            "code": self.code,
-            "template": self.template,
-        }
+
+_library_codes: dict[int, bool] = {}
+_orm_codes: dict[int, bool] = {}
+
+
+def is_library_code(code: Any) -> bool:
+    """Whether a code object is outside the project (see :func:`is_library_file`)."""
+    known = _library_codes.get(id(code))
+    if known is None:
+        known = _library_codes[id(code)] = is_library_file(code.co_filename)
+    return known
+
+
+def is_orm_code(code: Any) -> bool:
+    """Django's ORM, asgiref's thread hop and this package: frames that never decide a query."""
+    known = _orm_codes.get(id(code))
+    if known is None:
+        path = os.path.abspath(code.co_filename)
+        known = _orm_codes[id(code)] = path.startswith(_orm_prefixes())
+    return known
+
+
+@lru_cache(maxsize=1)
+def _orm_prefixes() -> tuple[str, ...]:
+    import asgiref
+    import django
+
+    django_dir = os.path.dirname(os.path.abspath(django.__file__))
+    return (
+        os.path.join(django_dir, "db") + os.sep,
+        os.path.dirname(os.path.abspath(asgiref.__file__)) + os.sep,
+        os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    )
 
 
 def _library_prefixes() -> tuple[str, ...]:
@@ -109,20 +272,132 @@ def _library_prefixes() -> tuple[str, ...]:
     return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes))
 
 
+@dataclass(frozen=True)
+class ProjectRules:
+    roots: tuple[str, ...]  # BASE_DIR and PROJECT_ROOTS, each ending with a separator
+    extra_roots: tuple[str, ...]  # PROJECT_ROOTS only: project even inside site-packages
+    packages: tuple[str, ...]  # PROJECT_PACKAGES as path fragments ("oscar/", "myco/shop/")
+
+
+_rules: ProjectRules | None = None
+
+
+def project_rules() -> ProjectRules:
+    """``BASE_DIR`` plus the ``PROJECT_ROOTS`` / ``PROJECT_PACKAGES`` settings (read raw here:
+    conf.py validates them, and this bottom module imports nothing of the package)."""
+    global _rules
+    if _rules is None:
+        from django.conf import settings
+
+        raw = getattr(settings, "DDT_PREFETCH_PANEL", None)
+        options = {k.upper(): v for k, v in raw.items() if isinstance(k, str)} if isinstance(raw, dict) else {}
+        extra = _strings(options.get("PROJECT_ROOTS"))
+        base = getattr(settings, "BASE_DIR", None)
+        roots = ([str(base)] if base else []) + extra
+        _rules = ProjectRules(
+            roots=tuple(_dir_prefix(r) for r in roots),
+            extra_roots=tuple(_dir_prefix(r) for r in extra),
+            packages=tuple(p.replace(".", "/") for p in _strings(options.get("PROJECT_PACKAGES"))),
+        )
+    return _rules
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if isinstance(v, (str, os.PathLike))]
+    return []
+
+
+def _dir_prefix(path: Any) -> str:
+    return os.path.abspath(os.fspath(path)).rstrip(os.sep) + os.sep
+
+
+def reset_caches() -> None:
+    """Forget every project/library decision (settings changed, e.g. in a test)."""
+    global _rules, _LIBRARY_PREFIXES
+    _rules = None
+    _LIBRARY_PREFIXES = None
+    is_library_file.cache_clear()
+    _library_codes.clear()
+
+
 _LIBRARY_PREFIXES: tuple[str, ...] | None = None
+_SITE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def is_library_file(filename: str) -> bool:
+    """Whether a file is outside the project's own code (see the module docstring)."""
     global _LIBRARY_PREFIXES
     if filename.startswith("<"):
         return True  # <frozen importlib._bootstrap>, <string>, ...
+    path = os.path.abspath(filename)
+    if path.startswith(_OWN_DIR):
+        return True
+    rules = project_rules()
+    if rules.packages and _in_packages(path, rules.packages):
+        return False
+    if rules.extra_roots and path.startswith(rules.extra_roots):
+        return False
     if _LIBRARY_PREFIXES is None:
         _LIBRARY_PREFIXES = _library_prefixes()
-    path = os.path.abspath(filename)
-    if os.sep + "site-packages" + os.sep in path or os.sep + "dist-packages" + os.sep in path:
+    if any(marker in path for marker in _SITE_DIRS) or path.startswith(_LIBRARY_PREFIXES):
         return True
-    return path.startswith(_LIBRARY_PREFIXES)
+    if rules.roots:
+        # Outside BASE_DIR: a library checked out elsewhere (pip install -e), unless it is
+        # where the process runs from (scripts, a test session's temporary project).
+        return not path.startswith(rules.roots + (_dir_prefix(os.getcwd()),))
+    return False
+
+
+def _in_packages(path: str, packages: tuple[str, ...]) -> bool:
+    posix = path.replace(os.sep, "/")
+    for marker in ("/site-packages/", "/dist-packages/"):
+        if marker in posix:
+            inside = posix.split(marker, 1)[1]
+            return any(inside.startswith(p + "/") or inside == p + ".py" for p in packages)
+    return any(f"/{p}/" in posix for p in packages)
+
+
+def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("DDT_PREFETCH_PANEL", "BASE_DIR"):
+        reset_caches()
+
+
+def _connect_setting_changed() -> None:
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_on_setting_changed, dispatch_uid="ddt_prefetch_panel.frames")
+
+
+_connect_setting_changed()
+
+
+# --------------------------------------------------------------------------- project frames
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    filename: str
+    lineno: int
+    function: str
+    code: str
+    template: bool = False
+    # Analysis-only details (not in to_dict): the code's qualified name for Python frames,
+    # and for a declaration frame the class that declares what the framework processed.
+    qualname: str = ""
+    declares: str = ""
+    detail: Any = field(default=None, compare=False)  # framework data for fix locations
+
+    def to_dict(self) -> dict:
+        return {
+            "filename": self.filename,
+            "lineno": self.lineno,
+            "function": self.function,
+            "code": self.code,
+            "template": self.template,
+        }
 
 
 def _template_frame(node: Any) -> Frame | None:
@@ -130,7 +405,10 @@ def _template_frame(node: Any) -> Frame | None:
     origin = getattr(node, "origin", None)
     if token is None or origin is None:
         return None
-    name = getattr(origin, "template_name", None) or getattr(origin, "name", None) or "<template>"
+    path = getattr(origin, "name", None)
+    if isinstance(path, str) and os.path.isabs(path) and is_library_file(path):
+        return None  # a library's own template (admin, DRF's browsable API, form widgets)
+    name = getattr(origin, "template_name", None) or path or "<template>"
     contents = getattr(token, "contents", "")
     kind = getattr(getattr(token, "token_type", None), "name", "")
     if kind == "VAR":
@@ -142,24 +420,127 @@ def _template_frame(node: Any) -> Frame | None:
     return Frame(str(name), int(getattr(token, "lineno", 0) or 0), type(node).__name__, code, True)
 
 
+def _jinja_frame(template: Any, code: Any, lineno: int) -> Frame | None:
+    """The template name and line of a compiled Jinja2 template's frame (its debug info)."""
+    filename = getattr(template, "filename", None) or code.co_filename
+    if is_library_file(filename):
+        return None
+    try:
+        line = template.get_corresponding_lineno(lineno)
+    except Exception:  # an old or unusual template object: fall back to the Python line
+        line = lineno
+    source = linecache.getline(filename, line).strip()
+    return Frame(str(getattr(template, "name", None) or filename), line, code.co_name, source, True)
+
+
+JINJA = FrameKind("jinja2", lambda frame: frame.f_globals.get("__jinja_template__"), _jinja_frame, keyed=False)
+
+
+def resolve_entry(entry: tuple) -> Frame | None:
+    """The project frame a raw entry stands for, or ``None`` for a library frame."""
+    if len(entry) == 3:
+        return _template_frame(entry[2])
+    code, lineno = entry[0], entry[1]
+    if len(entry) == 4:
+        kind = entry[2]
+        if kind not in (MANAGER, OWNER):
+            try:
+                return kind.resolve(entry[3], code, lineno)
+            except Exception:  # a framework object we cannot read: no frame rather than no report
+                return None
+    if is_library_code(code):
+        return None
+    source = linecache.getline(code.co_filename, lineno).strip()
+    return Frame(code.co_filename, lineno, _function_name(code), source,
+                 qualname=getattr(code, "co_qualname", code.co_name))
+
+
 def tidy_stack(raw: tuple) -> tuple[Frame, ...]:
-    """User frames of a raw stack, innermost first; template nodes become template frames."""
+    """Project frames of a raw stack, innermost first: user code, project templates, and the
+    declarations (serializer fields, GraphQL fields, form fields) frameworks processed."""
     frames: list[Frame] = []
     for entry in raw:
-        if len(entry) == 3:
-            frame = _template_frame(entry[2])
-            if frame is not None and (
-                not frames or (frames[-1].filename, frames[-1].lineno) != (frame.filename, frame.lineno)
-            ):
-                frames.append(frame)
+        frame = resolve_entry(entry)
+        if frame is None:
             continue
-        code, lineno = entry
-        filename = code.co_filename
-        if is_library_file(filename):
-            continue
-        source = linecache.getline(filename, lineno).strip()
-        frames.append(Frame(filename, lineno, _function_name(code), source))
+        if frames and (frame.template or frame.declares) and (
+            (frames[-1].filename, frames[-1].lineno) == (frame.filename, frame.lineno)
+        ):
+            continue  # one template line or declaration seen through several frames
+        frames.append(frame)
     return tuple(frames)
+
+
+def callsite_of(frames: tuple[Frame, ...]) -> Frame | None:
+    """The frame that repeats, as the user sees it.
+
+    The innermost project frame, except that a framework declaration beats project code the
+    framework merely called (a model's ``__str__`` under a form field, a property under a
+    serializer field): the declaration made the library loop. The declaring class's own
+    methods (``get_display`` of a ``SerializerMethodField``, a resolver) stay the call site.
+    """
+    for index, frame in enumerate(frames):
+        if not frame.declares:
+            continue
+        inner = frames[:index]
+        own = [f for f in inner if f.qualname.startswith(frame.declares + ".")]
+        if own:
+            return own[0]
+        if inner and inner[0].template:
+            return inner[0]
+        return frame
+    return frames[0] if frames else None
+
+
+@dataclass(frozen=True)
+class BuildSite:
+    """Where a queryset was built (or evaluated), as analysis reads a ``build_stack``."""
+
+    frame: Frame | None  # the project frame to act on, or the library frame that decided it
+    library: bool  # built by library code the project only called into
+
+
+def build_site(raw: tuple | None) -> BuildSite:
+    """The project frame that built a queryset, or the library frame that did.
+
+    The first entry outside the ORM decides: project code (or a project template) built it;
+    otherwise a library did, unless a project declaration drove the library (a GraphQL
+    field, a serializer field), which is then the site. A project frame reached only
+    through library frames is an entry point (a test's ``client.get``, a call into a
+    library), never the site.
+    """
+    if not raw:
+        return BuildSite(None, False)
+    decider = None
+    for entry in raw:
+        code = entry[0]
+        if len(entry) == 4 and entry[2] is MANAGER:
+            continue
+        if len(entry) == 3 or not is_orm_code(code):
+            decider = entry
+            break
+    if decider is None:
+        return BuildSite(None, False)
+    frame = resolve_entry(decider)
+    if frame is not None:
+        return BuildSite(frame, False)
+    for entry in raw[raw.index(decider):]:
+        if len(entry) == 4 and entry[2] not in (MANAGER, OWNER):
+            declared = resolve_entry(entry)
+            if declared is not None:
+                return BuildSite(declared, False)
+        elif len(entry) == 2 and not is_library_code(entry[0]):
+            break  # the entry point
+    return BuildSite(_library_frame(decider), True)
+
+
+def _library_frame(entry: tuple) -> Frame:
+    code, lineno = entry[0], entry[1]
+    owner = entry[3] if len(entry) == 4 and entry[2] is OWNER else None
+    function = f"{owner.__name__}.{code.co_name}" if isinstance(owner, type) else _function_name(code)
+    source = linecache.getline(code.co_filename, lineno).strip()
+    return Frame(code.co_filename, lineno, function, source,
+                 qualname=getattr(code, "co_qualname", code.co_name))
 
 
 def _function_name(code: Any) -> str:
@@ -184,3 +565,65 @@ class StackResolver:
         if cached is None:
             cached = self._cache[key] = tidy_stack(raw)
         return cached
+
+
+# --------------------------------------------------------------------------- class bodies
+
+
+@lru_cache(maxsize=2048)
+def class_body(cls: type) -> tuple[str, int, tuple[str, ...], str] | None:
+    """(file, first line, lines, body indentation) of a class's source, or None."""
+    try:
+        lines, start = inspect.getsourcelines(cls)
+        filename = inspect.getsourcefile(cls)
+    except (OSError, TypeError):
+        return None
+    if filename is None:
+        return None
+    indent = None
+    header_done = False
+    for line in lines:
+        stripped = line.split("#")[0].strip()
+        if not header_done:
+            # Decorators, then a class statement (possibly over several lines) ending with ":".
+            header_done = stripped.endswith(":") and not stripped.startswith("@")
+            continue
+        if stripped:
+            indent = line[: len(line) - len(line.lstrip())]
+            break
+    return filename, start, tuple(lines), indent or "    "
+
+
+def declaration_line(cls: type, name: str) -> tuple[str, int, str] | None:
+    """(file, line, source) of ``name`` declared in a class body (``name = ...``,
+    ``name: ...`` or ``def name(``), searched through the MRO; None if not found."""
+    pattern = None
+    for klass in getattr(cls, "__mro__", (cls,)):
+        if klass is object:
+            continue
+        body = class_body(klass)
+        if body is None:
+            continue
+        filename, start, lines, indent = body
+        pattern = re.compile(r"^%s(?:%s\s*[:=]|def %s\s*\()" % (re.escape(indent), re.escape(name), re.escape(name)))
+        for offset, line in enumerate(lines):
+            if pattern.match(line):
+                return filename, start + offset, line.strip()
+    return None
+
+
+def mentioned_line(cls: type, name: str) -> tuple[str, int, str] | None:
+    """(file, line, source) of the first line of a class body that names ``name`` as a
+    string (``fields = ["id", "author"]``), else the ``class`` line itself."""
+    body = class_body(cls)
+    if body is None:
+        return None
+    filename, start, lines, _ = body
+    quoted = re.compile(r"""["']%s["']""" % re.escape(name))
+    for offset, line in enumerate(lines):
+        if quoted.search(line):
+            return filename, start + offset, line.strip()
+    for offset, line in enumerate(lines):
+        if line.lstrip().startswith("class "):
+            return filename, start + offset, line.strip()
+    return None

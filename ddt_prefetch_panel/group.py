@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from .capture import Bucket, Record, params_hash
-from .frames import Frame, StackResolver
+from .frames import Frame, StackResolver, callsite_of
 
 # --------------------------------------------------------------------------- fingerprint
 
@@ -126,7 +126,7 @@ class Group:
 
     @property
     def callsite(self) -> Frame | None:
-        return self.stack[0] if self.stack else None
+        return callsite_of(self.stack)
 
     def distinct_params(self) -> int:
         """Distinct (SQL text, parameters) pairs: values inlined in the SQL count too."""

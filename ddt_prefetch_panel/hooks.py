@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from django.apps import apps
+from django.db.models import Field
 from django.db.models.expressions import Col
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.lookups import Lookup
@@ -38,7 +40,9 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.sql.where import WhereNode
 
 from . import capture as cap
+from . import frameworks
 from .capture import Call, Hop, Root, Source
+from .frames import awaiting, build_stack, is_library_code, raw_from, stack_key
 from .pysource import python_literal
 
 CONTENTTYPES = "django.contrib.contenttypes"
@@ -167,6 +171,8 @@ def accessor_name(descriptor: Any) -> str:
             name = field.name
         else:
             name = descriptor.rel.get_accessor_name()
+    elif isinstance(descriptor, Field):
+        name = descriptor.name  # a relation field that is its own descriptor (django-taggit)
     else:
         name = descriptor.field.name
     _accessors[descriptor] = name
@@ -240,7 +246,10 @@ def _check_signature(spec: HookSpec, original: Any) -> None:
 
 def install(specs: list[HookSpec] | None = None) -> dict[str, str | None]:
     """Install every hook once (idempotent); never raises. Returns name -> None or reason."""
-    for spec in HOOKS if specs is None else specs:
+    if specs is None:
+        frameworks.install()
+        specs = HOOKS + third_party_relation_hooks()
+    for spec in specs:
         if spec.name in _status:
             continue
         if spec.requires and not apps.is_installed(spec.requires):
@@ -296,16 +305,42 @@ def _wrap_execute_sql(original):
 def _wrap_get_queryset(original):
     def get_queryset(self, *args, **kwargs):
         queryset = original(self, *args, **kwargs)
-        capture = cap._current.get()
         # A manager with an instance hint is a relation access loading one object
         # (forward FK, generic FK): that query is never a root, so it needs no origin.
-        if capture is not None and "instance" not in self._hints:
+        if "instance" in self._hints:
+            return queryset
+        capture = cap._current.get()
+        if capture is not None:
             query = queryset.query
             if query_tag(query) is None:
                 query._ddtpp = Tag(origin=capture.first_frame(1))
+        else:
+            origin = import_time_origin(sys._getframe(1))
+            if origin is not None:
+                queryset.query._ddtpp = Tag(origin=origin)
         return queryset
 
     return get_queryset
+
+
+_CO_NEWLOCALS = inspect.CO_NEWLOCALS
+
+
+def import_time_origin(frame: Any) -> tuple | None:
+    """The build stack of a queryset built in a class body or at module level.
+
+    ``queryset = Book.objects.all()`` on a viewset, ``forms.ModelChoiceField(queryset=...)``
+    on a form: built once at import, often before any capture (under ``runserver`` the
+    URLconf is imported first), and evaluated in every request. Outside a capture only
+    those are stamped: the walk stops at the first project frame, and only a frame without
+    its own locals (a class or module body) keeps the stamp.
+    """
+    start = frame
+    while frame is not None and is_library_code(frame.f_code):
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_flags & _CO_NEWLOCALS:
+        return None
+    return build_stack(start, None)
 
 
 def _wrap_model_iterable(original):
@@ -329,7 +364,7 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
     hop = (tag.hop if tag is not None else None) or cap.active_hop.get()
     if hop is not None and hop.source is not None:
         step = hop.source.path + (accessor_name(hop.descriptor),)
-        if not isinstance(hop.descriptor, rd.ReverseManyToOneDescriptor):
+        if not is_many_valued(hop.descriptor):
             # One related object (FK, one-to-one, generic FK): it extends its parent's path.
             return Source(hop.source.root, step), None
         via = Source(hop.source.root, step)
@@ -351,6 +386,13 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
 def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
     query = iterable.queryset.query
     try:
+def is_many_valued(descriptor: Any) -> bool:
+    """Reverse FK, M2M, generic relations, and third-party to-many fields (taggit's manager)."""
+    if isinstance(descriptor, rd.ReverseManyToOneDescriptor):
+        return True
+    return isinstance(descriptor, Field) and bool(descriptor.many_to_many or descriptor.one_to_many)
+
+
         source, root = _source_for(iterable.queryset, capture)
     except Exception:  # tagging is best effort: the user's loop must run regardless
         source, root = None, None
@@ -540,6 +582,53 @@ def _wrap_toolbar_postprocess(original):
 def _generic_cached(descriptor: Any, instance: Any) -> bool:
     return descriptor.is_cached(instance)
 
+def _wrap_sync_to_async_call(original):
+    """``await sync_to_async(fn)()`` (the ORM's ``aget``, ``afirst``, ``async for``...): the
+    thread that runs ``fn`` starts a new stack, so the awaiting coroutine's stack is kept
+    for it (``frames.awaiting``), interned per capture like any other stack."""
+
+    async def __call__(self, *args, **kwargs):
+        capture = cap._current.get()
+        if capture is None:
+            return await original(self, *args, **kwargs)
+        caller = sys._getframe(1)
+        key = ("await",) + stack_key(caller, capture.anchor)
+        raw = capture._stacks.get(key)
+        if raw is None:
+            raw = capture._stacks[key] = raw_from(caller, capture.anchor)
+        token = awaiting.set(raw)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            awaiting.reset(token)
+
+    return __call__
+
+
+def third_party_relation_hooks() -> list[HookSpec]:
+    """Hooks for relation descriptors of installed models that replace Django's ``__get__``.
+
+    django-modelcluster's ``ChildObjectsDescriptor`` / ``ParentalManyToManyDescriptor``
+    and django-taggit's ``TaggableManager`` (a field that is its own descriptor) return
+    their own managers without calling Django's ``__get__``: they get the same wrapper, so
+    their statements carry the relation hop. Found from the models, not from a list.
+    """
+    if not apps.models_ready:
+        return []
+    specs: dict[str, HookSpec] = {}
+    for model in apps.get_models():
+        for value in list(vars(model).values()):
+            if not is_many_valued(value):
+                continue
+            owner = next((k for k in type(value).__mro__ if "__get__" in vars(k)), None)
+            if owner is None or owner.__module__.split(".")[0] == "django":
+                continue  # Django's own descriptors are in HOOKS
+            name = f"{owner.__module__}:{owner.__qualname__}.__get__"
+            specs.setdefault(name, HookSpec(
+                name, f"N+1s on {owner.__name__} relations", ("self", "instance"), _wrap_many_get))
+    return list(specs.values())
+
+
 
 def _reverse_o2o_cached(descriptor: Any, instance: Any) -> bool:
     return descriptor.related.is_cached(instance)
@@ -578,6 +667,9 @@ HOOKS: list[HookSpec] = [
     HookSpec("debug_toolbar.middleware:DebugToolbarMiddleware._postprocess",
              "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess),
     HookSpec(_GFK + "GenericForeignKeyDescriptor.__get__",
+    HookSpec("asgiref.sync:SyncToAsync.__call__",
+             "the awaiting line of async ORM calls (aget, afirst, async for)", ("self",),
+             _wrap_sync_to_async_call),
              "N+1s on generic foreign keys", ("self", "instance"),
              lambda original: _with_hop(original, cached=_generic_cached),
              requires=CONTENTTYPES, fallback=_GFK + "GenericForeignKey.__get__"),  # Django 5.2

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
-from django.db.models import ForeignKey
+from django.db.models import Field, ForeignKey
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.query_utils import DeferredAttribute
 
 from . import sqlshape
 from .capture import Call, Root, Source
+from .frames import declaration_line
 from .group import Group, most_common
 from .hooks import accessor_name, generic_fk_field, generic_fk_types
 
@@ -110,6 +110,12 @@ def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
         return "reverse_fk", descriptor.rel.related_model, descriptor.rel.field
     if isinstance(descriptor, DeferredAttribute):
         return "deferred", None, descriptor.field
+    if isinstance(descriptor, Field) and descriptor.is_relation and descriptor.related_model is not None:
+        # A relation field that is its own descriptor (django-taggit's TaggableManager).
+        if descriptor.many_to_many:
+            return "m2m", descriptor.related_model, descriptor
+        if descriptor.one_to_many:
+            return "reverse_fk", descriptor.related_model, descriptor
     return None
 
 
@@ -276,21 +282,14 @@ def _from_sql(group: Group, first_seq: int, roots_by_seq: list[tuple[int, Root]]
 
 @lru_cache(maxsize=1024)
 def definition_site(field: Any) -> dict | None:
-    """File and line where a relation field is declared in its model class."""
+    """File and line where a relation field is declared: in its model's class body or in the
+    abstract base (or mixin) that declares it, never a same-named line inside a method."""
     model = getattr(field, "model", None)
     name = getattr(field, "name", None)
     if model is None or not name:
         return None
-    pattern = re.compile(r"^\s*%s\s*[:=]" % re.escape(name))
-    for cls in model.__mro__:
-        if not hasattr(cls, "_meta") and cls is not model:
-            continue
-        try:
-            lines, start = inspect.getsourcelines(cls)
-            filename = inspect.getsourcefile(cls)
-        except (OSError, TypeError):
-            continue
-        for offset, line in enumerate(lines):
-            if pattern.match(line):
-                return {"filename": filename, "lineno": start + offset, "code": line.strip()}
-    return None
+    site = declaration_line(model, name)
+    if site is None:
+        return None
+    filename, lineno, code = site
+    return {"filename": filename, "lineno": lineno, "code": code}

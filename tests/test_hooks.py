@@ -115,6 +115,18 @@ def probe_generic_fk() -> None:
     assert "target" in _hop_names(capture)
 
 
+def probe_sync_to_async() -> None:
+    # The sync half of an async ORM call runs on another stack; it continues in the awaiting line.
+    from asgiref.sync import async_to_sync
+
+    async def fetch():
+        return await Order.objects.afirst()
+
+    with cap.capturing() as capture:
+        async_to_sync(fetch)()
+    assert any(entry[0] is fetch.__code__ for r in capture.records for entry in r.stack)
+
+
 class QueryingPanel(Panel):
     """A toolbar panel that queries while it generates its stats, as some panels do."""
 
@@ -147,6 +159,7 @@ PROBES = {
     "django.db.models.query_utils:DeferredAttribute.__get__": probe_deferred,
     "django.db.models.query:prefetch_one_level": probe_prefetch_one_level,
     "django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__": probe_generic_fk,
+    "asgiref.sync:SyncToAsync.__call__": probe_sync_to_async,
 }
 
 

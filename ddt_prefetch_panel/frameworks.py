@@ -1,0 +1,224 @@
+"""Frameworks that loop on the user's behalf: where their frames point in the user's code.
+
+Each entry of :data:`FRAMEWORK_FRAMES` names one library function whose frame knows which
+user declaration it is processing, what to keep from the frame at capture time (cheap:
+one local variable) and how analysis turns that into a declaration frame in the user's
+class body:
+
+* Django REST framework: ``Serializer.to_representation`` renders one ``field`` at a time
+  -> ``BookSerializer.author`` (``author = AuthorSerializer()``), with the nesting path;
+* graphql-core (strawberry-django, graphene-django): ``ExecutionContext.execute_field``
+  resolves one field of one type -> ``AuthorType.publisher`` / ``BookNode.author``;
+* Django forms: ``BoundField.as_widget`` renders one form field -> ``CopyForm.book``.
+
+asgiref's thread hop is registered too: the sync half of ``await Model.objects.aget()``
+runs in another thread, and its stack continues in the awaiting coroutine.
+
+A framework that is not installed is skipped; one whose function moved leaves that entry
+off (the frames then simply read as library code, as before).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .frames import (
+    ASYNC_BOUNDARY,
+    Frame,
+    FrameKind,
+    declaration_line,
+    is_library_file,
+    mentioned_line,
+    register,
+)
+
+
+@dataclass(frozen=True)
+class FrameworkFrame:
+    function: str  # "module:Class.method" whose __code__ is registered
+    kind: FrameKind
+
+
+def _local(name: str) -> Callable[[Any], Any]:
+    return lambda frame: frame.f_locals.get(name)
+
+
+def _declared(cls: type, name: str, function: str, detail: Any = None) -> Frame | None:
+    """A declaration frame for ``name`` in ``cls``'s body (or the line naming it), if the
+    class is the project's."""
+    site = declaration_line(cls, name) or mentioned_line(cls, name)
+    if site is None or is_library_file(site[0]):
+        return None
+    filename, lineno, code = site
+    return Frame(filename, lineno, function, code, declares=cls.__name__, detail=detail)
+
+
+# --------------------------------------------------------------------------- DRF
+
+
+def _drf_frame(field: Any, code: Any, lineno: int) -> Frame | None:
+    parent = getattr(field, "parent", None)
+    name = getattr(field, "field_name", None)
+    if parent is None or not name:
+        return None
+    cls = type(parent)
+    path = _serializer_path(parent)
+    function = f"{path} → {name}" if path else f"{cls.__name__}.{name}"
+    return _declared(cls, name, function)
+
+
+def _serializer_path(serializer: Any) -> str:
+    """``AuthorSerializer.books`` for a serializer nested in another one, else ``""``."""
+    names = []
+    node = serializer
+    while getattr(node, "parent", None) is not None:
+        if getattr(node, "field_name", ""):
+            names.append(node.field_name)
+        node = node.parent
+    if not names:
+        return ""
+    return f"{type(node).__name__}." + ".".join(reversed(names))
+
+
+# --------------------------------------------------------------------------- GraphQL
+
+
+def _graphql_payload(frame: Any) -> tuple[Any, str]:
+    local = frame.f_locals
+    return local["parent_type"], local["path"].key
+
+
+def _graphql_key(frame: Any) -> Any:
+    """The schema's field object: stable across requests, one per type and field."""
+    local = frame.f_locals
+    return local["parent_type"].fields.get(local["path"].key)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _graphql_frame(payload: tuple[Any, str], code: Any, lineno: int) -> Frame | None:
+    parent_type, name = payload
+    owner = graphql_owner(parent_type, name)
+    if owner is None:
+        return None
+    cls, python_name, detail = owner
+    site = declaration_line(cls, python_name) or declaration_line(cls, f"resolve_{python_name}")
+    if site is None:
+        return _declared(cls, python_name, f"{cls.__name__}.{python_name}", detail)
+    if is_library_file(site[0]):
+        return None
+    return Frame(site[0], site[1], f"{cls.__name__}.{python_name}", site[2], declares=cls.__name__, detail=detail)
+
+
+def graphql_owner(parent_type: Any, name: str) -> tuple[type, str, Any] | None:
+    """(Python class, attribute name, framework detail) behind a GraphQL type's field.
+
+    strawberry keeps its type definition in the GraphQL type's extensions; graphene keeps
+    the ObjectType class on the GraphQL type. Field names are matched as declared or
+    camel-cased, as both frameworks name them by default.
+    """
+    definition = (getattr(parent_type, "extensions", None) or {}).get("strawberry-definition")
+    if definition is not None:
+        for field in getattr(definition, "fields", ()):
+            python_name = getattr(field, "python_name", None)
+            if name in (python_name, getattr(field, "graphql_name", None), _camel(python_name or "")):
+                return definition.origin, python_name, ("strawberry", field)
+        return None
+    graphene_type = getattr(parent_type, "graphene_type", None)
+    if graphene_type is not None:
+        fields = getattr(getattr(graphene_type, "_meta", None), "fields", None) or {}
+        for python_name in fields:
+            if name in (python_name, _camel(python_name)):
+                return graphene_type, python_name, ("graphene", None)
+    return None
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def _form_frame(bound_field: Any, code: Any, lineno: int) -> Frame | None:
+    form = getattr(bound_field, "form", None)
+    name = getattr(bound_field, "name", None)
+    if form is None or not name:
+        return None
+    cls = type(form)
+    return _declared(cls, name, f"{cls.__name__}.{name}")
+
+
+DRF = FrameKind("drf", _local("field"), _drf_frame)
+GRAPHQL = FrameKind("graphql", _graphql_payload, _graphql_frame, key=_graphql_key)
+FORM = FrameKind("form", _local("self"), _form_frame)
+
+FRAMEWORK_FRAMES: list[FrameworkFrame] = [
+    FrameworkFrame("rest_framework.serializers:Serializer.to_representation", DRF),
+    FrameworkFrame("graphql.execution.execute:ExecutionContext.execute_field", GRAPHQL),
+    FrameworkFrame("django.forms.boundfield:BoundField.as_widget", FORM),
+    FrameworkFrame("asgiref.sync:SyncToAsync.thread_handler", ASYNC_BOUNDARY),
+]
+
+_status: dict[str, str | None] = {}
+
+
+def install() -> dict[str, str | None]:
+    """Register every installed framework's frames once; never raises."""
+    for entry in FRAMEWORK_FRAMES:
+        if entry.function in _status:
+            continue
+        module_name, _, dotted = entry.function.partition(":")
+        if importlib.util.find_spec(module_name.split(".")[0]) is None:
+            _status[entry.function] = "not installed"
+            continue
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in dotted.split("."):
+                target = getattr(target, part)
+            register(target.__code__, entry.kind)
+        except Exception as exc:  # a framework release moved the function: that entry is off
+            _status[entry.function] = f"{type(exc).__name__}: {exc}"
+        else:
+            _status[entry.function] = None
+    return dict(_status)
+
+
+# --------------------------------------------------------------------------- where the fix goes
+
+
+def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
+    """Framework-specific places for a proven ``fix`` (``.select_related("a__b")``).
+
+    strawberry-django builds the root queryset itself from a field declaration: the fix
+    goes into the type's ``get_queryset`` (works as is) or into the field's optimizer hints
+    (with ``DjangoOptimizerExtension`` on the schema).
+    """
+    if origin is None or not fix or not isinstance(origin.detail, tuple):
+        return {}
+    framework, field = origin.detail
+    if framework != "strawberry":
+        return {}
+    calls = re.findall(r"\.(select_related|prefetch_related|only)\((.*?)\)(?=\.|$)", fix)
+    if not calls:
+        return {}
+    snippets: dict[str, str] = {}
+    django_type = getattr(field, "django_type", None)
+    type_name = getattr(django_type, "__name__", "YourType")
+    snippets["get_queryset"] = (
+        f"# in {type_name}\n"
+        "@classmethod\n"
+        "def get_queryset(cls, queryset, info, **kwargs):\n"
+        f"    return queryset{fix}"
+    )
+    hints = ", ".join(f"{method}=[{args}]" for method, args in calls)
+    code = origin.code
+    if code.rstrip().endswith("strawberry_django.field()"):
+        snippets["hints"] = code.rstrip()[: -len("()")] + f"({hints})"
+    else:
+        snippets["hints"] = f"strawberry_django.field({hints})"
+    snippets["hints"] += "  # with DjangoOptimizerExtension() in the schema's extensions"
+    return snippets
