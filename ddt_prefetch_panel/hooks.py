@@ -383,9 +383,6 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
     return Source(root, ()), root
 
 
-def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
-    query = iterable.queryset.query
-    try:
 def is_many_valued(descriptor: Any) -> bool:
     """Reverse FK, M2M, generic relations, and third-party to-many fields (taggit's manager)."""
     if isinstance(descriptor, rd.ReverseManyToOneDescriptor):
@@ -393,6 +390,9 @@ def is_many_valued(descriptor: Any) -> bool:
     return isinstance(descriptor, Field) and bool(descriptor.many_to_many or descriptor.one_to_many)
 
 
+def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
+    query = iterable.queryset.query
+    try:
         source, root = _source_for(iterable.queryset, capture)
     except Exception:  # tagging is best effort: the user's loop must run regardless
         source, root = None, None
@@ -579,9 +579,6 @@ def _wrap_toolbar_postprocess(original):
     return _postprocess
 
 
-def _generic_cached(descriptor: Any, instance: Any) -> bool:
-    return descriptor.is_cached(instance)
-
 def _wrap_sync_to_async_call(original):
     """``await sync_to_async(fn)()`` (the ORM's ``aget``, ``afirst``, ``async for``...): the
     thread that runs ``fn`` starts a new stack, so the awaiting coroutine's stack is kept
@@ -629,6 +626,9 @@ def third_party_relation_hooks() -> list[HookSpec]:
     return list(specs.values())
 
 
+def _generic_cached(descriptor: Any, instance: Any) -> bool:
+    return descriptor.is_cached(instance)
+
 
 def _reverse_o2o_cached(descriptor: Any, instance: Any) -> bool:
     return descriptor.related.is_cached(instance)
@@ -664,12 +664,12 @@ HOOKS: list[HookSpec] = [
     HookSpec("django.db.models.query:prefetch_one_level",
              "which statements prefetch_related ran (unused prefetches)",
              ("instances", "prefetcher", "lookup", "level"), _wrap_prefetch_one_level),
-    HookSpec("debug_toolbar.middleware:DebugToolbarMiddleware._postprocess",
-             "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess),
-    HookSpec(_GFK + "GenericForeignKeyDescriptor.__get__",
     HookSpec("asgiref.sync:SyncToAsync.__call__",
              "the awaiting line of async ORM calls (aget, afirst, async for)", ("self",),
              _wrap_sync_to_async_call),
+    HookSpec("debug_toolbar.middleware:DebugToolbarMiddleware._postprocess",
+             "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess),
+    HookSpec(_GFK + "GenericForeignKeyDescriptor.__get__",
              "N+1s on generic foreign keys", ("self", "instance"),
              lambda original: _with_hop(original, cached=_generic_cached),
              requires=CONTENTTYPES, fallback=_GFK + "GenericForeignKey.__get__"),  # Django 5.2
