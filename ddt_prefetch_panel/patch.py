@@ -94,6 +94,14 @@ def _edit(frame: dict, new: str) -> LineEdit | None:
     return LineEdit(path, int(frame["lineno"]), str(frame["code"]).strip(), new.strip())
 
 
+def attach_patches(findings: list) -> None:
+    """``snippets["patch"]`` on each finding (dataclass instances) that has a pasteable fix."""
+    for finding in findings:
+        text = finding_patch(vars(finding))
+        if text:
+            finding.snippets["patch"] = text
+
+
 def finding_patch(finding: dict, root: str | None = None) -> str | None:
     """``snippets["patch"]`` of a finding dict: a unified diff, or None when none can be made."""
     edits, imports = finding_edits(finding)

@@ -177,3 +177,10 @@ def test_file_without_final_newline(tmp_path, settings):
     shutil.copy(target, copy / "mod.py")
     _git_apply(patch, copy)
     assert (copy / "mod.py").read_text() == 'a = 1\nb = Order.objects.select_related("x")'
+
+
+def test_findings_carry_their_patch(pizzeria):
+    """analyze() puts the diff in snippets["patch"]: the panel's "Copy as patch" and the JSON export."""
+    finding = _n_plus_one(views.filtered_prefetch_bad, RequestFactory().get("/"))[0]
+    assert finding["snippets"]["patch"] == finding_patch(finding)
+    assert "+        rows.append((order.pk, _joined(p.name for p in order.vegetarian_pizzas)))\n" in finding["snippets"]["patch"]
