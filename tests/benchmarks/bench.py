@@ -582,7 +582,7 @@ def check_page(worker: Worker, path: str) -> dict:
 
 
 CATEGORIES = ("capture (cursor wrapper, stacks)", "ORM hooks", "analysis (generate_stats)",
-              "store serialisation (our panel's data)", "toolbar middleware and rendering",
+              "store serialisation (our panel's data)", "DDT: middleware, its panels, toolbar HTML",
               "the view, Django and SQLite (no toolbar's work)")
 
 
@@ -593,7 +593,8 @@ def categorise(frames: list[str]) -> str:
     stack, else analysis. Elsewhere the innermost frame of the package decides (hooks.py or
     capture_orm.py: hooks; any other module: capture), unless Django's ``db`` package runs
     below it: a hook or the cursor wrapper calling Django's own code is the view's time.
-    Then the view (below ``BaseHandler._get_response``), then DDT's middleware and toolbar.
+    The same rule for DDT's own frames (middleware, its panels, the toolbar's HTML); the rest
+    is the view, Django and SQLite.
     """
     def path(frame: str) -> str:
         return "/" + frame.rsplit("(", 1)[-1].rsplit(":", 1)[0].replace(os.sep, "/")
@@ -612,27 +613,28 @@ def categorise(frames: list[str]) -> str:
         if not any("/django/db/" in path(f) for f in frames[innermost + 1:]):
             name = path(frames[innermost]).rsplit("/", 1)[-1]
             return CATEGORIES[1] if name in ("hooks.py", "capture_orm.py") else CATEGORIES[0]
-    if any(function(f) == "BaseHandler._get_response" for f in frames):
-        return CATEGORIES[5]
-    if any("/debug_toolbar/" in path(f) for f in frames):
+    ddt = [i for i, f in enumerate(frames) if "/debug_toolbar/" in path(f)]
+    if ddt and not any("/django/db/" in path(f) or function(f) == "BaseHandler._get_response"
+                       for f in frames[ddt[-1] + 1:]):
         return CATEGORIES[4]
     return CATEGORIES[5]
 
 
-def profile(worker: Worker, n: int, requests: int, out_dir: Path) -> dict | None:
+def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: int) -> dict | None:
+    """py-spy samples of ``requests`` GETs of ``path`` in ``worker``, by category."""
     spy = Path(sys.executable).parent / "py-spy"
     spy_path = str(spy) if spy.exists() else shutil.which("py-spy")
     if not spy_path:
         log("profile skipped: py-spy is not installed (make bench installs it into .venv-bench)")
         return None
     pid = worker.call("info")["pid"]
-    raw = out_dir / "profile-ours-raw.txt"
+    raw = out_dir / f"profile-{worker.config.key}-{worker.data}.txt"
     spy_proc = subprocess.Popen([spy_path, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
                                  "--nonblocking", "--output", str(raw)],
                                 stdout=subprocess.DEVNULL, stderr=(out_dir / "py-spy.log").open("w"))
     time.sleep(1.5)  # py-spy attaches
     start = time.perf_counter()
-    rows = worker.call("turn", path=f"/orders/?n={n}", requests=requests)["rows"]
+    rows = worker.call("turn", path=path, requests=requests)["rows"]
     elapsed = time.perf_counter() - start
     spy_proc.send_signal(signal.SIGINT)
     try:
@@ -662,7 +664,7 @@ def profile(worker: Worker, n: int, requests: int, out_dir: Path) -> dict | None
     if not total:
         return None
     per_request_ms = statistics.fmean(r["wall"] for r in rows) * 1000
-    return {"n": n, "requests": requests, "samples": total, "elapsed": elapsed, "request_ms": per_request_ms,
+    return {"label": worker.config.label, "path": path, "n": queries, "requests": requests, "samples": total, "elapsed": elapsed, "request_ms": per_request_ms,
             "cpu_ms": statistics.fmean(r["cpu"] for r in rows) * 1000,
             "categories": {c: by_category[c] / total for c in CATEGORIES},
             "functions": [(f, s / total) for f, s in by_function.most_common(15)]}
@@ -739,7 +741,7 @@ class Results:
     pages: dict[str, str]  # label -> path
     page_keys: list[str]
     page_info: dict[str, dict]
-    profile: dict | None
+    profiles: list[dict]
     elapsed: float = 0.0
 
 
@@ -867,10 +869,9 @@ def render(r: Results) -> str:
                        f"| {fmt(s.median('default+ours', path, 'stats_s') * 1000, 2)} |")
         out.append("")
     # ------------------------------------------------------------ profile
-    if r.profile:
-        p = r.profile
-        out += [f"### Where the time goes: ours alone, N = {p['n']:,} (py-spy, {p['samples']:,} samples "
-                f"over {p['requests']} requests of {p['request_ms']:.0f} ms)", "",
+    for p in r.profiles:
+        out += [f"### Where the time goes: {p['label']}, `{p['path']}` ({p['n']:,} queries; py-spy, "
+                f"{p['samples']:,} samples over {p['requests']} requests of {p['request_ms']:.0f} ms wall)", "",
                 "| part | share of the request | ms per request | µs per query |", "|---|---:|---:|---:|"]
         for category, share in p["categories"].items():
             ms = share * p["request_ms"]
@@ -949,7 +950,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pages", default="demo,drf", help="real pages: demo,drf (default %(default)s; '' for none)")
     parser.add_argument("--page-rounds", type=int, default=8, help="rounds per real page (default %(default)s)")
     parser.add_argument("--profile-n", type=int, default=1_000, help="N of the py-spy profile (0: skip)")
-    parser.add_argument("--profile-requests", type=int, default=12, help="requests profiled (default %(default)s)")
+    parser.add_argument("--profile-requests", type=int, default=30, help="requests profiled (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N=10 only, 2 rounds of 2 requests, small memory pass, no linearity or profile")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffles (default: random, printed)")
@@ -1028,7 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
     memory: dict[str, dict] = {}
     pages: dict[str, str] = {}
     page_info: dict[str, dict] = {}
-    prof = None
+    profiles: list[dict] = []
     try:
         for worker in [*workers.values(), *page_workers.values()]:
             worker.wait_ready()
@@ -1051,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
             run_rounds(big, page, args.linearity_rounds, args.linearity_turn, samples, rng, f"N={n:,} (linearity)")
         if args.memory_n:
             log(f"memory pass at N={args.memory_n:,}")
-            for key in [k for k in ("none", "ours", "sql", "sql+ours") if k in workers]:
+            for key in [k for k in ("none", "ours") if k in workers]:  # the target compares these two
                 memory[key] = workers[key].call("memory", path=synthetic(args.memory_n))
         if page_workers:
             found = page_workers["none"].call("pages")["pages"] if "none" in page_workers else \
@@ -1075,13 +1076,21 @@ def main(argv: list[str] | None = None) -> int:
                 run_rounds(page_workers, path, args.page_rounds, args.turn, samples, rng, f"{label} {path}")
         if args.profile_n and "ours" in workers:
             log(f"profiling ours alone at N={args.profile_n:,} with py-spy")
-            prof = profile(workers["ours"], args.profile_n, args.profile_requests, log_dir)
+            prof = profile(workers["ours"], synthetic(args.profile_n), args.profile_requests, log_dir,
+                           args.profile_n + 1)
+            profiles += [prof] if prof else []
+            if "default+ours" in page_workers and "DRF nested serializers" in pages:
+                drf = pages["DRF nested serializers"]
+                log(f"profiling default panels + ours on {drf} with py-spy")
+                prof = profile(page_workers["default+ours"], drf, 2 * args.profile_requests, log_dir,
+                               page_info[drf]["queries"])
+                profiles += [prof] if prof else []
     finally:
         for worker in [*workers.values(), *page_workers.values()]:
             worker.close()
     results = Results(args, info, keys, samples, args.sizes,
                       [n for n in args.linearity if samples.has("ours", synthetic(n))], memory, pages,
-                      list(page_workers), page_info, prof, time.perf_counter() - _STARTED)
+                      list(page_workers), page_info, profiles, time.perf_counter() - _STARTED)
     text = render(results)
     if notes:
         text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
