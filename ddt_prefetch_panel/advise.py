@@ -27,6 +27,13 @@ class Advice:
     after_queries: int = 0  # statements the group still needs once fixed
     note: str | None = None
     origin: dict | None = None  # replaces the finding's origin (e.g. the ModelAdmin class)
+    # How the loop reads the result once fixed, for the replay proof: a Prefetch(to_attr=...)
+    # list, or an annotation, instead of the related manager.
+    to_attr: str | None = None
+    annotation: str | None = None
+    # The queryset call that the proof evaluates when "fix" is not one (the admin's
+    # list_select_related is proven as the select_related it amounts to).
+    proof_call: str | None = None
 
 
 def manager_expr(model: type) -> str:
@@ -171,7 +178,10 @@ def _advise_deferred(relation: Relation, origin_code: str | None) -> Advice:
         after = rewrite_line(origin_code, relation.model.__name__, method, None, [], replace_args=args)
         if after and after != origin_code.strip():
             snippets["line"] = after
-    return Advice(method, snippets, after_queries=0)
+    # The fix replaces the queryset's defer() arguments, where defer() on the replayed query
+    # would add to them: the proof clears them first. only() replaces by itself.
+    proof_call = f".defer(None){call}" if defer else None
+    return Advice(method, snippets, after_queries=0, proof_call=proof_call)
 
 
 # --------------------------------------------------------------------------- line rewriting
@@ -235,7 +245,24 @@ def _parse(text: str) -> tuple[ast.AST | None, str]:
     return None, ""
 
 
+# Calls that turn a queryset into something else (an instance, a number, an iterator, a
+# dict): a queryset method can never be chained after them, so a fix goes before.
+TERMINAL_CALLS = frozenset({
+    "first", "last", "get", "earliest", "latest", "iterator", "count", "exists", "aggregate", "in_bulk",
+    "afirst", "alast", "aget", "aearliest", "alatest", "acount", "aexists", "aaggregate", "ain_bulk",
+    "update", "delete", "get_or_create", "update_or_create", "create", "explain", "contains",
+})
+# Builtins that consume a queryset: the fix goes on their argument.
+CONSUMERS = frozenset({"list", "tuple", "set", "sorted", "len", "next", "iter", "bool", "reversed", "any", "all"})
+
+
 def _find_chain(tree: ast.AST, model_name: str) -> ast.expr | None:
+    """The queryset-producing part of the origin line's expression, or None.
+
+    Starts at ``Model.<manager>`` (or, without one, at the value of the line's assignment,
+    return or ``for``), climbs through chained queryset calls and stops before any terminal
+    call (``.first()``, ``.iterator()``, ``.count()``...), subscript or consumer.
+    """
     parents = _parent_map(tree)
     start = None
     for node in ast.walk(tree):
@@ -243,20 +270,19 @@ def _find_chain(tree: ast.AST, model_name: str) -> ast.expr | None:
             start = node
             break
     if start is None:
-        # No "Model.manager" on the line: use the value of an assignment, return or for.
         for node in ast.walk(tree):
             value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Return)) else None
             if isinstance(node, ast.For):
                 value = node.iter
-            if isinstance(value, ast.Call):
-                return value
+            if isinstance(value, (ast.Call, ast.Await, ast.Subscript)):
+                return _queryset_part(value)
         return None
     node: ast.expr = start
     while True:
         parent = parents.get(id(node))
         if isinstance(parent, ast.Call) and parent.func is node:
             node = parent
-        elif isinstance(parent, ast.Attribute) and parent.value is node:
+        elif isinstance(parent, ast.Attribute) and parent.value is node and parent.attr not in TERMINAL_CALLS:
             grand = parents.get(id(parent))
             if isinstance(grand, ast.Call) and grand.func is parent:
                 node = grand
@@ -264,6 +290,23 @@ def _find_chain(tree: ast.AST, model_name: str) -> ast.expr | None:
                 return node
         else:
             return node
+
+
+def _queryset_part(node: ast.expr) -> ast.expr | None:
+    """Strip consumers and terminal calls: ``list(qs.iterator())`` -> ``qs``."""
+    while True:
+        if isinstance(node, ast.Await):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONSUMERS:
+            if not node.args:
+                return None
+            node = node.args[0]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in TERMINAL_CALLS:
+            node = node.func.value
+        elif isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+            node = node.value  # qs[0] is an instance: the fix goes on qs
+        else:
+            return node if isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)) else None
 
 
 def _names_model(node: ast.expr, model_name: str) -> bool:
@@ -378,28 +421,34 @@ def _advise_prefetch_object(relation: Relation, origin_code: str | None, callsit
         ))
     if last.target is None or not validate_lookup(relation.model, relation.lookup, "prefetch_related"):
         return Advice(None, note=relation.note)
+    if call.unreadable:
+        return Advice(None, note=(
+            f"The loop's filter on {last.label} uses {call.unreadable}, which cannot be rebuilt exactly: "
+            f'write it into Prefetch("{relation.lookup}", queryset={manager_expr(last.target)}.filter(...), '
+            'to_attr=...) by hand and read the to_attr list in the loop.'))
     to_attr = to_attr_name(accessor, call, last.model)
     queryset = _prefetch_queryset_expr(last.target, call)
-    if call.unreadable:
-        queryset = f"{manager_expr(last.target)}.all()  # add the loop's filter here: it uses {call.unreadable}"
-    elif not _filters_valid(last.target, call.filters + call.excludes, call.order_by):
+    if not _filters_valid(last.target, call.filters + call.excludes, call.order_by):
         return Advice(None, note="The loop's filter did not validate against the models.")
     prefetch = f'Prefetch("{relation.lookup}", queryset={queryset}, to_attr="{to_attr}")'
     fix = f".prefetch_related({prefetch})"
     snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
                 "import": "from django.db.models import Prefetch"}
-    if origin_code and not call.unreadable:
+    if origin_code:
         after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", None, [], raw_args=[prefetch])
         if after and after != origin_code.strip():
             snippets["line"] = after
     access = rewrite_access(callsite_code, accessor, to_attr) if callsite_code else None
-    if access:
-        snippets["access"] = access
-    note = None
-    if call.unreadable:
-        note = f"The loop's filter uses {call.unreadable}; it could not be rebuilt exactly, so add it to the Prefetch queryset."
+    if not access:
+        # The read is not on a line we can rewrite (library code reads .all()[0], .first()):
+        # a to_attr list would never be read, so only the plain prefetch can serve it.
+        plain = _advise_lookup(relation, origin_code)
+        plain.note = (f"The loop reads {last.label} in code that cannot be changed to read a Prefetch(to_attr=...) "
+                      "list, so the plain prefetch that serves its own read is the candidate.")
+        return plain
+    snippets["access"] = access
     levels = prefetch_levels(relation.hops)
-    return Advice("Prefetch", snippets, after_queries=levels, note=note)
+    return Advice("Prefetch", snippets, after_queries=levels, to_attr=to_attr)
 
 
 def _query_name(hop: Any) -> str:
@@ -465,7 +514,7 @@ def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code:
     access = rewrite_access(callsite_code, accessor, name) if callsite_code else None
     if access:
         snippets["access"] = access
-    return Advice("annotate", snippets, after_queries=len(prefix))
+    return Advice("annotate", snippets, after_queries=len(prefix), annotation=name)
 
 
 _AGGREGATE_NAMES = {"count": "Count", "sum": "Sum", "avg": "Avg", "min": "Min", "max": "Max"}
@@ -577,7 +626,8 @@ def _advise_admin(relation: Relation, advice: Advice) -> Advice:
         )
         method = advice.method
     note = f"The queryset comes from the admin changelist of {cls.__name__}: put the fix on that ModelAdmin."
-    return Advice(method, snippets, after_queries=advice.after_queries, note=note, origin=admin_frame(cls))
+    return Advice(method, snippets, after_queries=advice.after_queries, note=note, origin=admin_frame(cls),
+                  to_attr=advice.to_attr, annotation=advice.annotation, proof_call=advice.snippets["fix"])
 
 
 def admin_frame(cls: type) -> dict | None:
@@ -631,3 +681,88 @@ def advise_unused(model: type, method: str, lookup: str, used: tuple[str, ...], 
     if line:
         snippets["line"] = line
     return snippets
+
+
+# --------------------------------------------------------------------------- one fix per root queryset
+
+_COMBINE_ORDER = ("select_related", "prefetch_related", "annotate", "only", "defer")
+
+
+def fix_calls(fix: str) -> list[tuple[str, list[str], list[str]]] | None:
+    """``.select_related("a").prefetch_related(Prefetch(...))`` -> [(method, [arg sources], [kwarg sources])]."""
+    try:
+        tree = ast.parse("qs" + fix, mode="eval")
+    except SyntaxError:
+        return None
+    source = "qs" + fix
+    calls: list[tuple[str, list[str], list[str]]] = []
+    node: Any = tree.body
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        args = [ast.get_source_segment(source, a) or "" for a in node.args]
+        kwargs = [f"{k.arg}={ast.get_source_segment(source, k.value)}" for k in node.keywords if k.arg]
+        calls.append((node.func.attr, args, kwargs))
+        node = node.func.value
+    if not (isinstance(node, ast.Name) and node.id == "qs"):
+        return None
+    return list(reversed(calls))
+
+
+def _string_arg(source: str) -> str | None:
+    try:
+        value = ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _merge_lookups(sources: list[str]) -> list[str]:
+    """Dedupe lookups; a plain lookup that a longer one (``a`` in ``a__b``) covers is dropped."""
+    strings = [_string_arg(s) for s in sources]
+    kept: list[str] = []
+    for source, value in zip(sources, strings):
+        if value is not None and any(
+            other is not None and other != value and other.startswith(value + "__") for other in strings
+        ):
+            continue
+        if source not in kept:
+            kept.append(source)
+    return kept
+
+
+def combine_fixes(fixes: list[str]) -> str | None:
+    """One queryset call chain that applies every fix (None when they cannot be merged)."""
+    merged: dict[str, tuple[list[str], list[str]]] = {}
+    for fix in fixes:
+        calls = fix_calls(fix)
+        if calls is None:
+            return None
+        for method, args, kwargs in calls:
+            if method not in _COMBINE_ORDER:
+                return None
+            entry = merged.setdefault(method, ([], []))
+            entry[0].extend(args)
+            entry[1].extend(k for k in kwargs if k not in entry[1])
+    if "only" in merged and "defer" in merged:
+        return None
+    parts = []
+    for method in _COMBINE_ORDER:
+        if method not in merged:
+            continue
+        args, kwargs = merged[method]
+        args = _merge_lookups(args) if method in ("select_related", "prefetch_related", "only", "defer") else args
+        parts.append(f".{method}({', '.join(args + kwargs)})")
+    return "".join(parts)
+
+
+def fix_line(origin_code: str, model_name: str, fix: str) -> str | None:
+    """The origin line with every call of ``fix`` applied (before any terminal call)."""
+    calls = fix_calls(fix)
+    if calls is None:
+        return None
+    line = origin_code.strip()
+    for method, args, kwargs in calls:
+        rewritten = rewrite_line(line, model_name, method, None, [], raw_args=args + kwargs)
+        if rewritten is None:
+            return None
+        line = rewritten
+    return line if line != origin_code.strip() else None

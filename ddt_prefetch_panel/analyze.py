@@ -7,6 +7,7 @@ public API around it.
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -15,12 +16,15 @@ from django.db.models import Prefetch
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_relation, advise_unused, flatten_select_related
+from .advise import Advice, advise_relation, advise_unused, combine_fixes, fix_line, flatten_select_related
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
-from .frames import StackResolver
+from .frames import BuildSite, StackResolver, build_site, is_library_file
+from .frameworks import fix_snippets
 from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
 from .indexes import index_findings
+from .patch import attach_patches
+from .prove import Budget, Limits, Step, namespace, prove, steps_for
 from .relate import KIND_LABELS, HopInfo, Relation, definition_site, describe_path, model_for_table, relate
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
@@ -35,6 +39,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     groups = group_buckets(buckets, context.resolve)
     n_plus_ones = repeated_groups(groups, capture, context)
     findings = n_plus_one_findings(n_plus_ones, context)
+    plans = prove_fixes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
     if "unused_prefetch" in context.kinds:
         findings += unused_prefetch_findings(capture, context)
@@ -42,7 +47,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
         findings += index_findings(groups, config, context)
     findings, allowed = apply_allowlist(findings, config.get("ALLOW") or [])
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
-    return Report(findings, summarize(capture, findings, allowed))
+    report = Report(findings, summarize(capture, findings, allowed), number_fixes(plans, findings))
+    attach_patches(report.findings)
+    return report
 
 
 def reportable_buckets(capture: cap.Capture) -> list[cap.Bucket]:
@@ -57,6 +64,8 @@ class NPlusOne:
     group: Group
     absorbed: list[Group]
     relation: Relation | None
+    finding: Finding | None = None
+    advice: Advice | None = None
 
     @property
     def members(self) -> list[Group]:
@@ -81,7 +90,9 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
 def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
     if "n_plus_one" not in context.kinds:
         return []
-    return [_n_plus_one(item.group, item.absorbed, item.relation, context) for item in n_plus_ones]
+    for item in n_plus_ones:
+        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context)
+    return [item.finding for item in n_plus_ones]
 
 
 def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
@@ -95,6 +106,132 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
             continue  # repeats inside an N+1 the fix removes anyway
         findings.append(_duplicate(duplicate, context))
     return findings
+
+
+@dataclass
+class FixPlan:
+    """One proven fix for one root queryset, and the findings it serves."""
+
+    root: cap.Root
+    fix: str
+    line: str | None
+    imports: list[str]
+    lookups: list[str]
+    findings: list[Finding]
+    proof: dict
+    origin: dict | None
+
+
+_PASTEABLE = ("fix", "line", "queryset", "access", "import", "bulk")
+
+
+def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[list[Step]]]:
+    """(access paths with the fix, access paths as the loop read them)."""
+    as_read = steps_for(relation.hops, relation.call, relation.aggregate)
+    if advice.to_attr:
+        return [steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
+    if advice.annotation:
+        return [steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
+    return [as_read], [as_read]
+
+
+def _proof_names(relation: Relation) -> dict[str, Any]:
+    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops]
+    return namespace(*models)
+
+
+def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
+    """Replay every N+1 fix on the request's own data; one combined fix per root queryset.
+
+    A fix that fails or cannot be replayed loses its paste-able snippets: the finding keeps
+    its relation and says what was tried and why nothing is shown.
+    """
+    limits = Limits.from_config(config)
+    budget = Budget(limits.budget_s)
+    by_root: dict[int, list[tuple[NPlusOne, list, list]]] = {}
+    for item in items:
+        finding, advice, relation = item.finding, item.advice, item.relation
+        if finding is None or advice is None or relation is None or not advice.method:
+            continue
+        fix = advice.proof_call or advice.snippets.get("fix")
+        after, as_read = _walks(relation, advice)
+        proof = prove(relation.root, fix, after, limits, budget, _proof_names(relation), as_read)
+        proof["fix"] = fix
+        finding.proof = proof
+        if proof["status"] == "verified" or (proof["status"] == "skipped" and not limits.enabled):
+            if proof["status"] == "verified" and relation.root is not None:
+                by_root.setdefault(id(relation.root), []).append((item, after, as_read))
+            continue
+        _withdraw(finding, proof)
+    plans = []
+    for entries in by_root.values():
+        plans += _plans_for_root(entries, limits, budget)
+    return plans
+
+
+def _withdraw(finding: Finding, proof: dict) -> None:
+    """No paste-able line for a fix that is not proven; say what was tried and why."""
+    tried = proof.get("fix") or finding.snippets.get("fix")
+    for key in _PASTEABLE:
+        finding.snippets.pop(key, None)
+    finding.method = None
+    reason = f"Not shown: {tried} was tried on this request's data and {proof['status']}: {proof['detail']}" if (
+        tried) else f"Not shown: {proof['detail']}"
+    finding.note = f"{finding.note} {reason}" if finding.note else reason
+
+
+def _plans_for_root(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
+    first = entries[0][0]
+    root = first.relation.root
+    single = [_single_plan(item) for item, _after, _read in entries]
+    if len(entries) == 1:
+        return single
+    fixes = [item.advice.proof_call or item.advice.snippets["fix"] for item, _a, _r in entries]
+    combined = combine_fixes(fixes)
+    if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
+        return single
+    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
+                        if isinstance(m, type) and hasattr(m, "_meta")))
+    after = [path for _item, paths, _read in entries for path in paths]
+    as_read = [path for _item, _paths, read in entries for path in read]
+    proof = prove(root, combined, after, limits, budget, names, as_read)
+    if proof["status"] != "verified":
+        return single
+    proof["fix"] = combined
+    origin = first.finding.origin
+    line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
+    imports = sorted({line for item, _a, _r in entries for line in item.advice.snippets.get("import", "").splitlines() if line})
+    return [FixPlan(root, combined, line, imports, [item.relation.lookup for item, _a, _r in entries],
+                    [item.finding for item, _a, _r in entries], proof, origin)]
+
+
+def _single_plan(item: NPlusOne) -> FixPlan:
+    advice, finding = item.advice, item.finding
+    imports = [line for line in advice.snippets.get("import", "").splitlines() if line]
+    return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
+                   [item.relation.lookup], [finding], finding.proof, finding.origin)
+
+
+def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:
+    """``Report.fixes`` as plain data, and each finding's ``fix_id``."""
+    position = {id(f): i for i, f in enumerate(findings)}
+    fixes: list[dict] = []
+    for plan in plans:
+        members = [position[id(f)] for f in plan.findings if id(f) in position]
+        if not members:
+            continue  # allowlisted away
+        for finding in plan.findings:
+            finding.fix_id = len(fixes)
+        fixes.append({
+            "origin": plan.origin,
+            "fix": plan.fix,
+            "line": plan.line,
+            "import": "\n".join(plan.imports),
+            "lookups": plan.lookups,
+            "findings": sorted(members),
+            "proof": plan.proof,
+        })
+    return fixes
 
 
 def apply_allowlist(findings: list[Finding], allow: list[dict]) -> tuple[list[Finding], int]:
@@ -153,22 +290,29 @@ def _label(model: type | None) -> str | None:
     return model._meta.label if model is not None else None
 
 
-def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None, context: Context) -> Finding:
+def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
+                context: Context) -> tuple[Finding, Advice]:
     members = [group, *absorbed]
     count = sum(g.count for g in members)
     duration = sum(g.duration for g in members)
     record = group.records[0]
     origin = evaluated = None
+    site = BuildSite(None, False)
     if relation is not None and relation.root is not None:
-        origin = context.first_frame(relation.root.origin)
+        site = build_site(relation.root.origin)
+        origin = _site_dict(site)
         evaluated = context.first_frame(relation.root.evaluated)
         if evaluated == origin:
             evaluated = None
     callsite = group.callsite
+    # Only a project line that builds the queryset is rewritten: not a library's line, not a
+    # framework declaration (whose fix has its own place, see frameworks.fix_snippets).
+    rewritable = origin["code"] if origin and not site.library and not site.frame.declares else None
     advice = (
-        advise_relation(relation, origin["code"] if origin else None, callsite.code if callsite else None)
+        advise_relation(relation, rewritable, callsite.code if callsite else None)
         if relation else Advice(None)
     )
+    advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
     if advice.origin is not None:
         origin = frame_dict_from(advice.origin)
     model = _label(relation.model) if relation else _label(record.model) or _table_model(record)
@@ -196,12 +340,43 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None, 
         callsites=[frame_dict(g.callsite) for g in members if g.callsite is not None],
         alias=group.alias,
         note=advice.note or (relation.note if relation else None),
+        library=_library_only(site, relation),
     )
+    if site.library and not finding.library:
+        finding.note = (finding.note + " " if finding.note else "") + (
+            f"The queryset is built in library code ({site.frame.function}): override it in your project."
+        )
     if relation is not None and relation.via_sql:
         finding.note = (finding.note + " " if finding.note else "") + (
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
-    return finding
+    return finding, advice
+
+
+def _site_dict(site: BuildSite) -> dict | None:
+    data = frame_dict(site.frame)
+    if data is not None and site.library:
+        data["library"] = True
+    return data
+
+
+def _library_only(site: BuildSite, relation: Relation | None) -> bool:
+    """Both the queryset and the loop are library code (the project only called into it).
+
+    A ModelAdmin of the project is the project's code even though Django's changelist
+    builds and loops: its ``list_select_related`` is the fix.
+    """
+    if not site.library or relation is None or relation.root is None:
+        return False
+    if relation.model_admin is not None and not is_library_code_of(type(relation.model_admin)):
+        return False
+    return build_site(relation.root.evaluated).library
+
+
+def is_library_code_of(cls: type) -> bool:
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    return filename is None or is_library_file(filename)
 
 
 def _definition(hop: Any) -> dict | None:
@@ -340,3 +515,4 @@ def detect(**options: Any) -> Iterator[Report]:
     result = analyze(capture, config)
     report.findings = result.findings
     report.summary = result.summary
+    report.fixes = result.fixes

@@ -38,6 +38,13 @@ DEFAULTS: dict[str, Any] = {
     # Links that open file:line in an editor: a preset ("vscode", "pycharm", "sublime", "idea", ...)
     # or a URL pattern such as "vscode://file/{path}:{line}". None: plain text.
     "EDITOR_URL": None,
+    # Replay every fix on the request's own data before showing it (prove.py). Off: fixes
+    # are shown as "not verified".
+    "PROOFS": True,
+    # Rows of the loop's queryset a replay loads (it runs at this count and at half of it).
+    "PROOF_MAX_ROWS": 50,
+    # Time all replays of one request may take together; fixes after that are not shown.
+    "PROOF_BUDGET_MS": 300,
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -50,6 +57,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "SLOW_QUERY_MS": (int, float),
     "MAX_FRAMES": (int,),
     "EDITOR_URL": (str, type(None)),
+    "PROOFS": (bool,),
+    "PROOF_MAX_ROWS": (int,),
+    "PROOF_BUDGET_MS": (int, float),
 }
 
 
@@ -80,6 +90,8 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
             expected = " or ".join(t.__name__ for t in types)
             errors.append(("E001", f"{SETTING_NAME}[{key!r}] must be {expected}, not {type(value).__name__}."))
             continue
+        if name == "PROOF_MAX_ROWS" and value < 2:
+            errors.append(("E001", f"{SETTING_NAME}['PROOF_MAX_ROWS'] must be at least 2."))
         if name == "THRESHOLD" and value < 2:
             errors.append(("E001", f"{SETTING_NAME}['THRESHOLD'] must be at least 2."))
         if name == "KINDS":

@@ -87,6 +87,12 @@ class Finding:
     # missing_index: {"database", "plan": [lines], "uses_index", "after": [lines] | None, "error"}
     evidence: dict | None = None
     params: list[str] | None = None  # sample parameter values, only with SHOW_PARAMS
+    # Built and looped by library code: the project's frames only call into it (issue 12).
+    library: bool = False
+    # How the fix was checked on this request's own data (prove.py):
+    # {"status": "verified" | "failed" | "skipped", "before", "after", "rows", "detail"}.
+    proof: dict | None = None
+    fix_id: int | None = None  # index into Report.fixes when part of a combined fix
 
     def to_dict(self) -> dict:
         return {
@@ -112,6 +118,9 @@ class Finding:
             "note": self.note,
             "evidence": self.evidence,
             "params": self.params,
+            "library": self.library,
+            "proof": self.proof,
+            "fix_id": self.fix_id,
         }
 
     @classmethod
@@ -281,9 +290,13 @@ def short_sql(sql: str) -> str:
 class Report:
     """The findings of one request or one ``detect()`` block, most avoidable first."""
 
-    def __init__(self, findings: list[Finding] | None = None, summary: dict | None = None) -> None:
+    def __init__(self, findings: list[Finding] | None = None, summary: dict | None = None,
+                 fixes: list[dict] | None = None) -> None:
         self.findings: list[Finding] = findings or []
         self.summary: dict = summary or {"queries": 0, "duration_ms": 0.0}
+        # One combined, proven fix per root queryset: {"origin", "fix", "line", "lookups",
+        # "findings" (indices into findings), "proof", "import"}.
+        self.fixes: list[dict] = fixes or []
 
     def __repr__(self) -> str:
         return f"<Report {len(self.findings)} findings, {self.summary.get('queries', 0)} queries>"
@@ -302,11 +315,13 @@ class Report:
             "version": 1,
             "summary": dict(self.summary),
             "findings": [f.to_dict() for f in self.findings],
+            "fixes": [dict(fix) for fix in self.fixes],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Report:
-        return cls([Finding.from_dict(f) for f in data.get("findings", [])], dict(data.get("summary", {})))
+        return cls([Finding.from_dict(f) for f in data.get("findings", [])], dict(data.get("summary", {})),
+                   [dict(fix) for fix in data.get("fixes", [])])
 
     def to_markdown(self) -> str:
         """A summary table first (kind, relation, count, avoidable, proof, where), then each finding."""

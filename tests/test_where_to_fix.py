@@ -98,8 +98,10 @@ def test_exclude_and_slice_are_rebuilt_and_unreadable_filters_are_not_invented(p
     sliced, unreadable = sorted(report.by_kind("n_plus_one"), key=lambda f: "Q object" in (f.note or ""))
     assert 'queryset=Pizza.objects.exclude(name="Marinara")[:2], to_attr="first_2_non_marinara_pizzas"' in (
         sliced.snippets["fix"])
-    assert unreadable.method == "Prefetch"
-    assert "add the loop's filter here" in unreadable.snippets["fix"]
+    # A filter that cannot be rebuilt is never invented or left as a half-written line: no
+    # paste-able fix, and the note says why.
+    assert unreadable.method is None
+    assert "fix" not in unreadable.snippets and "line" not in unreadable.snippets
     assert "Q object" in unreadable.note
 
 

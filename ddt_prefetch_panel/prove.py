@@ -1,0 +1,326 @@
+"""Stage 5, prove: replay each fix on the request's own data before it is shown.
+
+A fix is proven by running it, not by reading the models. For one root queryset (the one
+the loop iterated) replay does, on the same database alias:
+
+1. rebuild the queryset from the references capture kept (its ``Query``, class, hints;
+   never its rows), with the user's slice re-applied after the fix, as in the rewritten line;
+2. evaluate it with capture suspended, inside a savepoint that is always rolled back;
+3. walk the access path the loop really took over the loaded rows (``order.pizzas.all()``,
+   ``.filter(...)``, ``[:2]``, ``.count()``, the attribute read), recording what it read;
+4. count the statements.
+
+It runs once without the fix (the baseline) and with the fix at two row counts. A fix is
+``verified`` when its count does not grow with the rows, is below the baseline, and the walk
+read the same related objects; ``failed`` when it raises or still repeats; ``skipped`` when
+it cannot be replayed (locking query, broken transaction, budget spent, proofs off).
+
+The fix is evaluated from the very text shown to the user (``snippets["fix"]``), in a
+namespace of the project's models and ``django.db.models``: what is proven is what is pasted.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from django.apps import apps
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import connections, transaction
+
+from . import capture as cap
+from .capture import Call, Root
+from .relate import HopInfo
+
+PROOF_ERRORS = (Exception,)  # anything a pasted line could raise makes the fix "failed"
+
+
+@dataclass
+class Limits:
+    enabled: bool = True
+    max_rows: int = 50
+    budget_s: float = 0.3
+
+    @classmethod
+    def from_config(cls, config: dict) -> Limits:
+        return cls(
+            enabled=bool(config.get("PROOFS", True)),
+            max_rows=max(2, int(config.get("PROOF_MAX_ROWS", 50))),
+            budget_s=max(0.0, float(config.get("PROOF_BUDGET_MS", 300))) / 1000,
+        )
+
+
+@dataclass
+class Budget:
+    """Time left for replays in one analysis (one request)."""
+
+    seconds: float
+    spent: float = 0.0
+    replays: int = 0
+
+    def exhausted(self) -> bool:
+        return self.spent >= self.seconds
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent += time.perf_counter() - start
+            self.replays += 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One hop of the access path as the loop took it."""
+
+    accessor: str
+    many: bool
+    call: Call | None = None  # filters / ordering / slice the loop added (last hop)
+    aggregate: str | None = None  # count / exists / sum ... per row (last hop)
+    to_attr: str | None = None  # read a Prefetch(to_attr=...) list instead of the manager
+
+
+@dataclass
+class Walk:
+    """The access paths replayed over a root's rows (one per finding of a combined fix)."""
+
+    paths: list[list[Step]] = field(default_factory=list)
+
+
+def steps_for(hops: list[HopInfo], call: Call | None = None, aggregate: str | None = None,
+              to_attr: str | None = None) -> list[Step]:
+    steps = [Step(h.accessor, not h.single and h.kind != "generic_fk" and h.kind != "deferred") for h in hops]
+    if steps:
+        last = steps[-1]
+        steps[-1] = Step(last.accessor, last.many, call, aggregate if last.many else None, to_attr)
+    return steps
+
+
+# --------------------------------------------------------------------------- the namespace
+
+
+def namespace(*models: type | None) -> dict[str, Any]:
+    """Names a snippet may use: ``django.db.models`` helpers and the project's model classes."""
+    import datetime
+    from decimal import Decimal
+
+    from django.db import models as django_models
+
+    names: dict[str, Any] = {
+        name: getattr(django_models, name)
+        for name in ("Avg", "Count", "Exists", "F", "GenericPrefetch", "Max", "Min", "OuterRef", "Prefetch",
+                     "Q", "Subquery", "Sum", "Value")
+        if hasattr(django_models, name)
+    }
+    if "GenericPrefetch" not in names:
+        try:
+            from django.contrib.contenttypes.prefetch import GenericPrefetch
+
+            names["GenericPrefetch"] = GenericPrefetch
+        except Exception:  # contenttypes not installed
+            pass
+    for model in apps.get_models(include_auto_created=False):
+        names.setdefault(model.__name__, model)
+    for model in models:  # the models of this fix win over same-named ones elsewhere
+        if model is not None:
+            names[model.__name__] = model
+    names.update(Decimal=Decimal, datetime=datetime)
+    return names
+
+
+def apply_fix(queryset: Any, fix: str, names: dict[str, Any]) -> Any:
+    """``queryset`` + the fix text (``.prefetch_related("pizzas")``), evaluated."""
+    return eval("qs" + fix, {"__builtins__": {}}, {**names, "qs": queryset})  # noqa: S307 (our own snippet)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def why_not_replayable(root: Root | None) -> str | None:
+    if root is None:
+        return "the loop's queryset was not seen being evaluated (loaded by other code)"
+    if root.query is None or root.queryset_class is None:
+        return "the loop's queryset was not kept for replay"
+    if getattr(root.query, "select_for_update", False):
+        return "the queryset locks rows (select_for_update), so it is never replayed"
+    if getattr(root.query, "combinator", None):
+        return "the queryset is a union/intersection/difference, which cannot take the fix"
+    alias = _alias(root)
+    connection = connections[alias]
+    if connection.in_atomic_block and connection.needs_rollback:
+        return "the request's transaction is broken (needs rollback), so nothing may run on it"
+    return None
+
+
+def _alias(root: Root) -> str:
+    if root.record is not None:
+        return root.record.alias
+    return "default"
+
+
+def rebuild(root: Root, fix: str | None, names: dict[str, Any], rows: int) -> Any:
+    """The request's own root queryset, with the fix applied before its slice, capped at ``rows``."""
+    query = root.query.chain()
+    low, high = query.low_mark, query.high_mark
+    query.clear_limits()
+    queryset = root.queryset_class(model=root.model, query=query, using=_alias(root), hints=dict(root.hints or {}))
+    queryset._prefetch_related_lookups = tuple(root.prefetch_lookups)
+    if fix:
+        queryset = apply_fix(queryset, fix, names)
+    queryset.query.set_limits(low, high)
+    return queryset[:rows]
+
+
+@contextmanager
+def isolated(alias: str) -> Iterator[list[str]]:
+    """Count statements on ``alias``; capture off; savepoint rolled back; query log untouched."""
+    connection = connections[alias]
+    statements: list[str] = []
+
+    def count(execute: Callable, sql: str, params: Any, many: bool, context: dict) -> Any:
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    log = list(connection.queries_log)
+    current = cap._current.set(None)  # the ORM hooks and the cursor wrapper see no capture
+    suspended = cap.suspended.set(True)
+    try:
+        with transaction.atomic(using=alias):
+            try:
+                with connection.execute_wrapper(count):
+                    yield statements
+            finally:
+                transaction.set_rollback(True, using=alias)
+    finally:
+        cap.suspended.reset(suspended)
+        cap._current.reset(current)
+        connection.queries_log.clear()
+        connection.queries_log.extend(log)
+
+
+def _read(obj: Any, step: Step) -> Any:
+    if step.to_attr:
+        return list(getattr(obj, step.to_attr))
+    try:
+        value = getattr(obj, step.accessor)
+    except ObjectDoesNotExist:
+        return None
+    if not step.many:
+        return value
+    queryset = value.all()
+    call = step.call
+    if call is not None:
+        if call.filters:
+            queryset = queryset.filter(**{k: v for k, _source, v in call.filters})
+        for key, _source, value_ in call.excludes:
+            queryset = queryset.exclude(**{key: value_})
+        if call.order_by:
+            queryset = queryset.order_by(*call.order_by)
+        if call.low or call.high is not None:
+            queryset = queryset[call.low:call.high]
+    if step.aggregate == "count":
+        return queryset.count()
+    if step.aggregate == "exists":
+        return queryset.exists()
+    return list(queryset)
+
+
+def _signature(value: Any) -> Any:
+    """What a read gave, comparable across runs: instances by pk, lists as multisets (a
+    prefetched list and the loop's own query may come back in different orders)."""
+    if isinstance(value, list):
+        return tuple(sorted((_signature(v) for v in value), key=repr))
+    return getattr(value, "pk", value) if hasattr(value, "_meta") else value
+
+
+def walk(rows: list[Any], paths: list[list[Step]]) -> list[Any]:
+    """Follow every path from every row, the way the loop did; what was read, as keys."""
+    read: list[Any] = []
+    for path in paths:
+        for row in rows:
+            level = [row]
+            for depth, step in enumerate(path):
+                following: list[Any] = []
+                for obj in level:
+                    if obj is None:
+                        continue
+                    value = _read(obj, step)
+                    # Keyed by the row and the depth, not the attribute name: a to_attr list or an
+                    # annotation read instead of the manager must give the same objects/values.
+                    read.append((depth, getattr(obj, "pk", None), _signature(value)))
+                    if isinstance(value, list):
+                        following.extend(value)
+                    elif hasattr(value, "_meta"):
+                        following.append(value)
+                level = following
+    # Rows of an unordered queryset may come back in another order once the fix adds a
+    # GROUP BY or a join: what was read is compared as a multiset.
+    return sorted(read, key=repr)
+
+
+def run(root: Root, fix: str | None, paths: list[list[Step]], names: dict[str, Any], rows: int) -> tuple[int, list, int]:
+    """(statements, what the walk read, rows loaded) of one replay."""
+    with isolated(_alias(root)) as statements:
+        loaded = list(rebuild(root, fix, names, rows))
+        read = walk(loaded, paths)
+    return len(statements), read, len(loaded)
+
+
+def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: Limits, budget: Budget,
+          names: dict[str, Any], baseline_paths: list[list[Step]] | None = None) -> dict:
+    """``{"status", "before", "after", "rows", "detail"}`` for ``fix`` on ``root``'s own data.
+
+    ``baseline_paths`` is how the loop reads without the fix when the fix changes the access
+    (a ``Prefetch(to_attr=...)`` read back as a list); by default the same ``paths``.
+    """
+    proof: dict[str, Any] = {"status": "skipped", "before": None, "after": None, "rows": 0, "detail": ""}
+    if not limits.enabled:
+        proof["detail"] = "Proofs are turned off (PROOFS=False)."
+        return proof
+    if not fix or not fix.startswith("."):
+        proof["detail"] = "This advice is not a queryset call, so it cannot be replayed."
+        return proof
+    reason = why_not_replayable(root)
+    if reason:
+        proof["detail"] = f"Not replayed: {reason}."
+        return proof
+    if budget.exhausted():
+        proof["detail"] = f"Not replayed: the replay budget of {limits.budget_s * 1000:.0f} ms for this request is spent."
+        return proof
+    large = min(max(root.rows, 1), limits.max_rows)
+    small = max(1, large // 2)
+    with budget.timed():
+        try:
+            before, read_before, loaded = run(root, None, baseline_paths or paths, names, large)
+        except PROOF_ERRORS as exc:
+            proof["detail"] = f"Not replayed: the original queryset could not be re-run ({type(exc).__name__}: {exc})."
+            return proof
+        proof.update(before=before, rows=loaded)
+        try:
+            after, read_after, _ = run(root, fix, paths, names, large)
+            after_small = run(root, fix, paths, names, small)[0] if small < loaded else after
+        except PROOF_ERRORS as exc:
+            proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
+            return proof
+    proof["after"] = after
+    if read_after != read_before:
+        proof.update(status="failed", detail="With the fix the loop read different related objects.")
+    elif after >= before:
+        proof.update(status="failed", detail=f"The fix did not remove the repeated queries ({before} -> {after}).")
+    elif after_small != after:
+        proof.update(status="failed", detail=(
+            f"The count still grows with the rows ({after_small} at {small} rows, {after} at {loaded}): "
+            "the loop reads something this fix does not load."))
+    else:
+        proof.update(status="verified", detail=(
+            f"Replayed on {loaded} rows of this request: {before} -> {after} queries, same related objects read."))
+    return proof
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text if len(text) <= 200 else text[:197] + "..."
