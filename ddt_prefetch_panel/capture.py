@@ -52,6 +52,10 @@ class Root:
     via: Source | None = None  # set when a relation access loaded this queryset
     rows: int = 0
     record: Record | None = None  # the statement that evaluated it
+    # Cheap references to rebuild the queryset for a replay proof (never its rows).
+    query: Any = None
+    queryset_class: type | None = None
+    hints: dict | None = None
 
 
 class Source:

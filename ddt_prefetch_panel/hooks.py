@@ -378,6 +378,9 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
         select_related=query.select_related,
         deferred=query.deferred_loading,
         via=via,
+        query=query,
+        queryset_class=type(queryset),
+        hints=queryset._hints,
     )
     capture.add_root(root)
     return Source(root, ()), root
