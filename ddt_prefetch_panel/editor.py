@@ -91,7 +91,9 @@ def frame_path(frame: dict) -> str | None:
 
 
 def frame_url(frame: dict | None, pattern: str | None) -> str | None:
-    """The editor URL of a frame dict, or None (no pattern, no file, no line)."""
+    """The editor URL of a frame dict (``pattern``: a URL pattern or a preset name), or None
+    (no pattern, no file, no line)."""
+    pattern = editor_pattern(pattern)
     if not frame or not pattern or not frame.get("lineno"):
         return None
     path = frame_path(frame)
@@ -102,6 +104,7 @@ def frame_url(frame: dict | None, pattern: str | None) -> str | None:
 
 def link_finding(finding: dict, pattern: str | None) -> dict:
     """A copy of a finding dict whose frames carry ``editor_url`` (when a pattern is set)."""
+    pattern = editor_pattern(pattern)
     if not pattern:
         return finding
     paths: dict[tuple, str | None] = {}
