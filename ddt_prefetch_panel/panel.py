@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _, ngettext
 
 from . import capture as cap
 from .conf import get_config
+from .editor import link_finding
 from .analyze import analyze
 from .findings import KIND_TITLES, Report
 
@@ -59,10 +60,17 @@ class PrefetchPanel(Panel):
 
         return panel_checks()
 
+    @classmethod
+    def get_urls(cls) -> list:
+        from .session import session_urls
+
+        return session_urls()  # the "All requests" tab, read from DDT's store
+
     @property
     def scripts(self) -> list[str]:
         scripts = super().scripts
         scripts.append(static("ddt_prefetch_panel/panel.js"))
+        scripts.append(static("ddt_prefetch_panel/session.js"))
         return scripts
 
     def enable_instrumentation(self) -> None:
@@ -145,10 +153,11 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
         report = Report.from_dict(data) if data else Report()
         context["report_markdown"] = report.to_markdown()
         context["report_json"] = json.dumps(data, indent=2, sort_keys=True)
+        editor = get_config().get("EDITOR_URL")
         for finding_data, finding in zip(data.get("findings", []), report.findings):
             context["findings"].append(
                 {
-                    **finding_data,
+                    **link_finding(finding_data, editor),
                     "title": finding.title,
                     "kind_label": str(KIND_TITLES.get(finding.kind, finding.kind)),
                     "markdown": finding.to_markdown(),

@@ -173,3 +173,15 @@ def test_report_markdown_of_six_findings_is_short(pizzeria):
     assert text.splitlines()[2] == "| # | kind | relation | count | avoidable | proof | where |"
     assert "SELECT …" in text and '"shop_pizza"."id"' not in text
     assert any('"shop_pizza"."id"' in f["sql"] for f in report.to_dict()["findings"])  # full SQL: JSON only
+
+
+def test_session_url_is_served_under_the_toolbar(client, store):
+    from django.urls import reverse
+
+    _browse(client)
+    url = reverse("djdt:ddtpp_session")
+    assert url == "/__debug__/prefetch/session/"
+    html = client.get(url).json()["content"]
+    assert "shop.Order.customer" in html
+    assert len(list(store.request_ids())) == 5  # the tab's own request is not stored as a page
+    assert client.get(url, {"format": "md"})["Content-Type"] == "text/markdown"
