@@ -20,7 +20,7 @@ from .advise import Advice, advise_relation, advise_unused, combine_fixes, fix_l
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
 from .frames import BuildSite, StackResolver, build_site, is_library_file
-from .frameworks import fix_snippets
+from .frameworks import fix_snippets, place_note
 from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
 from .indexes import index_findings
 from .patch import attach_patches
@@ -342,6 +342,9 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         note=advice.note or (relation.note if relation else None),
         library=_library_only(site, relation),
     )
+    place = place_note(site)
+    if place and advice.snippets.get("line"):
+        finding.note = (finding.note + " " if finding.note else "") + place
     if site.library and not finding.library:
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The queryset is built in library code ({site.frame.function}): override it in your project."

@@ -498,6 +498,7 @@ class BuildSite:
 
     frame: Frame | None  # the project frame to act on, or the library frame that decided it
     library: bool  # built by library code the project only called into
+    manager: str = ""  # the project's manager or queryset method the build went through
 
 
 def build_site(raw: tuple | None) -> BuildSite:
@@ -521,9 +522,10 @@ def build_site(raw: tuple | None) -> BuildSite:
             break
     if decider is None:
         return BuildSite(None, False)
+    manager = next((getattr(e[0], "co_qualname", e[0].co_name) for e in raw if len(e) == 4 and e[2] is MANAGER), "")
     frame = resolve_entry(decider)
     if frame is not None:
-        return BuildSite(frame, False)
+        return BuildSite(frame, False, manager)
     for entry in raw[raw.index(decider):]:
         if len(entry) == 4 and entry[2] not in (MANAGER, OWNER):
             declared = resolve_entry(entry)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from .frames import (
     ASYNC_BOUNDARY,
+    BuildSite,
     Frame,
     FrameKind,
     declaration_line,
@@ -222,3 +223,17 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
         snippets["hints"] = f"strawberry_django.field({hints})"
     snippets["hints"] += "  # with DjangoOptimizerExtension() in the schema's extensions"
     return snippets
+
+
+def place_note(site: BuildSite) -> str | None:
+    """Where the fix goes when the origin is a method (a viewset's ``get_queryset``) or went
+    through the project's own manager: the choice between one view and every caller."""
+    frame = site.frame
+    if frame is None or site.library or frame.declares or frame.template:
+        return None
+    parts = []
+    if "." in frame.qualname and "<" not in frame.qualname:
+        parts.append(f"Put the fix in {frame.qualname}(): it changes this queryset only.")
+    if site.manager:
+        parts.append(f"Putting it in {site.manager}() instead would affect every caller of the manager.")
+    return " ".join(parts) or None

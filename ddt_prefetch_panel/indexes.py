@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -37,6 +38,7 @@ from django.db import connections
 from django.db.models import BooleanField, ForeignKey, Index, UniqueConstraint
 
 from . import capture as cap
+from .frames import is_library_file
 from .group import Group, redact_sql
 from .relate import definition_site, model_for_table
 from .findings import Context, Finding, display_path, frame_dict
@@ -574,6 +576,8 @@ def _candidates(groups: list[Group], introspect: Introspection) -> list[_Candida
             model = model._meta.concrete_model
             if model._meta.auto_created or not model._meta.managed:
                 continue  # M2M through tables and unmanaged tables: no Meta.indexes to edit
+            if not is_project_model(model):
+                continue  # a third-party app's model: its migrations are not the project's to edit
             wanted = wanted_columns(shape, table, record.params, likes, vendor)
             if not wanted.equality and wanted.range is None and not (wanted.order and shape.limit):
                 # Nothing an index can narrow. ORDER BY alone matters only with a LIMIT:
@@ -672,5 +676,15 @@ def index_findings(groups: list[Group], config: dict, context: Context) -> list[
     introspect = Introspection()
     findings = []
     for candidate in _candidates(_considered(groups, config), introspect):
-        findings.append(_finding(candidate, config, context, introspect))
+        finding = _finding(candidate, config, context, introspect)
+        if finding.evidence and finding.evidence.get("uses_index"):
+            continue  # the plan already uses an index on this table: the advice would be wrong
+        findings.append(finding)
     return findings
+
+
+def is_project_model(model: type) -> bool:
+    """Whether a model's module is the project's code (not an installed package's)."""
+    module = sys.modules.get(model.__module__)
+    filename = getattr(module, "__file__", None)
+    return filename is not None and not is_library_file(filename)

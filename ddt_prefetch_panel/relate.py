@@ -168,7 +168,7 @@ def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | Non
     if hops:
         relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None])
     else:
-        relation = _from_sql(group, group.first_seq, roots_by_seq)
+        relation = _downcast(group, roots_by_seq) or _from_sql(group, group.first_seq, roots_by_seq)
     if relation is not None:
         record = group.records[0]
         shape = sqlshape.shape_on(record.sql, record.alias)
@@ -240,6 +240,45 @@ def _tables() -> dict[str, type]:
 
 def model_for_table(table: str) -> type | None:
     return _tables().get(table.strip('"`[]').lower())
+
+
+def _downcast(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
+    """A per-row load of a multi-table-inheritance child by its primary key (a CMS's
+    ``page.specific``): the reverse one-to-one from the looped parent model to the child."""
+    record = group.records[0]
+    child = record.model
+    if child is None or not child._meta.parents:
+        return None
+    shape = sqlshape.shape_on(record.sql, record.alias)
+    if shape is None or not any(
+        c.column == child._meta.pk.column and c.op in ("eq", "in") for c in shape.conditions
+    ):
+        return None
+    recent = [root for seq, root in reversed(roots_by_seq) if seq < group.first_seq and root.rows > 1]
+    for root in recent:
+        if root.model is child or not issubclass(child, root.model):
+            continue
+        path = _parent_link_path(root.model, child)
+        hops = describe_path(root.model, path) if path else None
+        if hops:
+            return Relation(root, root.model, path, hops, via_sql=True)
+    return None
+
+
+def _parent_link_path(parent: type, child: type) -> tuple[str, ...]:
+    """Accessors from ``parent`` down to ``child`` through parent links (``("articlepage",)``)."""
+    path: list[str] = []
+    current = child
+    while current is not parent:
+        ancestors = [m for m in current._meta.parents if issubclass(m, parent)]
+        if not ancestors:
+            return ()
+        link = current._meta.parents[ancestors[0]]
+        if link is None:
+            return ()
+        path.insert(0, link.remote_field.get_accessor_name())
+        current = ancestors[0]
+    return tuple(path)
 
 
 def _from_sql(group: Group, first_seq: int, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:

@@ -51,11 +51,13 @@ class assert_no_n_plus_one(ContextDecorator):
     """Raise ``AssertionError`` naming each finding (relation, call site, origin, fix).
 
     ``threshold``, ``kinds`` (default: N+1 only) and ``allow`` (extra allowlist entries) override
-    the ``DDT_PREFETCH_PANEL`` settings, which the panel shares.
+    the ``DDT_PREFETCH_PANEL`` settings, which the panel shares. Library-only findings (built
+    and looped by installed packages, ``Finding.library``) fail the test only with ``library=True``.
     """
 
     def __init__(self, *, threshold: int | None = None, kinds: list[str] | tuple[str, ...] | None = None,
-                 allow: list[dict] | None = None) -> None:
+                 allow: list[dict] | None = None, library: bool = False) -> None:
+        self.library = library
         self.options: dict[str, Any] = {"KINDS": list(kinds or DEFAULT_TEST_KINDS)}
         if threshold is not None:
             self.options["THRESHOLD"] = threshold
@@ -77,13 +79,26 @@ class assert_no_n_plus_one(ContextDecorator):
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         manager = self._stack.pop()
         manager.__exit__(exc_type, exc, tb)
-        if exc_type is None and self.report is not None and self.report.findings:
-            raise AssertionError(failure_message(self.report.findings))
+        failing = [f for f in self.report.findings if self.library or not f.library] if self.report else []
+        if exc_type is None and failing:
+            raise AssertionError(failure_message(failing))
         return False
 
 
 @contextmanager
-def ignore_n_plus_one() -> Iterator[None]:
-    """Queries inside this block are never reported (by the panel or by test mode)."""
-    with ignore():
+def ignore_n_plus_one(*patterns: dict | list[dict]) -> Iterator[None]:
+    """Queries inside this block are never reported (by the panel or by test mode).
+
+    With patterns (the entries of the ``ALLOW`` setting, e.g. ``{"relation": "shop.Order.customer"}``
+    or ``{"model": "auth.*"}``; a list of them is accepted too) only the findings they match
+    are dropped, everything else in the block is still reported. Patterns of nested blocks
+    add up; an invalid pattern raises ``ValueError``.
+    """
+    entries: list[dict] = []
+    for pattern in patterns:
+        entries.extend(pattern if isinstance(pattern, (list, tuple)) else [pattern])
+    errors = allow_errors(entries)
+    if errors:
+        raise ValueError(" ".join(message for _id, message in errors))
+    with ignore(tuple(entries)):
         yield

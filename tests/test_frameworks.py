@@ -10,17 +10,21 @@ capture starts, as under ``runserver``.
 
 from __future__ import annotations
 
+import inspect
 import json
+import textwrap
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import AsyncClient
+from django.test.utils import CaptureQueriesContext
 
 import tests.urls  # noqa: F401  (imports every framework module now, before any capture)
 from ddt_prefetch_panel import detect
 from tests.frameworks.blog import views as blog_views
 from tests.frameworks.blog.seed import seed as seed_blog
-from tests.frameworks.catalog import exports
+from tests.frameworks.catalog import exports, gql_strawberry
 from tests.frameworks.catalog.forms import CopyForm
 from tests.frameworks.catalog.seed import seed as seed_catalog
 from tests.frameworks.lines import at, line_of
@@ -118,11 +122,21 @@ def test_strawberry_django_nested_types(client, catalog):
     assert finding.callsite["function"] == "AuthorType.publisher"
     assert any(at(c, "catalog/gql_strawberry.py", "    author: AuthorType") for c in finding.callsites)
     assert at(finding.origin, "catalog/gql_strawberry.py", "    books: list[BookType] = strawberry_django.field()")
-    # The framework's own hint on the field, not .only() at the view.
-    assert "strawberry_django.field(" in finding.snippets["line"]
-    assert "author__publisher" in finding.snippets["line"]
+    # The framework's own places, not .only() at the view: the type's get_queryset (works as
+    # is) or the field's optimizer hints; the declaration line itself is not rewritten.
+    assert "line" not in finding.snippets
+    assert finding.snippets["hints"].startswith(
+        'books: list[BookType] = strawberry_django.field(select_related=["author__publisher"])')
+    assert finding.snippets["get_queryset"].startswith("# in BookType\n")
     assert finding.library is False
     assert_verified(finding)
+    # Pasted into the type (gql_strawberry.FixedBookType), the query count is constant.
+    fixed = inspect.getsource(gql_strawberry.FixedBookType.get_queryset)
+    assert textwrap.dedent(fixed).strip() == finding.snippets["get_queryset"].split("\n", 1)[1]
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/fw/graphql/strawberry/fixed/", {"query": STRAWBERRY_QUERY},
+                               content_type="application/json")
+    assert "errors" not in response.json() and len(queries) == 1
 
 
 def test_graphene_django_object_type(client, catalog):
@@ -222,6 +236,6 @@ def test_per_row_multi_table_downcast(blog):
 
 def test_defined_at_through_an_abstract_base(catalog):
     with detect() as report:
-        exports.editors()
-    finding = only(report, "catalog.Book.editor")
-    assert at(finding.defined_at, "catalog/models.py", "    editor = models.ForeignKey(")
+        exports.imprints()
+    finding = only(report, "catalog.Book.imprint")
+    assert at(finding.defined_at, "catalog/models.py", "    imprint = models.ForeignKey(")

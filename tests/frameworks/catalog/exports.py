@@ -13,5 +13,5 @@ def export_visible():
     return ddtpp_fakelib.export_rows(Book.objects.visible(), ["title", "author__name"])
 
 
-def editors():
-    return [book.editor.name for book in Book.objects.order_by("pk")]
+def imprints():
+    return [book.imprint.name for book in Book.objects.order_by("pk")]

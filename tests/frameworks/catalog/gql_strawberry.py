@@ -30,3 +30,22 @@ class Query:
 
 
 schema = strawberry.Schema(query=Query)
+
+
+# The fixed version: the fix the panel suggests, pasted into the type's get_queryset.
+@strawberry_django.type(Book, name="FixedBook")
+class FixedBookType:
+    title: auto
+    author: "AuthorType"
+
+    @classmethod
+    def get_queryset(cls, queryset, info, **kwargs):
+        return queryset.select_related("author__publisher")
+
+
+@strawberry.type(name="Query")
+class FixedQuery:
+    books: list[FixedBookType] = strawberry_django.field()
+
+
+fixed_schema = strawberry.Schema(query=FixedQuery)

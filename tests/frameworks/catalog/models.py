@@ -25,16 +25,16 @@ class Author(models.Model):
         return self.name
 
 
-class Edited(models.Model):
+class Imprinted(models.Model):
     """An abstract base declaring a foreign key (``defined_at`` must point here)."""
 
-    editor = models.ForeignKey(Author, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    imprint = models.ForeignKey(Publisher, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
         abstract = True
 
 
-class Book(Edited):
+class Book(Imprinted):
     title = models.CharField(max_length=100)
     hidden = models.BooleanField(default=False)
     author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="books")
@@ -45,9 +45,9 @@ class Book(Edited):
         return f"{self.title} by {self.author.name}"
 
     def clean(self) -> None:
-        editor = self.author
-        if editor is None:
-            raise ValueError("a book needs an author")
+        imprint = self.author.publisher
+        if self.imprint_id is None:
+            self.imprint = imprint
 
 
 class Copy(models.Model):

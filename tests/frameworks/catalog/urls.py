@@ -8,6 +8,7 @@ from . import api, gql_graphene, gql_strawberry, views
 urlpatterns = [
     path("api/", include(api.router.urls)),
     path("graphql/strawberry/", csrf_exempt(StrawberryView.as_view(schema=gql_strawberry.schema))),
+    path("graphql/strawberry/fixed/", csrf_exempt(StrawberryView.as_view(schema=gql_strawberry.fixed_schema))),
     path("graphql/graphene/", csrf_exempt(GrapheneView.as_view(schema=gql_graphene.schema))),
     path("jinja/books/", views.jinja_books),
     path("forms/copy/", views.copy_form),
