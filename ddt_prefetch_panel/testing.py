@@ -86,19 +86,7 @@ class assert_no_n_plus_one(ContextDecorator):
 
 
 @contextmanager
-def ignore_n_plus_one(*patterns: dict | list[dict]) -> Iterator[None]:
-    """Queries inside this block are never reported (by the panel or by test mode).
-
-    With patterns (the entries of the ``ALLOW`` setting, e.g. ``{"relation": "shop.Order.customer"}``
-    or ``{"model": "auth.*"}``; a list of them is accepted too) only the findings they match
-    are dropped, everything else in the block is still reported. Patterns of nested blocks
-    add up; an invalid pattern raises ``ValueError``.
-    """
-    entries: list[dict] = []
-    for pattern in patterns:
-        entries.extend(pattern if isinstance(pattern, (list, tuple)) else [pattern])
-    errors = allow_errors(entries)
-    if errors:
-        raise ValueError(" ".join(message for _id, message in errors))
-    with ignore(tuple(entries)):
+def ignore_n_plus_one() -> Iterator[None]:
+    """Queries inside this block are never reported (by the panel or by test mode)."""
+    with ignore():
         yield
