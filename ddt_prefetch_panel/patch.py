@@ -34,15 +34,21 @@ def base_dir() -> str:
     return os.path.abspath(str(base) if base else os.getcwd())
 
 
-def finding_edits(finding: dict) -> tuple[list[LineEdit], list[str]]:
-    """The line edits and import statements of one finding dict (empty when it has no pasteable fix)."""
-    proof = finding.get("proof") or {}
+def finding_edits(finding: dict, fixes: list[dict] | None = None) -> tuple[list[LineEdit], list[str]]:
+    """The line edits and import statements of one finding dict (empty when it has no pasteable fix).
+
+    A finding that is part of a combined fix for its root queryset (``fix_id`` into ``fixes``, or
+    that fix embedded as ``combined_fix``) gets the combined line at the combined fix's origin.
+    """
     snippets = finding.get("snippets") or {}
-    if proof.get("status") == "failed" or not snippets.get("line"):
+    combined = combined_fix(finding, fixes) or {}
+    line = combined.get("line") or snippets.get("line")
+    proof = combined.get("proof") or finding.get("proof") or {}
+    if proof.get("status") == "failed" or not line:
         return [], []
-    origin = finding.get("origin") or {}
+    origin = combined.get("origin") or finding.get("origin") or {}
     edits = []
-    origin_edit = _edit(origin, snippets["line"])
+    origin_edit = _edit(origin, line)
     if origin_edit is None:
         return [], []
     edits.append(origin_edit)
@@ -51,9 +57,27 @@ def finding_edits(finding: dict) -> tuple[list[LineEdit], list[str]]:
         if access_edit is None or (access_edit.path, access_edit.lineno) == (origin_edit.path, origin_edit.lineno):
             return [], []  # the fixed origin line alone would read a renamed attribute that is not there
         edits.append(access_edit)
-    imports = [snippets["import"]] if snippets.get("import") else []
+    imports = [i for i in (combined.get("import"), snippets.get("import")) if i]
     imports += _model_imports(finding, edits)
     return edits, imports
+
+
+def combined_fix(finding: dict, fixes: list[dict] | None = None) -> dict | None:
+    """The report-level fix (``report.fixes[finding["fix_id"]]``) this finding is part of, if any."""
+    if finding.get("combined_fix"):
+        return finding["combined_fix"]
+    index = finding.get("fix_id")
+    if fixes and isinstance(index, int) and 0 <= index < len(fixes):
+        return fixes[index]
+    return None
+
+
+def embed_fixes(report: dict) -> list[dict]:
+    """The finding dicts of a report dict, each carrying its combined fix as ``combined_fix`` (so
+    findings of many reports can be exported together)."""
+    fixes = report.get("fixes") or []
+    return [{**f, "combined_fix": combined_fix(f, fixes)} if combined_fix(f, fixes) else f
+            for f in report.get("findings") or []]
 
 
 def _model_imports(finding: dict, edits: list[LineEdit]) -> list[str]:
@@ -94,30 +118,30 @@ def _edit(frame: dict, new: str) -> LineEdit | None:
     return LineEdit(path, int(frame["lineno"]), str(frame["code"]).strip(), new.strip())
 
 
-def attach_patches(findings: list) -> None:
+def attach_patches(findings: list, fixes: list[dict] | None = None) -> None:
     """``snippets["patch"]`` on each finding (dataclass instances) that has a pasteable fix."""
     for finding in findings:
-        text = finding_patch(vars(finding))
+        text = finding_patch(vars(finding), fixes=fixes)
         if text:
             finding.snippets["patch"] = text
 
 
-def finding_patch(finding: dict, root: str | None = None) -> str | None:
+def finding_patch(finding: dict, root: str | None = None, fixes: list[dict] | None = None) -> str | None:
     """``snippets["patch"]`` of a finding dict: a unified diff, or None when none can be made."""
-    edits, imports = finding_edits(finding)
+    edits, imports = finding_edits(finding, fixes)
     if not edits:
         return None
-    return build_patch(edits, imports, root)
+    return build_patch(edits, {edits[0].path: imports}, root)
 
 
-def report_patch(findings: Iterable[dict], root: str | None = None) -> str | None:
+def report_patch(findings: Iterable[dict], root: str | None = None, fixes: list[dict] | None = None) -> str | None:
     """One diff for many findings (e.g. a whole session); a line two fixes want to change
     differently keeps the first (findings come most avoidable first), the other fix is left out."""
     accepted: list[LineEdit] = []
-    imports: list[str] = []
+    imports: dict[str, list[str]] = {}
     claimed: dict[tuple[str, int], str] = {}
     for finding in findings:
-        edits, needed = finding_edits(finding)
+        edits, needed = finding_edits(finding, fixes)
         if not edits:
             continue
         if any(claimed.get((e.path, e.lineno), e.new) != e.new for e in edits):
@@ -126,19 +150,20 @@ def report_patch(findings: Iterable[dict], root: str | None = None) -> str | Non
             if (edit.path, edit.lineno) not in claimed:
                 claimed[(edit.path, edit.lineno)] = edit.new
                 accepted.append(edit)
-        imports += [i for i in needed if i not in imports]
+        in_file = imports.setdefault(edits[0].path, [])
+        in_file += [i for i in needed if i not in in_file]
     return build_patch(accepted, imports, root) if accepted else None
 
 
-def build_patch(edits: list[LineEdit], imports: list[str], root: str | None = None) -> str | None:
-    """The unified diff of ``edits`` (plus ``imports`` in the Python file of the first edit)."""
+def build_patch(edits: list[LineEdit], imports: dict[str, list[str]], root: str | None = None) -> str | None:
+    """The unified diff of ``edits`` plus ``imports`` (import statements by file path)."""
     changes = file_changes(edits, imports, root)
     if not changes:
         return None
     return "".join(_unified(before, after, relative) for relative, before, after in changes) or None
 
 
-def file_changes(edits: list[LineEdit], imports: list[str], root: str | None = None
+def file_changes(edits: list[LineEdit], imports: dict[str, list[str]], root: str | None = None
                  ) -> list[tuple[str, list[str], list[str]]] | None:
     """``(path relative to root, lines before, lines after)`` per edited file, or None when
     a file is outside ``root``, unreadable, or no longer has the lines the analysis saw."""
@@ -147,7 +172,7 @@ def file_changes(edits: list[LineEdit], imports: list[str], root: str | None = N
     for edit in edits:
         by_path.setdefault(edit.path, []).append(edit)
     changes = []
-    for index, (path, file_edits) in enumerate(by_path.items()):
+    for path, file_edits in by_path.items():
         relative = relative_path(path, root)
         if relative is None:
             return None
@@ -164,8 +189,8 @@ def file_changes(edits: list[LineEdit], imports: list[str], root: str | None = N
             indent = old[: len(old) - len(old.lstrip())]
             ending = old[len(old.rstrip("\r\n")):]
             after[edit.lineno - 1] = indent + edit.new + ending
-        if index == 0 and imports and path.endswith(".py"):
-            patched = add_imports("".join(after), imports)
+        if imports.get(path) and path.endswith(".py"):
+            patched = add_imports("".join(after), imports[path])
             if patched is None:
                 return None
             after = patched.splitlines(keepends=True)

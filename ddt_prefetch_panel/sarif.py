@@ -172,7 +172,7 @@ def _location(frame: dict | None, root: str, text: str | None = None) -> dict | 
 
 def _fix(finding: dict, root: str) -> dict | None:
     edits, imports = finding_edits(finding)
-    changes = file_changes(edits, imports, root) if edits else None
+    changes = file_changes(edits, {edits[0].path: imports}, root) if edits else None
     if not changes:
         return None
     artifact_changes = []

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from .findings import Finding, kind_title, markdown_table
+from .patch import embed_fixes
 
 PANEL_ID = "PrefetchPanel"
 HISTORY_PANEL_ID = "HistoryPanel"
@@ -54,7 +55,7 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
         page = _page(source)
         if page:
             pages.add(page)
-        for finding in report.get("findings") or []:
+        for finding in embed_fixes(report):
             key = finding_key(finding)
             entry = entries.get(key)
             if entry is None:

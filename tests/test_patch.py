@@ -170,7 +170,7 @@ def test_file_without_final_newline(tmp_path, settings):
     target = tmp_path / "mod.py"
     target.write_text("a = 1\nb = Order.objects.all()")
     patch = build_patch([LineEdit(str(target), 2, "b = Order.objects.all()", 'b = Order.objects.select_related("x")')],
-                        [], str(tmp_path))
+                        {}, str(tmp_path))
     assert patch.endswith("\\ No newline at end of file\n")
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -184,3 +184,35 @@ def test_findings_carry_their_patch(pizzeria):
     finding = _n_plus_one(views.filtered_prefetch_bad, RequestFactory().get("/"))[0]
     assert finding["snippets"]["patch"] == finding_patch(finding)
     assert "+        rows.append((order.pk, _joined(p.name for p in order.vegetarian_pizzas)))\n" in finding["snippets"]["patch"]
+
+
+def test_one_root_two_relations_patch_the_combined_fix(pizzeria, tmp_path, settings):
+    project = tmp_path / "project"
+    (project / "reports").mkdir(parents=True)
+    (project / "reports" / "loops.py").write_text(textwrap.dedent('''\
+        from shop.models import Order
+
+
+        def rows():
+            orders = Order.objects.order_by("pk")
+            return [(order.customer.name, len(order.pizzas.all())) for order in orders]
+        '''))
+    settings.BASE_DIR = project
+    module = _load(project / "reports" / "loops.py", "shop")
+    with detect() as report:
+        expected = module.rows()
+    findings = [f.to_dict() for f in report.by_kind("n_plus_one")]
+    assert {f["relation"] for f in findings} == {"shop.Order.customer", "shop.Order.pizzas"}
+    assert {f["fix_id"] for f in findings} == {0} and report.fixes[0]["proof"]["status"] == "verified"
+    patches = {f["snippets"]["patch"] for f in findings}
+    assert patches == {report_patch(findings, fixes=report.fixes)}
+    [patch] = patches
+    assert '+    orders = Order.objects.order_by("pk").select_related("customer").prefetch_related("pizzas")\n' in patch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    _git_apply(patch, copy)
+    fixed = _load(copy / "reports" / "loops.py", "shop")
+    with CaptureQueriesContext(connection) as queries:
+        assert fixed.rows() == expected
+    assert len(queries) == 2
