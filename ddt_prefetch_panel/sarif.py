@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .editor import frame_path
-from .patch import base_dir, file_changes, finding_edits, relative_path
+from .patch import base_dir, combined_fix, file_changes, finding_edits, relative_path
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ROOT_ID = "PROJECTROOT"
@@ -50,13 +50,15 @@ RULES: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def to_sarif(findings: Iterable[dict], root: str | None = None, tool_version: str | None = None) -> dict:
-    """A SARIF 2.1.0 log (plain JSON data) of finding dicts (``Finding.to_dict()`` or session entries)."""
+def to_sarif(findings: Iterable[dict], root: str | None = None, fixes: list[dict] | None = None,
+             tool_version: str | None = None) -> dict:
+    """A SARIF 2.1.0 log (plain JSON data) of finding dicts (``Finding.to_dict()`` or session
+    entries); ``fixes`` is the report's combined fixes (``report.fixes``) the findings refer to."""
     from . import __version__
 
     root = os.path.abspath(root or base_dir())
     rule_ids = list(RULES)
-    results = [_result(finding, root, rule_ids) for finding in findings]
+    results = [_result(finding, root, rule_ids, fixes) for finding in findings]
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
@@ -83,14 +85,14 @@ def _rule(rule_id: str) -> dict:
     }
 
 
-def _result(finding: dict, root: str, rule_ids: list[str]) -> dict:
+def _result(finding: dict, root: str, rule_ids: list[str], fixes: list[dict] | None) -> dict:
     kind = finding.get("kind") or "n_plus_one"
     rule_id = kind if kind in RULES else "n_plus_one"
     result: dict[str, Any] = {
         "ruleId": rule_id,
         "ruleIndex": rule_ids.index(rule_id),
         "level": RULES[rule_id][3],
-        "message": {"text": message(finding)},
+        "message": {"text": message(finding, combined_fix(finding, fixes))},
     }
     callsite = _location(finding.get("callsite"), root)
     origin = _location(finding.get("origin"), root, "queryset built here: the fix goes on this line")
@@ -107,7 +109,7 @@ def _result(finding: dict, root: str, rule_ids: list[str]) -> dict:
         location["id"] = number
     if related:
         result["relatedLocations"] = related
-    fix = _fix(finding, root)
+    fix = _fix(finding, root, fixes)
     if fix is not None:
         result["fixes"] = [fix]
     result["partialFingerprints"] = {"ddtPrefetchPanel/v1": fingerprint(finding)}
@@ -119,7 +121,7 @@ def _result(finding: dict, root: str, rule_ids: list[str]) -> dict:
     return result
 
 
-def message(finding: dict) -> str:
+def message(finding: dict, combined: dict | None = None) -> str:
     """What, how often, and the proven fix, in one paragraph (review tools show plain text)."""
     kind = finding.get("kind") or "n_plus_one"
     subject = finding.get("relation") or finding.get("model") or "a query"
@@ -129,8 +131,8 @@ def message(finding: dict) -> str:
     if seen:
         text += f" Seen in {len(seen)} {'requests' if finding.get('requests') else 'tests'}."
     snippets = finding.get("snippets") or {}
-    fix = snippets.get("line") or snippets.get("fix")
-    proof = finding.get("proof") or {}
+    fix = (combined or {}).get("line") or snippets.get("line") or snippets.get("fix")
+    proof = (combined or {}).get("proof") or finding.get("proof") or {}
     if fix and proof.get("status") != "failed":
         text += f" Fix: {fix.splitlines()[0]}"
         if proof.get("status") == "verified":
@@ -170,8 +172,8 @@ def _location(frame: dict | None, root: str, text: str | None = None) -> dict | 
     return location
 
 
-def _fix(finding: dict, root: str) -> dict | None:
-    edits, imports = finding_edits(finding)
+def _fix(finding: dict, root: str, fixes: list[dict] | None) -> dict | None:
+    edits, imports = finding_edits(finding, fixes)
     changes = file_changes(edits, {edits[0].path: imports}, root) if edits else None
     if not changes:
         return None

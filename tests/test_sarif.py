@@ -149,3 +149,25 @@ def test_empty_log_is_valid():
     log = to_sarif([])
     validate(log)
     assert log["runs"][0]["results"] == []
+
+
+def _two_relations_of_one_root():
+    from shop.models import Order
+
+    orders = Order.objects.order_by("pk")
+    return [(order.customer.name, len(order.pizzas.all())) for order in orders]
+
+
+def test_combined_fix_of_one_root_is_the_sarif_fix(pizzeria):
+    with detect() as report:
+        _two_relations_of_one_root()
+    data = report.to_dict()
+    log = to_sarif(data["findings"], fixes=data["fixes"])
+    validate(log)
+    combined = data["fixes"][0]["line"]
+    assert combined.endswith('.select_related("customer").prefetch_related("pizzas")')
+    for result in log["runs"][0]["results"]:
+        assert combined in result["message"]["text"]
+        [change] = result["fixes"][0]["artifactChanges"]
+        assert change["artifactLocation"]["uri"] == "tests/test_sarif.py"
+        assert any(combined in r["insertedContent"]["text"] for r in change["replacements"])
