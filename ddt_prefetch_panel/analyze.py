@@ -48,7 +48,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings, allowed = apply_allowlist(findings, config.get("ALLOW") or [])
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     report = Report(findings, summarize(capture, findings, allowed), number_fixes(plans, findings))
-    attach_patches(report.findings)
+    attach_patches(report.findings, report.fixes)
     return report
 
 
