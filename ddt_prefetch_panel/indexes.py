@@ -370,7 +370,7 @@ def sandbox(alias: str) -> Iterator[Any]:
         raise RuntimeError("the current transaction is broken; not querying the database")
     with cap.suspend():
         with connection.cursor() as wrapper:
-            cursor = wrapper.cursor
+            cursor = raw_cursor(wrapper)
             if connection.in_atomic_block or not connection.get_autocommit():
                 name = connection.ops.quote_name(f"ddtpp_{next(_savepoints)}")
                 cursor.execute(f"SAVEPOINT {name}")
@@ -383,6 +383,15 @@ def sandbox(alias: str) -> Iterator[Any]:
             finally:
                 for statement in undo:
                     cursor.execute(statement)
+
+
+def raw_cursor(cursor: Any) -> Any:
+    """The backend's own cursor under every wrapper layer: Django's debug wrapper, and the
+    ones tools leave on the connection (graphene-django's debug middleware, on by default
+    with DEBUG, wraps ``connection.cursor()`` and never unwraps it)."""
+    while hasattr(cursor, "cursor") and hasattr(cursor, "db"):
+        cursor = cursor.cursor
+    return cursor
 
 
 class Introspection:
