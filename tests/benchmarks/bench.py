@@ -96,6 +96,7 @@ class Probes:
         import gc
 
         self.totals: Counter[str] = Counter()
+        self.depth: Counter[str] = Counter()
         self._gc_start = 0.0
         gc.callbacks.append(self._on_gc)
 
@@ -111,18 +112,18 @@ class Probes:
 
     def timer(self, name: str, original: Callable, when: Callable[..., bool] | None = None) -> Callable:
         """``original`` wrapped so its outermost calls add their duration to ``totals[name]``."""
-        depth = [0]
+        depth = self.depth  # shared by every timer of ``name``: nested calls are counted once
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if depth[0] or (when is not None and not when(*args, **kwargs)):
+            if depth[name] or (when is not None and not when(*args, **kwargs)):
                 return original(*args, **kwargs)
-            depth[0] += 1
+            depth[name] += 1
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.totals[name] += time.perf_counter() - start
-                depth[0] -= 1
+                depth[name] -= 1
 
         timed.__wrapped__ = original  # type: ignore[attr-defined]
         return timed
@@ -148,8 +149,9 @@ class Probes:
         return wrapped
 
     def _wrap_proofs(self) -> list[str]:
-        """Time every function of ``ddt_prefetch_panel.prove`` wherever the package refers to it.
-
+        """Time the proof functions other modules of the package imported by name (the entry
+        points; prove.py's calls to its own helpers stay unwrapped, so the timer adds nothing
+        per row). If none is imported by name, prove.py's public functions are wrapped in place.
         Outermost calls only (nested proof calls are inside the outer one's time).
         """
         import importlib
@@ -161,11 +163,14 @@ class Probes:
             return []
         names = []
         timers: dict[Any, Callable] = {}
-        modules = [m for name, m in list(sys.modules.items())
-                   if m is not None and (name == "ddt_prefetch_panel" or name.startswith("ddt_prefetch_panel."))]
+        modules = [m for name, m in list(sys.modules.items()) if m is not None and m is not prove
+                   and (name == "ddt_prefetch_panel" or name.startswith("ddt_prefetch_panel."))]
+        if not any(inspect.isfunction(v) and v.__module__ == prove.__name__ for m in modules for v in vars(m).values()):
+            modules = [prove]
         for module in modules:
             for attr, value in list(vars(module).items()):
-                if inspect.isfunction(value) and value.__module__ == prove.__name__ and not attr.startswith("__"):
+                if (inspect.isfunction(value) and value.__module__ == prove.__name__ and not attr.startswith("_")
+                        and (module is not prove or attr.isidentifier())):
                     if value not in timers:
                         timers[value] = self.timer("proof_s", value)
                     setattr(module, attr, timers[value])
