@@ -6,6 +6,7 @@ report the same problems with the same words.
 
 from __future__ import annotations
 
+import os
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -45,7 +46,15 @@ DEFAULTS: dict[str, Any] = {
     "PROOF_MAX_ROWS": 50,
     # Time all replays of one request may take together; fixes after that are not shown.
     "PROOF_BUDGET_MS": 300,
+    # Project code is what lies under BASE_DIR (or the current directory) and not in
+    # site-packages. Installed packages to treat as the project's (forked apps, a monorepo's
+    # packages installed non-editable), by import name: ["oscar", "myco.shop"].
+    "PROJECT_PACKAGES": [],
+    # More directories of project code, e.g. a monorepo's sibling packages outside BASE_DIR.
+    "PROJECT_ROOTS": [],
 }
+# Read when code is classified, once per process (frames.py): settings only, not detect() options.
+PROJECT_WIDE = ("PROJECT_PACKAGES", "PROJECT_ROOTS")
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "THRESHOLD": (int,),
@@ -60,6 +69,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "PROOFS": (bool,),
     "PROOF_MAX_ROWS": (int,),
     "PROOF_BUDGET_MS": (int, float),
+    "PROJECT_PACKAGES": (list, tuple),
+    "PROJECT_ROOTS": (list, tuple),
 }
 
 
@@ -100,12 +111,27 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
                 errors.append(("E001", f"Unknown kinds {unknown} in {SETTING_NAME}['KINDS']; use {list(KINDS)}."))
         if name == "ALLOW":
             errors += allow_errors(value)
+        if name in PROJECT_WIDE:
+            errors += project_errors(name, value)
         if name == "EDITOR_URL":
             from .editor import pattern_error
 
             problem = pattern_error(value)
             if problem:
                 errors.append(("E001", f"{SETTING_NAME}['EDITOR_URL'] {problem}."))
+    return errors
+
+
+def project_errors(name: str, values: list | tuple) -> list[tuple[str, str]]:
+    """PROJECT_PACKAGES: dotted import names; PROJECT_ROOTS: existing directories."""
+    errors: list[tuple[str, str]] = []
+    for index, value in enumerate(values):
+        where = f"{SETTING_NAME}[{name!r}][{index}]"
+        if name == "PROJECT_PACKAGES":
+            if not isinstance(value, str) or not all(part.isidentifier() for part in value.split(".")):
+                errors.append(("E001", f"{where} must be an import name such as 'oscar' or 'myco.shop', not {value!r}."))
+        elif not isinstance(value, (str, os.PathLike)) or not os.path.isdir(value):
+            errors.append(("E001", f"{where} must be an existing directory, not {value!r}."))
     return errors
 
 

@@ -82,3 +82,53 @@ def test_secret_parameters_never_appear_unless_opted_in(client, pizzeria, settin
         _secret_loop()
     assert SECRET in str(report.to_dict())
     assert SECRET in report.to_markdown()
+
+
+# --------------------------------------------------------------------------- project code (issue 12)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"PROJECT_PACKAGES": "oscar"}, "must be list or tuple"),
+        ({"PROJECT_PACKAGES": ["oscar", "my-app"]}, "['PROJECT_PACKAGES'][1] must be an import name"),
+        ({"PROJECT_ROOTS": ["/no/such/directory"]}, "['PROJECT_ROOTS'][0] must be an existing directory"),
+    ],
+)
+def test_project_settings_are_validated(values, message):
+    from ddt_prefetch_panel.conf import setting_errors
+
+    [(check_id, text)] = setting_errors(values)
+    assert check_id == "E001" and message in text
+
+def test_project_roots_make_code_outside_base_dir_the_projects(settings, tmp_path):
+    from ddt_prefetch_panel.frames import is_library_file
+
+    outside = tmp_path / "sibling_package" / "views.py"
+    outside.parent.mkdir()
+    outside.write_text("")
+    assert is_library_file(str(outside))  # neither under BASE_DIR nor the current directory
+    settings.DDT_PREFETCH_PANEL = {"PROJECT_ROOTS": [str(tmp_path)]}
+    assert not is_library_file(str(outside))
+
+
+def test_project_packages_make_an_installed_package_the_projects(settings, db):
+    """A forked app installed into site-packages: its lines become rewritable origins."""
+    from tests.frameworks.fakelib import ensure_installed
+
+    ensure_installed()
+    from tests.frameworks.catalog import exports
+    from tests.frameworks.catalog.seed import seed
+
+    seed(authors=3, books_per_author=2)
+    with detect() as report:
+        exports.export_everything()
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.library is True and "line" not in finding.snippets
+    settings.DDT_PREFETCH_PANEL = {"PROJECT_PACKAGES": ["ddtpp_fakelib"]}
+    with detect() as report:
+        exports.export_everything()
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.library is False
+    assert finding.origin["filename"].endswith("site-packages/ddtpp_fakelib/__init__.py")
+    assert finding.snippets["line"] == 'queryset = model._default_manager.order_by("pk").select_related("author")'
