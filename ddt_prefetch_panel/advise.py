@@ -34,6 +34,8 @@ class Advice:
     # The queryset call that the proof evaluates when "fix" is not one (the admin's
     # list_select_related is proven as the select_related it amounts to).
     proof_call: str | None = None
+    # Next candidates, tried in order when the replay proves this one wrong.
+    fallbacks: list[Advice] = field(default_factory=list)
 
 
 def manager_expr(model: type) -> str:
@@ -73,11 +75,59 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
         return _advise_deferred(relation, origin_code)
     if len(relation.hops) != len(relation.path):
         return Advice(None, note=relation.note)
+    if any(h.kind == "generic_fk" for h in relation.hops[:-1]):
+        return _advise_generic(relation, origin_code)
     if not last.single and relation.aggregate in ("count", "exists", "sum", "avg", "min", "max"):
         return _advise_annotate(relation, origin_code, callsite_code)
     if not last.single and relation.call is not None:
         return _advise_prefetch_object(relation, origin_code, callsite_code)
     return _advise_lookup(relation, origin_code)
+
+
+def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
+    """``link.target.device``: a generic FK followed by a relation of what it points to.
+
+    ``GenericPrefetch`` (Django 5.0+) takes one queryset per content type: the type the loop
+    followed further gets the join (or prefetch) it needs, every other type seen in this
+    request is loaded as is. A plain ``prefetch_related("target__device")`` would raise as
+    soon as one target lacks ``device``.
+    """
+    index = next(i for i, h in enumerate(relation.hops) if h.kind == "generic_fk")
+    if index != 0:
+        return Advice(None, note="A generic foreign key after another relation: prefetch it level by level by hand.")
+    followed = relation.hops[1].model
+    rest = relation.hops[1:]
+    rest_lookup = "__".join(h.accessor for h in rest)
+    method = "select_related" if all(h.single for h in rest) else "prefetch_related"
+    if not validate_lookup(followed, rest_lookup, method):
+        return Advice(None, note=f"{method}({rest_lookup!r}) did not validate on {followed.__name__}.")
+    models = [followed] + sorted((m for m in relation.generic_models if m is not followed), key=lambda m: m.__name__)
+    querysets = [f'{manager_expr(followed)}.{method}("{rest_lookup}")']
+    querysets += [f"{manager_expr(m)}.all()" for m in models[1:]]
+    prefetch = f'GenericPrefetch("{relation.hops[0].accessor}", [{", ".join(querysets)}])'
+    fix = f".prefetch_related({prefetch})"
+    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
+                "import": "from django.contrib.contenttypes.prefetch import GenericPrefetch"}
+    if origin_code:
+        after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", None, [], raw_args=[prefetch])
+        if after and after != origin_code.strip():
+            snippets["line"] = after
+    note = None
+    if len(models) == 1:
+        note = (f"Only {followed.__name__} targets were seen in this request; add a queryset per other content "
+                "type the generic key can point to.")
+    generic = Advice("GenericPrefetch", snippets, after_queries=1 + (0 if method == "select_related" else len(rest)),
+                     note=note)
+    # The plain lookup is shorter and enough when every target has the relation; the replay
+    # decides (it raises as soon as one target lacks it), GenericPrefetch is next.
+    plain_fix = f'.prefetch_related("{relation.lookup}")'
+    plain = Advice("prefetch_related", {"fix": plain_fix, "queryset": f"{manager_expr(relation.model)}{plain_fix}"},
+                   after_queries=len(relation.hops), fallbacks=[generic])
+    if origin_code:
+        after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", relation.lookup, [])
+        if after and after != origin_code.strip():
+            plain.snippets["line"] = after
+    return plain
 
 
 def _bulk_snippet(relation: Relation, origin_code: str | None) -> str | None:
@@ -438,7 +488,7 @@ def _advise_prefetch_object(relation: Relation, origin_code: str | None, callsit
         after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", None, [], raw_args=[prefetch])
         if after and after != origin_code.strip():
             snippets["line"] = after
-    access = rewrite_access(callsite_code, accessor, to_attr) if callsite_code else None
+    access = rewrite_access(callsite_code, accessor, to_attr, as_list=True) if callsite_code else None
     if not access:
         # The read is not on a line we can rewrite (library code reads .all()[0], .first()):
         # a to_attr list would never be read, so only the plain prefetch can serve it.
@@ -572,33 +622,71 @@ def _field_name(model: type | None, column: str) -> str:
 _MANAGER_CALLS = frozenset({"all", "filter", "exclude", "order_by", "count", "exists", "aggregate", "first", "last"})
 
 
-def rewrite_access(code: str, accessor: str, new_name: str) -> str | None:
-    """The loop's access line reading the prefetched/annotated attribute instead."""
+def rewrite_access(code: str, accessor: str, new_name: str, as_list: bool = False) -> str | None:
+    """The loop's access line reading the prefetched/annotated attribute instead.
+
+    ``as_list``: the attribute is a ``Prefetch(to_attr=...)`` list, so what the manager call
+    returned must stay the same type: ``.first()`` becomes ``next(iter(...), None)``,
+    ``.count()`` ``len(...)``, ``.exists()`` ``bool(...)``, ``[0]`` stays an index; filters,
+    ordering and slices are already in the Prefetch queryset.
+    """
     text = code.strip()
     if text.startswith(("{{", "{%")):
-        pattern = re.compile(r"\.%s(?:\.(?:all|count|exists))?\b" % re.escape(accessor))
-        new, count = pattern.subn("." + new_name, text)
-        return new if count else None
+        return _rewrite_template_access(text, accessor, new_name, as_list)
     tree, suffix = _parse(text)
     if tree is None:
         return None
     parents = _parent_map(tree)
+    source = text + suffix
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr == accessor:
-            top: ast.expr = node
-            while True:
-                parent = parents.get(id(top))
-                if isinstance(parent, ast.Attribute) and parent.value is top and parent.attr in _MANAGER_CALLS:
-                    grand = parents.get(id(parent))
-                    if isinstance(grand, ast.Call) and grand.func is parent:
-                        top = grand
-                        continue
-                if isinstance(parent, ast.Subscript) and parent.value is top:
-                    top = parent
+        if not (isinstance(node, ast.Attribute) and node.attr == accessor):
+            continue
+        top: ast.expr = node
+        terminal = None
+        index = None
+        while True:
+            parent = parents.get(id(top))
+            if isinstance(parent, ast.Attribute) and parent.value is top and parent.attr in _MANAGER_CALLS:
+                grand = parents.get(id(parent))
+                if isinstance(grand, ast.Call) and grand.func is parent:
+                    top, terminal = grand, parent.attr
                     continue
-                break
-            return _splice(text + suffix, suffix, node.value.end_col_offset, top.end_col_offset, f".{new_name}")
+            if isinstance(parent, ast.Subscript) and parent.value is top:
+                top = parent
+                if not isinstance(parent.slice, ast.Slice):
+                    index, terminal = "[0]", None
+                continue
+            break
+        owner = ast.get_source_segment(source, node.value) or ""
+        attribute = f"{owner}.{new_name}"
+        if not as_list:
+            replacement = attribute
+        elif terminal == "first":
+            replacement = f"next(iter({attribute}), None)"
+        elif terminal == "last":
+            replacement = f"({attribute}[-1] if {attribute} else None)"
+        elif terminal == "count":
+            replacement = f"len({attribute})"
+        elif terminal == "exists":
+            replacement = f"bool({attribute})"
+        elif terminal == "aggregate":
+            return None
+        else:
+            replacement = attribute + (index or "")
+        return _splice(source, suffix, node.value.col_offset, top.end_col_offset, replacement)
     return None
+
+
+def _rewrite_template_access(text: str, accessor: str, new_name: str, as_list: bool) -> str | None:
+    pattern = re.compile(r"\.%s(?:\.(all|count|exists|first))?\b" % re.escape(accessor))
+
+    def replace(match: re.Match) -> str:
+        if not as_list:
+            return "." + new_name
+        return "." + new_name + {"count": "|length", "first": ".0"}.get(match.group(1) or "", "")
+
+    new, count = pattern.subn(replace, text)
+    return new if count else None
 
 
 # --------------------------------------------------------------------------- Django admin

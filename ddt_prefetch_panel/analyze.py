@@ -24,7 +24,7 @@ from .frameworks import fix_snippets, place_note
 from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
 from .indexes import index_findings
 from .patch import attach_patches
-from .prove import Budget, Limits, Step, namespace, prove, steps_for
+from .prove import Budget, Limits, Step, imports_for, namespace, prove, steps_for
 from .relate import KIND_LABELS, HopInfo, Relation, definition_site, describe_path, model_for_table, relate
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
@@ -46,6 +46,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     if "missing_index" in context.kinds:
         findings += index_findings(groups, config, context)
     findings, allowed = apply_allowlist(findings, config.get("ALLOW") or [])
+    allowed += sum(1 for item in n_plus_ones if item.scoped)
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     report = Report(findings, summarize(capture, findings, allowed), number_fixes(plans, findings))
     attach_patches(report.findings, report.fixes)
@@ -66,6 +67,7 @@ class NPlusOne:
     relation: Relation | None
     finding: Finding | None = None
     advice: Advice | None = None
+    scoped: bool = False  # dropped by the patterns of an ignore_n_plus_one() block
 
     @property
     def members(self) -> list[Group]:
@@ -79,12 +81,41 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
     )
     candidates: list[tuple[Group, Relation | None]] = []
     for group in groups:
-        if group.count < context.threshold or group.prefetch_only:
+        if group.prefetch_only:
             continue
-        if group.distinct_params() == 1:
+        if group.count == 1:
+            if context.threshold > 1 or not lazy_load_on_many(group):
+                continue
+        elif group.count < context.threshold or group.distinct_params() == 1:
             continue  # the same statement again and again: reported as a duplicate
         candidates.append((group, relate(group, roots_by_seq)))
-    return [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
+    items = [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
+    for item in items:
+        if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
+            item.relation.generic_models = _generic_targets(item.members)
+    return items
+
+
+def lazy_load_on_many(group: Group) -> bool:
+    """``THRESHOLD=1`` (nplusone's mode): one lazy relation load on a row of a result that could
+    hold several rows, i.e. a queryset evaluated without a slice, or one that returned several
+    rows. ``.first()``, ``[0]`` and ``.get()`` load one object on purpose: never reported."""
+    for hop in group.hops:
+        root = hop.source.root if hop.source is not None else None
+        if root is None:
+            continue
+        query = root.query
+        if root.rows > 1 or (query is not None and query.low_mark == 0 and query.high_mark is None):
+            return True
+    return False
+
+
+def _generic_targets(groups: list[Group]) -> tuple[type, ...]:
+    """Models the generic FK loads pointed to: each statement it issued queried one of them."""
+    types = hooks.generic_fk_types()
+    seen = {r.model for g in groups for r in g.records
+            if r.model is not None and r.hop is not None and isinstance(r.hop.descriptor, types)}
+    return tuple(sorted(seen, key=lambda m: m._meta.label))
 
 
 def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
@@ -92,7 +123,17 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
         return []
     for item in n_plus_ones:
         item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context)
-    return [item.finding for item in n_plus_ones]
+        if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
+            item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+    return [item.finding for item in n_plus_ones if item.finding is not None]
+
+
+def scoped_allowed(buckets: list[cap.Bucket], finding: Finding) -> bool:
+    """Every statement ran inside an ``ignore_n_plus_one(*patterns)`` block whose patterns match."""
+    if not buckets or any(b.allow is None for b in buckets):
+        return False
+    data = finding.to_dict()
+    return all(is_allowed(data, list(b.allow)) for b in buckets)
 
 
 def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
@@ -104,7 +145,9 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
         owners = {owner_of.get(id(b)) for b in duplicate.buckets}
         if len(owners) == 1 and None not in owners:
             continue  # repeats inside an N+1 the fix removes anyway
-        findings.append(_duplicate(duplicate, context))
+        finding = _duplicate(duplicate, context)
+        if not scoped_allowed(duplicate.buckets, finding):
+            findings.append(finding)
     return findings
 
 
@@ -153,11 +196,12 @@ def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
         finding, advice, relation = item.finding, item.advice, item.relation
         if finding is None or advice is None or relation is None or not advice.method:
             continue
-        fix = advice.proof_call or advice.snippets.get("fix")
-        after, as_read = _walks(relation, advice)
-        proof = prove(relation.root, fix, after, limits, budget, _proof_names(relation), as_read)
-        proof["fix"] = fix
+        proof, after, as_read = _first_proven(item, limits, budget)
         finding.proof = proof
+        if finding.snippets.get("fix", "").startswith("."):
+            needed = imports_for(finding.snippets["fix"], _proof_names(relation))
+            if needed:
+                finding.snippets["import"] = "\n".join(needed)
         if proof["status"] == "verified" or (proof["status"] == "skipped" and not limits.enabled):
             if proof["status"] == "verified" and relation.root is not None:
                 by_root.setdefault(id(relation.root), []).append((item, after, as_read))
@@ -169,14 +213,42 @@ def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
     return plans
 
 
+def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict, list, list]:
+    """Try the advice and its fallbacks in order; adopt the first that the replay verifies."""
+    relation, finding = item.relation, item.finding
+    names = _proof_names(relation)
+    failures: list[str] = []
+    for candidate in [item.advice, *item.advice.fallbacks]:
+        fix = candidate.proof_call or candidate.snippets.get("fix")
+        after, as_read = _walks(relation, candidate)
+        proof = prove(relation.root, fix, after, limits, budget, names, as_read)
+        proof["fix"] = fix
+        if proof["status"] != "failed":
+            break
+        failures.append(f"{fix} failed: {proof['detail']}")
+    if failures and proof["status"] == "failed" and len(failures) > 1:
+        proof["detail"] = "Replayed on this request's data: " + " Then ".join(failures)
+    elif failures and candidate is not item.advice:
+        # A later candidate is the fix: the finding shows it, and says what failed first.
+        item.advice = candidate
+        finding.method = candidate.method
+        finding.snippets = dict(candidate.snippets)
+        finding.avoidable = max(0, finding.count - candidate.after_queries)
+        tried = " ".join(failures)
+        finding.note = f"{candidate.note} Tried first: {tried}" if candidate.note else f"Tried first: {tried}"
+    return proof, after, as_read
+
+
 def _withdraw(finding: Finding, proof: dict) -> None:
     """No paste-able line for a fix that is not proven; say what was tried and why."""
     tried = proof.get("fix") or finding.snippets.get("fix")
     for key in _PASTEABLE:
         finding.snippets.pop(key, None)
     finding.method = None
-    reason = f"Not shown: {tried} was tried on this request's data and {proof['status']}: {proof['detail']}" if (
-        tried) else f"Not shown: {proof['detail']}"
+    if proof["status"] == "failed" and " Then " not in proof["detail"] and tried:
+        reason = f"No fix is shown: {tried} was replayed on this request's data and failed: {proof['detail']}"
+    else:
+        reason = f"No fix is shown: {proof['detail']}"
     finding.note = f"{finding.note} {reason}" if finding.note else reason
 
 
@@ -200,14 +272,14 @@ def _plans_for_root(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     proof["fix"] = combined
     origin = first.finding.origin
     line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
-    imports = sorted({line for item, _a, _r in entries for line in item.advice.snippets.get("import", "").splitlines() if line})
+    imports = imports_for(combined, names)
     return [FixPlan(root, combined, line, imports, [item.relation.lookup for item, _a, _r in entries],
                     [item.finding for item, _a, _r in entries], proof, origin)]
 
 
 def _single_plan(item: NPlusOne) -> FixPlan:
     advice, finding = item.advice, item.finding
-    imports = [line for line in advice.snippets.get("import", "").splitlines() if line]
+    imports = [line for line in finding.snippets.get("import", "").splitlines() if line]
     return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
                    [item.relation.lookup], [finding], finding.proof, finding.origin)
 

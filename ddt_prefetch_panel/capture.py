@@ -116,6 +116,7 @@ class Record:
     call: Call | None = None  # what a loop added to a related manager
     root: Root | None = None  # for statements that evaluated a root queryset
     seq: int = 0  # position in the capture
+    allow: tuple | None = None  # ALLOW-style patterns of the ignore_n_plus_one(*patterns) block it ran in
 
 
 # Per bucket (same alias, SQL text, raw stack): what is kept beyond exact counts and times.
@@ -136,6 +137,7 @@ class Bucket:
     stack: tuple
     prefetch: tuple | None
     first_seq: int
+    allow: tuple | None = None  # patterns of the ignore_n_plus_one(*patterns) block, if any
     count: int = 0
     duration: float = 0.0
     errors: int = 0
@@ -254,10 +256,11 @@ class Capture:
         record.seq = self.seq
         self.seq += 1
         # Stacks are interned per capture, so their identity is a cheap, exact key.
-        key = (record.alias, record.sql, id(record.stack), record.prefetch)
+        key = (record.alias, record.sql, id(record.stack), record.prefetch, id(record.allow))
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq)
+            bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq,
+                                                record.allow)
         bucket.add(record)
 
     def add_root(self, root: Root) -> None:
@@ -281,8 +284,9 @@ active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", defaul
 active_prefetch: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_prefetch", default=None)
 # (Query, Root) while a root queryset runs its first statement.
 evaluating: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_evaluating", default=None)
-# Set inside ignore_n_plus_one(): statements are counted but not analysed.
-ignoring: ContextVar[bool] = ContextVar("ddt_prefetch_panel_ignoring", default=False)
+# Set inside ignore_n_plus_one(): True, statements are counted but not analysed; a tuple of
+# ALLOW-style patterns, statements are recorded with them and findings they match are dropped.
+ignoring: ContextVar[bool | tuple] = ContextVar("ddt_prefetch_panel_ignoring", default=False)
 # Set while the capture machinery itself runs queries (EXPLAIN), so they are not recorded.
 suspended: ContextVar[bool] = ContextVar("ddt_prefetch_panel_suspended", default=False)
 
@@ -296,7 +300,8 @@ def execute_wrapper(execute, sql, params, many, context):
     capture = _current.get()
     if capture is None or suspended.get():
         return execute(sql, params, many, context)
-    if ignoring.get():
+    ignored = ignoring.get()
+    if ignored is True:
         for receiver in capture.receivers():
             receiver.ignored += 1
         return execute(sql, params, many, context)
@@ -310,13 +315,13 @@ def execute_wrapper(execute, sql, params, many, context):
     finally:
         duration = time.perf_counter() - start
         try:
-            _record(capture, context, sql, params, many, duration, error)
+            _record(capture, context, sql, params, many, duration, error, ignored or None)
         except Exception:  # never let the debugging tool break the user's query
             capture.dropped += 1
 
 
 def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
-            duration: float, error: str | None) -> None:
+            duration: float, error: str | None, allow: tuple | None = None) -> None:
     if not isinstance(sql, str):
         sql = sql.decode("utf-8", "replace") if isinstance(sql, bytes) else str(sql)
     if _toolbar_tables and any(table in sql for table in _toolbar_tables):
@@ -358,6 +363,7 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         error=error,
         prefetch=prefetch,
         call=call,
+        allow=allow,
     )
     pending = evaluating.get()
     if pending is not None and pending[0] is query and pending[1] is not None:
@@ -447,9 +453,18 @@ def release_connections(capture: Capture) -> None:
 
 
 @contextmanager
-def ignore() -> Iterator[None]:
-    """Statements inside the block are not analysed (they are only counted)."""
-    token = ignoring.set(True)
+def ignore(patterns: tuple[dict, ...] = ()) -> Iterator[None]:
+    """Statements inside the block are not analysed (they are only counted).
+
+    With ``patterns`` (``ALLOW`` entries) only findings they match are dropped; the patterns
+    add to those of an enclosing block, and a block without patterns ignores everything.
+    """
+    outer = ignoring.get()
+    if outer is True or not patterns:
+        scope: bool | tuple = True
+    else:
+        scope = (outer or ()) + tuple(patterns)
+    token = ignoring.set(scope)
     try:
         yield
     finally:

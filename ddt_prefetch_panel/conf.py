@@ -19,6 +19,8 @@ ALLOW_KEYS = ("model", "relation", "callsite", "sql", "kinds")
 
 DEFAULTS: dict[str, Any] = {
     # A group of similar statements from one call site is an N+1 from this many repeats.
+    # 1 is nplusone's mode: a single lazy relation load on a row of a result that could hold
+    # several rows (an unsliced queryset, or one that returned several rows) is reported.
     "THRESHOLD": 2,
     # Finding kinds to report.
     "KINDS": list(KINDS),
@@ -75,15 +77,38 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 
 def get_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, then the project's setting, then per-call overrides (invalid values ignored)."""
+    """Defaults, then the project's setting, then per-call overrides.
+
+    The settings file is lenient (an invalid value falls back to its default; the system
+    checks name it); per-call overrides (``detect(**options)``) are strict: see
+    :func:`check_options`.
+    """
     config = dict(DEFAULTS)
     user = getattr(settings, SETTING_NAME, None)
-    for source in (user if isinstance(user, dict) else {}, overrides or {}):
-        for key, value in source.items():
-            key = key.upper()
-            if key in DEFAULTS and not setting_errors({key: value}):
-                config[key] = value
+    for key, value in (user if isinstance(user, dict) else {}).items():
+        key = key.upper() if isinstance(key, str) else key
+        if key in DEFAULTS and not setting_errors({key: value}):
+            config[key] = value
+    check_options(overrides or {})
+    config.update({key.upper(): value for key, value in (overrides or {}).items()})
     return config
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for an unknown option and ``ValueError`` for an invalid value.
+
+    A typo in ``detect(THRESHOD=1)`` or ``detect(THRESHOLD=0)`` must not silently run with
+    the defaults: the message names the valid keys (or what the value must be).
+    """
+    for key, value in options.items():
+        name = key.upper() if isinstance(key, str) else key
+        if name not in DEFAULTS:
+            raise TypeError(f"Unknown option {key!r}; valid options: {', '.join(DEFAULTS)}.")
+        if name in PROJECT_WIDE:
+            raise ValueError(f"{name} is project-wide: set it in settings.{SETTING_NAME}, not per call.")
+        errors = setting_errors({name: value})
+        if errors:
+            raise ValueError(" ".join(message for _id, message in errors))
 
 
 def setting_errors(values: Any) -> list[tuple[str, str]]:
@@ -103,8 +128,8 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
             continue
         if name == "PROOF_MAX_ROWS" and value < 2:
             errors.append(("E001", f"{SETTING_NAME}['PROOF_MAX_ROWS'] must be at least 2."))
-        if name == "THRESHOLD" and value < 2:
-            errors.append(("E001", f"{SETTING_NAME}['THRESHOLD'] must be at least 2."))
+        if name == "THRESHOLD" and value < 1:
+            errors.append(("E001", f"{SETTING_NAME}['THRESHOLD'] must be at least 1."))
         if name == "KINDS":
             unknown = [k for k in value if k not in KINDS]
             if unknown:

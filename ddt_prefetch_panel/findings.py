@@ -224,6 +224,21 @@ def proof_text(proof: dict | None) -> str:
     return f" ({proof['status']}{detail})"
 
 
+def note_without_proof(note: str | None, proof: dict | None) -> str | None:
+    """A finding's note without the sentence that repeats its unproven fix's proof (for
+    displays that show the proof on its own: the panel, test mode)."""
+    if not note or not proof or proof.get("status") == "verified" or not proof.get("detail"):
+        return note
+    detail = proof["detail"]
+    at = note.find(detail)
+    if at < 0:
+        return note
+    start = note.rfind(". ", 0, at)  # the sentence that carries the detail goes
+    start = 0 if start < 0 else start + 1
+    rest = (note[:start] + note[at + len(detail):]).strip()
+    return rest if rest.strip(".") else None
+
+
 def proof_cell(proof: dict | None) -> str:
     if not proof or not proof.get("status"):
         return "—"
@@ -369,7 +384,7 @@ class Context:
             resolve=StackResolver(),
             show_params=bool(config.get("SHOW_PARAMS", False)),
             max_frames=int(config.get("MAX_FRAMES", 30)),
-            threshold=max(2, int(config.get("THRESHOLD", 2))),
+            threshold=max(1, int(config.get("THRESHOLD", 2))),
             kinds=frozenset(config.get("KINDS", KINDS)),
         )
 

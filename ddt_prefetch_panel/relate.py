@@ -75,6 +75,8 @@ class Relation:
     aggregate: str | None = None  # count / exists / sum / ... issued per parent
     aggregate_column: str | None = None
     model_admin: Any = None  # the ModelAdmin whose changelist built the root queryset
+    # Models a generic FK on the path pointed to in this request (for GenericPrefetch).
+    generic_models: tuple[type, ...] = ()
 
     @property
     def last(self) -> HopInfo | None:
@@ -223,11 +225,32 @@ def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
         return Relation(None, hop_model, (accessor,), hops_info or [])
     hops_info = describe_path(root.model, path)
     if hops_info is None:
+        hops_info = _through_generic_fk(root.model, path, hop_model)
+        if hops_info is not None:
+            return Relation(root, root.model, path, hops_info)
+    if hops_info is None:
         # A Prefetch(to_attr=...) or custom attribute in the path: keep the last hop only.
         last = describe_path(hop_model, (accessor,)) or []
         return Relation(root, root.model, path, last,
                         note="The path goes through an attribute the ORM cannot follow.")
     return Relation(root, root.model, path, hops_info)
+
+
+def _through_generic_fk(model: type, path: tuple[str, ...], last_model: type) -> list[HopInfo] | None:
+    """``target__author``: a generic FK followed by a relation of the model it pointed to.
+
+    The model after the generic FK is only known from the hop that read ``author`` (its
+    instance's class), so this resolves a generic FK as the second-to-last hop only.
+    """
+    if len(path) < 2:
+        return None
+    head = describe_path(model, path[:-1])
+    if not head or head[-1].kind != "generic_fk" or any(h.kind == "generic_fk" for h in head[:-1]):
+        return None
+    tail = describe_path(last_model, path[-1:])
+    if not tail or tail[0].kind == "deferred":
+        return None
+    return head + tail
 
 
 # --------------------------------------------------------------------------- SQL fallback

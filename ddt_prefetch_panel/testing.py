@@ -16,7 +16,8 @@ from typing import Any, Iterator
 
 from .analyze import detect
 from .capture import ignore
-from .findings import Finding, Report, kind_title, where
+from .conf import allow_errors
+from .findings import Finding, Report, kind_title, note_without_proof, where
 
 DEFAULT_TEST_KINDS = ("n_plus_one",)
 
@@ -34,11 +35,32 @@ def describe(finding: Finding) -> str:
     if finding.origin:
         code = f": {finding.origin['code']}" if finding.origin.get("code") else ""
         text += f"\n    queryset built at {_where(finding.origin)}{code}"
+    proof = finding.proof or {}
     fix = finding.snippets.get("line") or finding.snippets.get("fix")
-    if fix:
+    shown = bool(fix) and proof.get("status") != "failed"
+    if shown:
         text += "\n    fix: " + fix.replace("\n", "\n         ")
-    elif finding.note:
-        text += f"\n    note: {finding.note}"
+    proof_line = describe_proof(proof, shown)
+    if proof_line:
+        text += f"\n    proof: {proof_line}"
+    note = note_without_proof(finding.note, proof) if proof_line else finding.note
+    if note and not shown:
+        text += f"\n    note: {note}"
+    return text
+
+
+def describe_proof(proof: dict | None, shown: bool = True) -> str:
+    """``verified on this request: 11 -> 1 queries``, or why the fix is not verified (and, when
+    it is not shown, what was tried)."""
+    if not proof or not proof.get("status"):
+        return ""
+    if proof["status"] == "verified":
+        rows = f" ({proof['rows']} rows replayed)" if proof.get("rows") else ""
+        return f"verified on this request: {proof.get('before')} -> {proof.get('after')} queries{rows}"
+    detail = (proof.get("detail") or "no reason recorded").rstrip(".")
+    text = f"{'failed' if proof['status'] == 'failed' else 'not verified'}: {detail}"
+    if not shown and proof.get("fix"):
+        text += f"; tried {proof['fix']}, so no fix is shown"
     return text
 
 
@@ -86,7 +108,19 @@ class assert_no_n_plus_one(ContextDecorator):
 
 
 @contextmanager
-def ignore_n_plus_one() -> Iterator[None]:
-    """Queries inside this block are never reported (by the panel or by test mode)."""
-    with ignore():
+def ignore_n_plus_one(*patterns: dict | list[dict]) -> Iterator[None]:
+    """Queries inside this block are never reported (by the panel or by test mode).
+
+    With patterns (the entries of the ``ALLOW`` setting, e.g. ``{"relation": "shop.Order.customer"}``
+    or ``{"model": "auth.*"}``; a list of them is accepted too) only the findings they match
+    are dropped, everything else in the block is still reported. Patterns of nested blocks
+    add up; an invalid pattern raises ``ValueError``.
+    """
+    entries: list[dict] = []
+    for pattern in patterns:
+        entries.extend(pattern if isinstance(pattern, (list, tuple)) else [pattern])
+    errors = allow_errors(entries)
+    if errors:
+        raise ValueError(" ".join(message for _id, message in errors))
+    with ignore(tuple(entries)):
         yield

@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "debug_toolbar",
     "ddt_prefetch_panel",
     "shop",
+    # Shapes of real projects for replay proofs (tests/test_prove.py).
+    "tests.proofs",
     # Models of the peer tools' test suites (tests/test_peer_cases.py).
     "tests.peers.social",
     "tests.peers.testapp",

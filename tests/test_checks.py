@@ -24,7 +24,7 @@ def test_valid_settings_pass():
         ([1, 2], "E001", "must be a dict"),
         ({"TRESHOLD": 3}, "E001", "Unknown key 'TRESHOLD'"),
         ({"THRESHOLD": "3"}, "E001", "must be int"),
-        ({"THRESHOLD": 1}, "E001", "at least 2"),
+        ({"THRESHOLD": 0}, "E001", "at least 1"),
         ({"SHOW_PARAMS": "yes"}, "E001", "must be bool"),
         ({"KINDS": ["n_plus_one", "n_plus_two"]}, "E001", "Unknown kinds ['n_plus_two']"),
         ({"ALLOW": ["shop.Order"]}, "E002", "non-empty dict"),

@@ -101,6 +101,13 @@ def test_project_settings_are_validated(values, message):
     [(check_id, text)] = setting_errors(values)
     assert check_id == "E001" and message in text
 
+
+def test_project_settings_are_project_wide_not_per_call():
+    with pytest.raises(ValueError, match="project-wide"):
+        with detect(PROJECT_PACKAGES=["oscar"]):
+            pass
+
+
 def test_project_roots_make_code_outside_base_dir_the_projects(settings, tmp_path):
     from ddt_prefetch_panel.frames import is_library_file
 

@@ -36,8 +36,6 @@ ITEM_3 = "issue 13 item 3: the two hops of a self-FK chain (x.relation.relation)
 ITEM_4 = "issue 13 item 4: .get() loops get no in_bulk advice"
 ITEM_5 = "issue 13 item 5: deferred-field N+1 gets no only()/defer() advice"
 ITEM_8 = "issue 13 item 8: nested unused eager loads name only one level"
-ITEM_10_THRESHOLD = "issue 13 item 10: detect(THRESHOLD=1) is ignored (a single lazy load is never reported)"
-ITEM_10_PATTERNS = "issue 13 item 10: ignore_n_plus_one() takes no patterns"
 
 # Case id -> why it fails today (measured; see the module docstring).
 XFAIL: dict[str, str] = {
@@ -50,12 +48,6 @@ XFAIL: dict[str, str] = {
     "zeal/deferred_field_iterator": ITEM_5,
     "nplusone/prefetch_nested_unused": ITEM_8,
     "nplusone/select_nested_unused": ITEM_8,
-    "nplusone/one_to_one": ITEM_10_THRESHOLD,
-    "nplusone/many_to_many": ITEM_10_THRESHOLD,
-    **{f"zeal/{name}": ITEM_10_PATTERNS for name in (
-        "ignore_generic_relation", "ignore_generic_foreign_key", "ignore_patterns", "ignore_patterns_other_relation",
-        "ignore_patterns_other_field", "ignore_patterns_after_block", "ignore_merge_outer",
-        "ignore_merge_other_relation", "ignore_merge_inner", "ignore_merge_inner_keeps_outer", "ignore_get")},
 }
 
 

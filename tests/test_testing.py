@@ -131,3 +131,41 @@ def test_pytest_plugin_marker_and_fixture(pytester, monkeypatch):
         "*N+1 detected on shop.Order.customer at *test_marked_bad*",
         "*N+1 detected on shop.Order.pizzas*",
     ])
+
+
+def test_message_shows_the_proof_of_the_fix(pizzeria):
+    with pytest.raises(AssertionError) as failure:
+        with assert_no_n_plus_one():
+            _bad_loop()
+    message = str(failure.value)
+    assert "proof: verified on this request: 11 -> 1 queries (10 rows replayed)" in message
+    assert message.index("fix: ") < message.index("proof: ")
+
+
+def test_message_says_why_no_fix_is_shown(pizzeria, settings):
+    settings.DDT_PREFETCH_PANEL = {"PROOF_BUDGET_MS": 0}
+    with pytest.raises(AssertionError) as failure:
+        with assert_no_n_plus_one():
+            _bad_loop()
+    message = str(failure.value)
+    assert "fix: " not in message
+    assert "proof: not verified: Not replayed: the replay budget of 0 ms for this request is spent" in message
+    assert 'tried .select_related("customer"), so no fix is shown' in message
+    assert message.count("replay budget") == 1  # the note does not repeat the proof
+
+
+def test_failed_proof_line_names_the_reason_and_hides_the_fix():
+    from ddt_prefetch_panel.findings import Finding
+    from ddt_prefetch_panel.testing import describe
+
+    finding = Finding(
+        kind="n_plus_one", model="shop.Order", relation="shop.Order.pizzas", lookup="pizzas", method=None,
+        count=11, avoidable=10, duration_ms=1.0, sql="SELECT 1", callsite=None, stack=[], origin=None,
+        snippets={"fix": '.prefetch_related("pizzas")'},
+        proof={"status": "failed", "before": 11, "after": 11, "rows": 10, "fix": '.prefetch_related("pizzas")',
+               "detail": "The fix did not remove the repeated queries (11 -> 11)."},
+    )
+    text = describe(finding)
+    assert "fix: " not in text
+    assert ('proof: failed: The fix did not remove the repeated queries (11 -> 11); '
+            'tried .prefetch_related("pizzas"), so no fix is shown') in text

@@ -1,0 +1,246 @@
+"""Replay proofs (prove.py) on shapes from real projects (tests/proofs/).
+
+For each shape: the proof's status and counts, and then what a user does with the advice:
+every rewritten line the product shows is pasted over its origin line in a copy of the
+scenario module, which must import, run with a constant number of queries at two row counts,
+and return the same data as the original code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from ddt_prefetch_panel import detect, prove
+from tests.proofs import scenarios
+from tests.proofs.models import (
+    ArticlePage, Author, Bookmark, Circuit, Comment, GalleryImage, Image, Post, Site, Tag, Termination,
+)
+
+pytestmark = pytest.mark.django_db
+SCENARIOS = Path(scenarios.__file__)
+
+
+def seed(n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        author = Author.objects.create(name=f"author {i}")
+        post = Post.objects.create(title=f"post {i}", author=author, published=i % 3 != 2)
+        post.tags.set([Tag.objects.create(name=f"t{i}"), Tag.objects.create(name=f"u{i}")])
+        for j in range(2):
+            Comment.objects.create(post=post, body=f"c{i}{j}")
+            image = Image.objects.create(file=f"img{i}-{j}.jpg", credit=author)
+            GalleryImage.objects.create(post=post, image=image, sort_order=2 - j)
+        ArticlePage.objects.create(title=f"page {i}", author=author)
+        Circuit.objects.create(
+            cid=f"c{i}",
+            term_a=Termination.objects.create(site=Site.objects.create(name=f"a{i}")),
+            term_z=Termination.objects.create(site=Site.objects.create(name=f"z{i}")),
+        )
+        Bookmark.objects.create(content_type=ContentType.objects.get_for_model(Post), object_id=post.pk)
+
+
+def analyse(name: str):
+    with detect() as report:
+        result = getattr(scenarios, name)()
+    return report, result
+
+
+def patched_module(report, tmp_path: Path, name: str):
+    """The scenario module with every shown ``line`` (and ``access`` line) pasted in."""
+    lines = SCENARIOS.read_text().splitlines()
+    imports: set[str] = set()
+    replacements: dict[int, str] = {}
+    for fix in report.fixes:
+        origin = fix["origin"]
+        assert fix["line"], fix
+        assert origin["filename"].endswith("tests/proofs/scenarios.py"), origin
+        replacements[origin["lineno"]] = fix["line"]
+        imports |= {line for line in fix["import"].splitlines() if line}
+    for finding in report.findings:
+        if finding.snippets.get("access"):
+            replacements[finding.callsite["lineno"]] = finding.snippets["access"]
+    for lineno, text in replacements.items():
+        old = lines[lineno - 1]
+        lines[lineno - 1] = old[: len(old) - len(old.lstrip())] + text
+    path = tmp_path / f"patched_{name}.py"
+    path.write_text("\n".join(sorted(imports) + lines) + "\n")
+    spec = importlib.util.spec_from_file_location(f"patched_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def queries(function) -> tuple[int, object]:
+    with CaptureQueriesContext(connection) as captured:
+        result = function()
+    return len(captured), result
+
+
+SHAPES = {
+    # name: (relation of one finding, the combined fix, whether all findings share it)
+    "gallery_index": ("proofs.GalleryImage.image", '.prefetch_related("gallery_images__image")'),
+    "three_relations": ("proofs.Post.tags", '.select_related("author").prefetch_related("tags", "comments")'),
+    "downcast_pages": ("proofs.ArticlePage.author", '.select_related("articlepage__author")'),
+    "both_ends": ("proofs.Termination.site", '.select_related("term_a__site", "term_z__site")'),
+    "chunked": ("proofs.Post.author", '.select_related("author")'),
+    "live_posts": ("proofs.Post.author", '.select_related("author")'),
+    "library_reads": ("proofs.GalleryImage.image", '.prefetch_related("gallery_images__image")'),
+    "bookmarks": ("proofs.Post.author", '.prefetch_related("target__author")'),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_fix_is_verified_and_the_pasted_line_works(name, tmp_path):
+    relation, combined = SHAPES[name]
+    seed(4)
+    report, original = analyse(name)
+    n_plus_ones = report.by_kind("n_plus_one")
+    assert relation in {f.relation for f in n_plus_ones}
+    for finding in n_plus_ones:
+        assert finding.proof["status"] == "verified", finding.proof
+        assert finding.proof["after"] < finding.proof["before"]
+        assert finding.fix_id is not None
+    [fix] = report.fixes
+    assert fix["fix"] == combined
+    assert fix["proof"]["status"] == "verified"
+    assert sorted(fix["findings"]) == sorted(report.findings.index(f) for f in n_plus_ones)
+
+    module = patched_module(report, tmp_path, name)
+    count_small, result_small = queries(getattr(module, name))
+    assert result_small == original
+    seed(4, start=4)
+    count_large, result_large = queries(getattr(module, name))
+    assert count_large == count_small, "the pasted fix must make the query count constant"
+    assert result_large == getattr(scenarios, name)()
+    unfixed, _ = queries(getattr(scenarios, name))
+    assert count_large < unfixed
+
+
+def test_rewritten_lines_keep_terminal_calls_last():
+    seed(3)
+    report, _ = analyse("chunked")
+    assert report.fixes[0]["line"] == (
+        'for post in Post.objects.order_by("pk").select_related("author").iterator(chunk_size=3):')
+    report, _ = analyse("live_posts")
+    assert report.fixes[0]["line"] == 'posts = Post.live.order_by("pk").select_related("author")'
+
+
+def test_to_attr_is_not_offered_where_a_library_reads_the_manager():
+    """The library reads ``.all()[0]``: a Prefetch(to_attr=...) list would never be read (it
+    makes things worse), so the fix is the plain prefetch that serves that read."""
+    seed(4)
+    report, _ = analyse("library_reads")
+    assert all("to_attr" not in (f.snippets.get("fix") or "") for f in report.findings)
+    [finding] = report.by_kind("n_plus_one")
+    root = next(r for r in _roots_of("library_reads") if r.model is Post)
+    steps = prove.steps_for(_hops(Post, ("gallery_images",)), call=_slice_call(), aggregate=None)
+    names = prove.namespace(Post, GalleryImage)
+    to_attr = '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.all()[:1], to_attr="first"))'
+    worse = prove.prove(root, to_attr, [steps], prove.Limits(), prove.Budget(5), names)
+    assert worse["status"] == "failed" and worse["after"] >= worse["before"], worse
+    assert finding.proof["status"] == "verified"
+
+
+def _roots_of(name: str):
+    from ddt_prefetch_panel import capture as cap
+
+    with cap.capturing() as capture:
+        getattr(scenarios, name)()
+    return capture.roots
+
+
+def _hops(model, path):
+    from ddt_prefetch_panel.relate import describe_path
+
+    return describe_path(model, path)
+
+
+def _slice_call():
+    from ddt_prefetch_panel.capture import Call
+
+    return Call(high=1)
+
+
+def test_first_candidate_fails_and_the_second_is_proven(tmp_path):
+    """Bookmarks to posts and to images: prefetch_related("target__author") raises on an
+    image, GenericPrefetch with one queryset per content type seen is proven instead."""
+    seed(4)
+    for image in Image.objects.all()[:3]:
+        Bookmark.objects.create(content_type=ContentType.objects.get_for_model(Image), object_id=image.pk)
+    report, original = analyse("mixed_bookmarks")
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.method == "GenericPrefetch"
+    assert finding.proof["status"] == "verified"
+    assert 'GenericPrefetch("target", [Post.objects.select_related("author"), Image.objects.all()])' in (
+        finding.snippets["fix"])
+    assert "Tried first: .prefetch_related(\"target__author\") failed" in finding.note
+    module = patched_module(report, tmp_path, "mixed_bookmarks")
+    count, result = queries(module.mixed_bookmarks)
+    assert result == original and count == 3
+
+
+def test_nothing_provable_shows_no_line_and_says_why():
+    seed(3)
+    with detect() as report, transaction.atomic():
+        for post in Post.objects.select_for_update().order_by("pk"):
+            post.author.name
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation == "proofs.Post.author"
+    assert finding.proof["status"] == "skipped"
+    assert "select_for_update" in finding.proof["detail"]
+    assert finding.method is None and "fix" not in finding.snippets and "line" not in finding.snippets
+    assert "No fix is shown" in finding.note and report.fixes == []
+
+
+def test_a_failing_fix_is_reported_failed_with_its_reason():
+    seed(3)
+    root = next(r for r in _roots_of("three_relations") if r.model is Post)
+    names = prove.namespace(Post)
+    steps = [prove.steps_for(_hops(Post, ("tags",)))]
+    broken = prove.prove(root, '.prefetch_related("no_such_relation")', steps, prove.Limits(), prove.Budget(5), names)
+    assert broken["status"] == "failed" and "AttributeError" in broken["detail"]
+    useless = prove.prove(root, '.select_related("author")', steps, prove.Limits(), prove.Budget(5), names)
+    assert useless["status"] == "failed" and "did not remove" in useless["detail"]
+
+
+def test_replays_never_write_and_never_count_toward_assert_num_queries():
+    seed(4)
+    before = {model: model.objects.count() for model in (Post, Author, Tag, Comment, Image)}
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record), CaptureQueriesContext(connection) as captured:
+        with detect() as report:
+            scenarios.three_relations()
+    assert {f.proof["status"] for f in report.by_kind("n_plus_one")} == {"verified"}
+    # The page ran 1 + 3 x 4 queries; the replays ran many more, none of them counted...
+    assert len(captured) == 13 == report.summary["queries"]
+    assert len(statements) > 13
+    # ... and none of them wrote (a savepoint/transaction that is rolled back is all there is).
+    writes = [s for s in statements if s.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "CREATE")]
+    assert writes == []
+    assert {model: model.objects.count() for model in before} == before
+
+
+def test_proofs_can_be_turned_off_and_are_bounded():
+    seed(4)
+    with detect(PROOFS=False) as report:
+        scenarios.three_relations()
+    assert {f.proof["status"] for f in report.by_kind("n_plus_one")} == {"skipped"}
+    assert all(f.snippets.get("fix") for f in report.by_kind("n_plus_one"))
+    with detect(PROOF_BUDGET_MS=0) as report:
+        scenarios.three_relations()
+    assert {f.proof["status"] for f in report.by_kind("n_plus_one")} == {"skipped"}
+    assert all("budget" in f.proof["detail"] and "fix" not in f.snippets for f in report.by_kind("n_plus_one"))
+    with detect(PROOF_MAX_ROWS=2) as report:
+        scenarios.three_relations()
+    assert {f.proof["rows"] for f in report.by_kind("n_plus_one")} == {2}
