@@ -239,6 +239,7 @@ def session_view(request: Any) -> Any:
         response["Content-Disposition"] = f'attachment; filename="ddt-prefetch-session.{fmt}"'
         return response
     context = session_context(data, request.GET.get("request_id"), get_config().get("EDITOR_URL"))
+    context["session_url"] = request.path
     return JsonResponse({"content": render_to_string("ddt_prefetch_panel/session.html", context)})
 
 

@@ -183,5 +183,6 @@ def test_session_url_is_served_under_the_toolbar(client, store):
     assert url == "/__debug__/prefetch/session/"
     html = client.get(url).json()["content"]
     assert "shop.Order.customer" in html
+    assert f'href="{url}?format=sarif"' in html
     assert len(list(store.request_ids())) == 5  # the tab's own request is not stored as a page
     assert client.get(url, {"format": "md"})["Content-Type"] == "text/markdown"
