@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.frameworks.catalog.seed import seed
+from tests.frameworks.fakelib import ensure_installed
 from tests.frameworks.lines import at, line_of
 from debug_toolbar.store import get_store
 
@@ -45,6 +46,28 @@ def test_drf_browsable_api_page_through_the_toolbar(client, catalog):
     assert ".select_related(&quot;author&quot;)" in html
 
 
+def test_library_only_findings_are_folded_with_the_package_name(client, catalog):
+    ensure_installed()
+    _, request_id = get_with_toolbar(client, "/fw/exports/library/")
+    [finding] = [f for f in stored_stats(request_id)["report"]["findings"] if f["kind"] == "n_plus_one"]
+    assert finding["library"] is True
+    html = render_panel(client, request_id)
+    folded = html[html.index("data-ddtpp-library"):]
+    assert "In library code (1)" in folded
+    assert "ddtpp_fakelib" in folded
+    assert "catalog.Book.author" in folded
+
+
+def test_user_built_queryset_looped_by_a_library_is_not_folded(client, catalog):
+    ensure_installed()
+    _, request_id = get_with_toolbar(client, "/fw/exports/visible/")
+    [finding] = [f for f in stored_stats(request_id)["report"]["findings"] if f["kind"] == "n_plus_one"]
+    assert finding["library"] is False
+    html = render_panel(client, request_id)
+    assert "data-ddtpp-library" not in html
+    assert "catalog.Book.author" in html
+
+
 def _origin_line(request_id: str) -> int | None:
     findings = stored_stats(request_id)["report"]["findings"]
     [finding] = [f for f in findings if f["kind"] == "n_plus_one" and f["relation"] == "catalog.Book.author"]
@@ -60,6 +83,7 @@ def test_same_origin_after_a_warm_up_request(client, catalog):
 ALONE = """
 import pytest
 from tests.frameworks.catalog.seed import seed
+from tests.frameworks.fakelib import ensure_installed
 from tests.frameworks.lines import line_of
 from tests.toolbar import get_with_toolbar, stored_stats
 

@@ -13,4 +13,6 @@ urlpatterns = [
     path("jinja/books/", views.jinja_books),
     path("forms/copy/", views.copy_form),
     path("async/books/", views.async_books),
+    path("exports/library/", views.export_library),
+    path("exports/visible/", views.export_visible),
 ]

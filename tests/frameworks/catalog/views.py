@@ -21,3 +21,15 @@ async def async_books(request):
         author = await Author.everyone.aget(pk=book.author_id)
         names.append(author.name)
     return HttpResponse(", ".join(names))
+
+
+def export_library(request):
+    from . import exports  # imports ddtpp_fakelib, installed into site-packages by the tests
+
+    return HttpResponse(f"<html><body>{len(exports.export_everything())} rows</body></html>")
+
+
+def export_visible(request):
+    from . import exports
+
+    return HttpResponse(f"<html><body>{len(exports.export_visible())} rows</body></html>")
