@@ -55,6 +55,9 @@ def test_failing_still_reported(orders):
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "demo")]))
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
+    # The sample suite's own SQLite databases: under `make test-postgres` the outer session already
+    # holds the PostgreSQL test database the inner one would create.
+    monkeypatch.delenv("DDTPP_POSTGRES_HOST", raising=False)
     pytester.makepyfile(test_sample=SAMPLE)
     return pytester
 
