@@ -84,6 +84,34 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
     return _advise_lookup(relation, origin_code)
 
 
+def _advise_prefetch_objects(relation: Relation, origin_code: str | None) -> Advice:
+    """``prefetch_related_objects([obj], "posts")`` once per instance: one call on the whole list.
+
+    The replay proves the queryset form, ``.prefetch_related("posts")`` on the loop's queryset,
+    which is what one call on all its instances amounts to.
+    """
+    lookup = relation.lookup
+    if not validate_lookup(relation.model, lookup, "prefetch_related"):
+        return Advice(None, note=f"prefetch_related({lookup!r}) did not validate against the models.")
+    name = (_assigned_name(origin_code) if origin_code else None) or f"{relation.model.__name__.lower()}_list"
+    call = f'.prefetch_related("{lookup}")'
+    snippets = {
+        "fix": f'prefetch_related_objects({name}, "{lookup}")',
+        "queryset": f"{manager_expr(relation.model)}{call}",
+        "import": "from django.db.models import prefetch_related_objects",
+    }
+    if origin_code and "iterator(" not in origin_code:
+        after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", lookup,
+                             _existing_lookups(relation.root, "prefetch_related") if relation.root else [])
+        if after and after != origin_code.strip():
+            snippets["line"] = after
+    note = ("prefetch_related_objects() is called once per instance, which runs its queries once per "
+            f"instance: call it once on the whole list before the loop ({snippets['fix']}), or prefetch "
+            "on the queryset. With .iterator(chunk_size=...), call it once per chunk.")
+    return Advice("prefetch_related_objects", snippets, after_queries=prefetch_levels(relation.hops), note=note,
+                  proof_call=call)
+
+
 def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
     """``link.target.device``: a generic FK followed by a relation of what it points to.
 
@@ -174,6 +202,50 @@ def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
             snippets["bulk"] = bulk
     levels = 0 if method == "select_related" else prefetch_levels(hops)
     return Advice(method, snippets, after_queries=levels)
+
+
+def nested_prefetch(model: type, fix: str) -> str | None:
+    """The fix with ``"pizzas__category"`` lookups turned into nested ``Prefetch`` objects.
+
+    ``Prefetch("pizzas", queryset=Pizza.objects.select_related("category"))``: when every hop
+    after the first multi-valued one is single-valued, the prefetched level joins them itself,
+    one query fewer per level. None when no lookup qualifies (or two share the prefetched level).
+    """
+    calls = fix_calls(fix)
+    if calls is None:
+        return None
+    changed = False
+    parts = []
+    for method, args, kwargs in calls:
+        if method == "prefetch_related":
+            lookups = [_string_arg(a) for a in args]
+            heads = [lookup.split("__")[0] for lookup in lookups if lookup]
+            rebuilt = []
+            for source, lookup in zip(args, lookups):
+                nested = _nest(model, lookup) if lookup and heads.count(lookup.split("__")[0]) == 1 else None
+                rebuilt.append(nested or source)
+                changed |= nested is not None
+            args = rebuilt
+        parts.append(f".{method}({', '.join(args + kwargs)})")
+    return "".join(parts) if changed else None
+
+
+def _nest(model: type, lookup: str) -> str | None:
+    hops = describe_path(model, lookup.split("__"))
+    if not hops:
+        return None
+    first_many = next((i for i, hop in enumerate(hops) if not hop.single), None)
+    if first_many is None or first_many == len(hops) - 1 or hops[first_many].target is None:
+        return None
+    tail = hops[first_many + 1:]
+    if not all(h.single for h in tail) or hops[first_many].kind == "generic_relation":
+        return None
+    head = "__".join(h.accessor for h in hops[: first_many + 1])
+    inner = "__".join(h.accessor for h in tail)
+    target = hops[first_many].target
+    if not validate_lookup(target, inner, "select_related"):
+        return None
+    return f'Prefetch("{head}", queryset={manager_expr(target)}.select_related("{inner}"))'
 
 
 def prefetch_levels(hops) -> int:

@@ -16,7 +16,9 @@ from django.db.models import Prefetch
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_relation, advise_unused, combine_fixes, fix_line, flatten_select_related
+from .advise import (
+    Advice, advise_relation, advise_unused, combine_fixes, fix_line, flatten_select_related, nested_prefetch,
+)
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
 from .frames import BuildSite, StackResolver, build_site, is_library_file
@@ -253,6 +255,35 @@ def _withdraw(finding: Finding, proof: dict) -> None:
 
 
 def _plans_for_root(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
+    plans = _combined_plans(entries, limits, budget)
+    if len(plans) == 1:
+        _nest_if_better(plans[0], entries, limits, budget)
+    return plans
+
+
+def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget) -> None:
+    """Adopt nested ``Prefetch(..., queryset=X.objects.select_related(...))`` when the replay
+    proves it saves queries over the plain lookups (the expert's version of the same fix)."""
+    if plan.root is None or not plan.fix.startswith("."):
+        return
+    nested = nested_prefetch(plan.root.model, plan.fix)
+    if nested is None:
+        return
+    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
+                        if isinstance(m, type) and hasattr(m, "_meta")))
+    after = [path for _item, paths, _read in entries for path in paths]
+    as_read = [path for _item, _paths, read in entries for path in read]
+    proof = prove(plan.root, nested, after, limits, budget, names, as_read)
+    if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
+        return
+    proof["fix"] = nested
+    plan.fix, plan.proof = nested, proof
+    plan.imports = imports_for(nested, names)
+    origin = plan.origin
+    plan.line = fix_line(origin["code"], plan.root.model.__name__, nested) if origin and origin.get("code") else None
+
+
+def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
     first = entries[0][0]
     root = first.relation.root
     single = [_single_plan(item) for item, _after, _read in entries]

@@ -84,13 +84,16 @@ def queries(function) -> tuple[int, object]:
 
 SHAPES = {
     # name: (relation of one finding, the combined fix, whether all findings share it)
-    "gallery_index": ("proofs.GalleryImage.image", '.prefetch_related("gallery_images__image")'),
+    # The expert's fix: the prefetched gallery joins its images (2 queries, not 3).
+    "gallery_index": ("proofs.GalleryImage.image",
+                      '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")))'),
     "three_relations": ("proofs.Post.tags", '.select_related("author").prefetch_related("tags", "comments")'),
     "downcast_pages": ("proofs.ArticlePage.author", '.select_related("articlepage__author")'),
     "both_ends": ("proofs.Termination.site", '.select_related("term_a__site", "term_z__site")'),
     "chunked": ("proofs.Post.author", '.select_related("author")'),
     "live_posts": ("proofs.Post.author", '.select_related("author")'),
-    "library_reads": ("proofs.GalleryImage.image", '.prefetch_related("gallery_images__image")'),
+    "library_reads": ("proofs.GalleryImage.image",
+                      '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")))'),
     "bookmarks": ("proofs.Post.author", '.prefetch_related("target__author")'),
 }
 
@@ -120,6 +123,7 @@ def test_every_fix_is_verified_and_the_pasted_line_works(name, tmp_path):
     assert result_large == getattr(scenarios, name)()
     unfixed, _ = queries(getattr(scenarios, name))
     assert count_large < unfixed
+    assert count_large == fix["proof"]["after"]
 
 
 def test_rewritten_lines_keep_terminal_calls_last():
