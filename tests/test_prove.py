@@ -248,3 +248,25 @@ def test_proofs_can_be_turned_off_and_are_bounded():
     with detect(PROOF_MAX_ROWS=2) as report:
         scenarios.three_relations()
     assert {f.proof["rows"] for f in report.by_kind("n_plus_one")} == {2}
+
+
+def test_every_fix_shown_on_the_demo_pages_is_verified(client):
+    """Issue 11's bar: on each demo scenario, every N+1 that shows a fix carries a verified
+    proof, and each combined fix is verified too."""
+    from shop import urls as shop_urls
+    from shop.seed import seed as seed_pizzeria
+
+    seed_pizzeria(orders=10)
+    checked = 0
+    for pattern in shop_urls.urlpatterns:
+        if not (pattern.name or "").endswith("-bad"):
+            continue
+        with detect() as report:
+            response = client.get("/" + str(pattern.pattern))
+        assert response.status_code == 200, pattern.name
+        for finding in report.by_kind("n_plus_one"):
+            if finding.snippets.get("fix"):
+                checked += 1
+                assert finding.proof["status"] == "verified", (pattern.name, finding.relation, finding.proof)
+        assert all(fix["proof"]["status"] == "verified" for fix in report.fixes), pattern.name
+    assert checked >= 15
