@@ -19,9 +19,9 @@ from django.utils.translation import gettext_lazy as _, ngettext
 
 from . import capture as cap
 from .conf import get_config
-from .editor import link_finding
+from .editor import frame_url, link_finding
 from .analyze import analyze
-from .findings import KIND_TITLES, Report
+from .findings import KIND_TITLES, Report, note_without_proof
 
 
 class PrefetchPanel(Panel):
@@ -138,14 +138,24 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
 
     ``link_stylesheet`` puts the stylesheet's ``<link>`` (with ``csp_nonce``) in the HTML;
     otherwise panel.js links it with the nonce of the page DDT was inserted into.
+
+    Findings and fixes of library code only (``Finding.library``: the queryset is built and
+    looped by an installed package) go to ``library_findings``/``library_fixes``, which the
+    template folds; every finding keeps its ``number`` (position in the report, from 1).
     """
     stats = printable(stats)
     data = stats.get("report") or {}
     error = stats.get("error")
+    summary = data.get("summary") or {}
     context: dict[str, Any] = {
         "error": error,
-        "summary": data.get("summary") or {},
+        "summary": summary,
         "findings": [],
+        "fixes": [],
+        "library_findings": [],
+        "library_fixes": [],
+        "library_packages": [],
+        "disabled_hooks": disabled_hook_notes(summary.get("disabled_hooks")),
         "csp_nonce": csp_nonce,
         "link_stylesheet": link_stylesheet,
     }
@@ -154,15 +164,148 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
         context["report_markdown"] = report.to_markdown()
         context["report_json"] = json.dumps(data, indent=2, sort_keys=True)
         editor = get_config().get("EDITOR_URL")
-        for finding_data, finding in zip(data.get("findings", []), report.findings):
-            context["findings"].append(
+        fixes = data.get("fixes") or []
+        findings = []
+        for index, (finding_data, finding) in enumerate(zip(data.get("findings", []), report.findings)):
+            fix_id = finding.fix_id if isinstance(finding.fix_id, int) and 0 <= finding.fix_id < len(fixes) else None
+            findings.append(
                 {
                     **link_finding(finding_data, editor),
+                    "number": index + 1,
                     "title": finding.title,
                     "kind_label": str(KIND_TITLES.get(finding.kind, finding.kind)),
                     "markdown": finding.to_markdown(),
+                    "proof": proof_view(finding.proof),
+                    "fix_number": None if fix_id is None else fix_id + 1,
+                    "fix_partners": 0 if fix_id is None else max(0, len(fixes[fix_id].get("findings") or []) - 1),
+                    "snippet_list": shown_snippets(finding_data),
+                    "note": note_without_proof(finding.note, finding.proof),
+                    "library": bool(finding.library),
+                    "package": library_package(finding_data) if finding.library else None,
                 }
             )
+        for finding in findings:
+            context["library_findings" if finding["library"] else "findings"].append(finding)
+        for index, fix in enumerate(fixes):
+            card = fix_card(index, fix, findings, editor)
+            context["library_fixes" if card["library"] else "fixes"].append(card)
+        context["library_packages"] = sorted({f["package"] for f in context["library_findings"] if f["package"]})
     except Exception as exc:  # stored data from an older version, or corrupted
         context["error"] = {"type": type(exc).__name__, "message": str(exc)}
     return context
+
+
+# Snippets that are a fix to paste: never shown for a fix whose replay failed.
+PASTEABLE_SNIPPETS = ("fix", "line", "queryset", "access", "import", "bulk", "patch")
+
+
+def proof_view(proof: dict | None) -> dict | None:
+    """A proof as the template shows it: its status, and whether its fix may be pasted.
+
+    ``verified``: replayed and constant; ``failed``: the fix raised or still repeats (never
+    paste-able); ``skipped``: not replayed (proofs off, budget spent, a locking queryset),
+    shown as "not verified".
+    """
+    if not proof or not proof.get("status"):
+        return None
+    status = str(proof["status"])
+    return {
+        "status": status,
+        "verified": status == "verified",
+        "failed": status == "failed",
+        "before": proof.get("before"),
+        "after": proof.get("after"),
+        "counted": isinstance(proof.get("before"), int) and isinstance(proof.get("after"), int),
+        "rows": proof.get("rows") or 0,
+        "detail": proof.get("detail") or "",
+        "tried": proof.get("fix") or "",
+    }
+
+
+def shown_snippets(finding: dict) -> list[dict]:
+    """(name, code) of the snippets the finding shows, in their order; none of a failed fix.
+
+    The origin's rewritten ``line`` is shown next to the origin (before/after) when the
+    origin's source is known, so it is not repeated in the list.
+    """
+    snippets = finding.get("snippets") or {}
+    proof = finding.get("proof") or {}
+    origin = finding.get("origin") or {}
+    shown = []
+    for name, code in snippets.items():
+        if proof.get("status") == "failed" and name in PASTEABLE_SNIPPETS:
+            continue
+        if name == "line" and origin.get("code"):
+            continue
+        if code:
+            shown.append({"name": name, "code": code})
+    return shown
+
+
+def library_package(finding: dict) -> str | None:
+    """The installed package a library finding runs in: the top-level directory (or module)
+    under site-packages of its origin, call site or stack frames."""
+    frames = [finding.get("origin"), finding.get("evaluated_at"), finding.get("callsite"),
+              *(finding.get("callsites") or []), *(finding.get("stack") or [])]
+    for frame in frames:
+        if isinstance(frame, dict) and frame.get("filename") and not frame.get("template"):
+            package = site_package(str(frame["filename"]))
+            if package:
+                return package
+    return None
+
+
+def site_package(filename: str) -> str | None:
+    """``rest_framework`` of ``.../site-packages/rest_framework/serializers.py``, or None."""
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            position = len(parts) - 1 - parts[::-1].index(marker)
+            if position + 1 < len(parts):
+                name = parts[position + 1]
+                return name[:-3] if name.endswith(".py") else name
+    return None
+
+
+def fix_card(index: int, fix: dict, findings: list[dict], editor: str | None) -> dict:
+    """One ``report.fixes`` entry for the template: the combined fix, where it goes, its proof
+    and the findings it serves (``library`` when all of them are library-only)."""
+    members = [findings[i] for i in fix.get("findings") or [] if isinstance(i, int) and 0 <= i < len(findings)]
+    origin = fix.get("origin")
+    if isinstance(origin, dict) and editor:
+        url = frame_url(origin, editor)
+        origin = {**origin, "editor_url": url} if url else origin
+    proof = proof_view(fix.get("proof"))
+    return {
+        "number": index + 1,
+        "origin": origin,
+        "fix": fix.get("fix") or "",
+        "line": fix.get("line"),
+        "import": fix.get("import") or "",
+        "lookups": list(fix.get("lookups") or []),
+        "proof": proof,
+        # Analysis only keeps fixes whose replay did not fail; a failed one is not paste-able.
+        "pasteable": not (proof and proof["failed"]),
+        "findings": [
+            {"number": f["number"], "kind": f["kind"], "kind_label": f["kind_label"],
+             "subject": f.get("relation") or f.get("model") or "", "library": f["library"]}
+            for f in members
+        ],
+        "library": bool(members) and all(f["library"] for f in members),
+    }
+
+
+def disabled_hook_notes(disabled: Any) -> list[dict]:
+    """``summary["disabled_hooks"]`` (hook -> reason) with what the panel cannot see without it."""
+    if not isinstance(disabled, dict) or not disabled:
+        return []
+    from .hooks import HOOKS
+
+    detects = {spec.name: spec.detects for spec in HOOKS}
+    # An optional app that is not installed (contenttypes) has nothing to detect: as the
+    # system check (W002), only hooks a Django release broke are named.
+    return [
+        {"name": name, "reason": str(reason), "detects": detects.get(name)}
+        for name, reason in sorted(disabled.items())
+        if not str(reason).endswith("is not in INSTALLED_APPS")
+    ]

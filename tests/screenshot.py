@@ -1,4 +1,5 @@
-"""Regenerate docs/screenshot.png: the demo's nested-prefetch page with the panel open.
+"""Regenerate docs/screenshot.png: the demo's combined-fix page (one verified fix for three
+relations of one queryset) with the panel open.
 
     make screenshot            # or: .venv/bin/python tests/screenshot.py [output.png]
 
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = "/nested/bad/"
+PAGE = "/combined/bad/"
 SIZE = (1400, 1000)
 
 
@@ -51,6 +52,7 @@ def main(output: Path) -> None:
                 driver.get(f"http://127.0.0.1:{server.port}{PAGE}")
                 content = browser.open_panel(driver)
                 assert "N+1" in content.text, content.text[:1000]
+                assert combined_verified_fix(content), "the page shows no verified fix for several findings"
                 from selenium.webdriver.support.ui import WebDriverWait
 
                 # The panel's stylesheet is linked from its content and loads after it.
@@ -68,6 +70,17 @@ def main(output: Path) -> None:
         finally:
             server.terminate()
     print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+
+
+def combined_verified_fix(content) -> bool:
+    """Whether the panel shows a fix card, verified, that serves more than one finding."""
+    from selenium.webdriver.common.by import By
+
+    return any(
+        card.find_elements(By.CSS_SELECTOR, ".ddtpp-proof-verified")
+        and len(card.find_elements(By.CSS_SELECTOR, "[data-ddtpp-goto^='finding-']")) > 1
+        for card in content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-fix]")
+    )
 
 
 if __name__ == "__main__":

@@ -402,3 +402,86 @@ def test_demo_index_is_usable_on_load(live_server, driver):
     WebDriverWait(driver, browser.TIMEOUT).until(
         lambda d: browser.panel_state(d)["open"] is False, message="the Prefetch link did not close the panel"
     )
+
+
+# --------------------------------------------------------------------------- proven fixes
+
+FOCUSED_ANCHOR = """
+const active = document.getElementById("djDebugRoot").shadowRoot.activeElement;
+return active ? active.dataset.ddtppAnchor || null : null;
+"""
+
+
+def combined_fixes() -> list[dict]:
+    """``report.fixes`` of the demo's combined page, from ``detect()`` around its view."""
+    from django.test import RequestFactory
+    from shop import views
+
+    from ddt_prefetch_panel import detect
+
+    with detect() as report:
+        views.combined_bad(RequestFactory().get("/combined/bad/"))
+    return report.fixes
+
+
+def test_copy_the_combined_fix_and_read_its_proof(live_server, driver):
+    """The demo's combined page: one card for three relations of one queryset, its proof in
+    words, and one click for the rewritten line or the call."""
+    from shop.seed import seed
+
+    seed(orders=10)
+    [expected] = combined_fixes()
+    fix, line, proven = expected["fix"], expected["line"], expected["proof"]
+    assert fix.startswith('.select_related("customer").prefetch_related(') and line.endswith(fix)
+    driver.get(f"{live_server.url}/combined/bad/")
+    content = browser.open_panel(driver)
+    [card] = content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-fix]")
+    proof = card.find_element(By.CSS_SELECTOR, ".ddtpp-proof-line")
+    assert proof.is_displayed()
+    assert proof.text.startswith(
+        f"Verified on this request: {proven['before']} → {proven['after']} queries for these loops"
+    ), proof.text
+    assert card.find_element(By.CSS_SELECTOR, ".ddtpp-proof-verified").text.startswith("verified ")
+
+    driver.execute_script(RECORD_CLIPBOARD)
+    button = card.find_element(By.CSS_SELECTOR, 'button[data-ddtpp-copy="fix-1-fix"]')
+    button.click()
+    assert copied(driver) == [fix]
+    wait_for_label(driver, button, "Copied")
+
+    driver.execute_script(RECORD_CLIPBOARD)
+    card.find_element(By.CSS_SELECTOR, 'button[data-ddtpp-copy="fix-1-line"]').click()
+    assert copied(driver) == [line]
+
+    # The card links to its findings; each finding links back to the card.
+    links = card.find_elements(By.CSS_SELECTOR, "[data-ddtpp-goto^='finding-']")
+    assert len(links) == 2
+    links[-1].click()
+    target = links[-1].get_attribute("data-ddtpp-goto")
+    WebDriverWait(driver, browser.TIMEOUT).until(lambda d: d.execute_script(FOCUSED_ANCHOR) == target)
+    section = content.find_element(By.CSS_SELECTOR, f'[data-ddtpp-anchor="{target}"]')
+    section.find_element(By.CSS_SELECTOR, ".ddtpp-fix-link").click()
+    WebDriverWait(driver, browser.TIMEOUT).until(lambda d: d.execute_script(FOCUSED_ANCHOR) == "fix-1")
+    assert driver.current_url.endswith("/combined/bad/"), "a panel link changed the page's URL"
+
+
+def test_failed_proof_shows_the_reason_and_no_fix_to_copy(live_server, driver, monkeypatch):
+    from shop.seed import seed
+
+    from tests.test_panel import wrong_advice
+
+    seed(orders=10)
+    wrong_advice(monkeypatch)
+    driver.get(f"{live_server.url}/forward-fk/bad/")
+    content = browser.open_panel(driver)
+    section = n_plus_one_section(content)
+    assert section.find_element(By.CSS_SELECTOR, ".ddtpp-proof").text.startswith("failed")
+    proof = section.find_element(By.CSS_SELECTOR, ".ddtpp-proof-line")
+    assert proof.is_displayed()
+    assert "Failed on this request's data, so no fix is shown." in proof.text
+    assert 'Tried: .prefetch_related("pizzas")' in proof.text
+    assert "did not remove the repeated queries" in proof.text
+    assert not content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-fix]")
+    assert not section.find_elements(By.CSS_SELECTOR, "[data-ddtpp-snippet], .ddtpp-after")
+    buttons = section.find_elements(By.CSS_SELECTOR, "button[data-ddtpp-copy]")
+    assert [b.text for b in buttons] == ["Copy as Markdown"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import override_settings
+from django.utils.html import escape
 
 from ddt_prefetch_panel.panel import PrefetchPanel, panel_context
+from tests.test_panel_template import text
 from tests.toolbar import get_with_toolbar, render_panel, stored_stats
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +113,186 @@ def test_toolbar_own_requests_are_not_captured(client, pizzeria):
     _, request_id = get_with_toolbar(client, "/forward-fk/fixed/")
     render_panel(client, request_id)
     assert stored_stats(request_id)["report"]["summary"]["queries"] == 1
+
+
+# --------------------------------------------------------------------------- proven fixes
+
+
+def panel_of(client, path: str) -> tuple[dict, dict, str]:
+    """(stored stats, template context, rendered HTML) of the panel for one demo page."""
+    _, request_id = get_with_toolbar(client, path)
+    stats = stored_stats(request_id)
+    return stats, panel_context(stats), render_panel(client, request_id)
+
+
+def sections(html: str) -> list[str]:
+    """``fix-N`` / ``finding-N`` anchors in the order the panel shows them."""
+    return re.findall(r'data-ddtpp-anchor="((?:fix|finding)-\d+)"', html)
+
+
+def test_combined_fix_card_comes_first_with_its_proof_and_findings(client, pizzeria):
+    stats, context, html = panel_of(client, "/combined/bad/")
+    report = stats["report"]
+    [fix] = report["fixes"]
+    assert fix["fix"].startswith('.select_related("customer").prefetch_related(') and "pizzas" in fix["fix"]
+    assert fix["proof"]["status"] == "verified"
+    assert sorted(fix["findings"]) == [0, 1]
+    [card] = context["fixes"]
+    assert card["findings"] == [
+        {"number": 1, "kind": "n_plus_one", "kind_label": "N+1", "subject": report["findings"][0]["relation"],
+         "library": False},
+        {"number": 2, "kind": "n_plus_one", "kind_label": "N+1", "subject": report["findings"][1]["relation"],
+         "library": False},
+    ]
+    # The card before every finding; each finding links back to it.
+    assert sections(html) == ["fix-1", "finding-1", "finding-2"]
+    assert html.count('data-ddtpp-goto="fix-1"') == 2
+    assert 'data-ddtpp-goto="finding-1"' in html and 'data-ddtpp-goto="finding-2"' in html
+    assert "→ Fix 1 (with 1 other finding)" in html
+    # Both the rewritten origin line and the call itself can be copied, as analysis gave them.
+    card_html = html[html.index('data-ddtpp-fix="1"'):html.index('data-ddtpp-anchor="finding-1"')]
+    assert f'<code data-ddtpp-text="fix-1-line">{escape(fix["line"])}</code>' in card_html
+    assert f'<code data-ddtpp-text="fix-1-fix">{escape(fix["fix"])}</code>' in card_html
+    assert 'data-ddtpp-copy="fix-1-line"' in card_html and 'data-ddtpp-copy="fix-1-fix"' in card_html
+    before, after = fix["proof"]["before"], fix["proof"]["after"]
+    assert before == report["summary"]["queries"] and after <= 3
+    assert f"Verified on this request: {before} → {after} queries for these loops" in text(card_html)
+    assert f"replayed on {fix['proof']['rows']} rows in a rolled-back savepoint" in text(card_html)
+    assert f"verified {before} → {after}" in text(card_html)
+    # The finding's own fix is still there, folded: the combined one is what to paste.
+    assert html.count('<details class="ddtpp-alone">') == 2
+
+
+def test_two_roots_two_cards_each_finding_linked_to_its_own(client, pizzeria):
+    stats, context, html = panel_of(client, "/o2o/bad/")
+    report = stats["report"]
+    assert len(report["fixes"]) == 2
+    for number, card in enumerate(context["fixes"], 1):
+        [member] = card["findings"]
+        finding = next(f for f in context["findings"] if f["number"] == member["number"])
+        assert finding["fix_number"] == number and finding["fix_partners"] == 0
+        assert card["line"] == report["fixes"][number - 1]["line"]
+        assert card["line"].startswith(card["origin"]["code"])
+    assert sorted(sections(html)[:2]) == ["fix-1", "fix-2"]
+    assert "(with " not in text(html)
+    assert '<details class="ddtpp-alone">' not in html
+
+
+def test_filtered_prefetch_card_carries_its_import(client, pizzeria):
+    stats, context, html = panel_of(client, "/filtered-prefetch/bad/")
+    [card] = context["fixes"]
+    assert "from django.db.models import Prefetch" in card["import"].splitlines()
+    assert card["import"] == stats["report"]["fixes"][0]["import"]
+    assert 'to_attr="vegetarian_pizzas"' in card["line"]
+    assert f'<code data-ddtpp-text="fix-1-import">{card["import"]}</code>' in html
+    assert 'data-ddtpp-copy="fix-1-import"' in html
+    assert card["proof"]["verified"] and card["pasteable"]
+
+
+def test_nested_page_one_lookup_one_card(client, pizzeria):
+    stats, context, html = panel_of(client, "/nested/bad/")
+    [card] = context["fixes"]
+    assert card["lookups"] == ["pizzas__category"]
+    assert card["line"] == 'orders = Order.objects.prefetch_related("pizzas__category").order_by("pk")'
+    assert "queries for this loop" in text(html)
+
+
+def wrong_advice(monkeypatch, fix: str = '.prefetch_related("pizzas")') -> None:
+    """The advice for a forward FK becomes a plausible but wrong fix (prefetching another
+    relation), which analysis then really replays on the request's data."""
+    from ddt_prefetch_panel import analyze
+
+    real = analyze.advise_relation
+
+    def advise(*args, **kwargs):
+        advice = real(*args, **kwargs)
+        if advice is not None and advice.method == "select_related":
+            advice = dataclasses.replace(advice, method="prefetch_related", snippets={"fix": fix},
+                                         proof_call=None, fallbacks=[])
+        return advice
+
+    monkeypatch.setattr(analyze, "advise_relation", advise)
+
+
+def test_failed_proof_shows_what_was_tried_and_no_fix_to_paste(client, pizzeria, monkeypatch):
+    wrong_advice(monkeypatch)
+    stats, context, html = panel_of(client, "/forward-fk/bad/")
+    [finding] = [f for f in stats["report"]["findings"] if f["kind"] == "n_plus_one"]
+    assert finding["proof"]["status"] == "failed"
+    assert finding["proof"]["fix"] == '.prefetch_related("pizzas")'
+    assert "did not remove the repeated queries" in finding["proof"]["detail"]
+    assert stats["report"]["fixes"] == [] and context["fixes"] == []
+    assert 'data-ddtpp-snippet="fix"' not in html
+    assert 'data-ddtpp-copy="origin-after-' not in html and 'data-ddtpp-copy="snippet-' not in html
+    assert re.findall(r'data-ddtpp-copy="([^"]+)"', html) == ["report-markdown", "finding-markdown-1"]
+    shown = text(html)
+    assert "failed" in shown and "Failed on this request's data, so no fix is shown." in shown
+    assert "Tried:" in shown and escape(finding["proof"]["detail"]) in html
+
+
+@override_settings(DDT_PREFETCH_PANEL={"PROOF_BUDGET_MS": 0})
+def test_fix_not_replayed_is_not_verified_and_not_shown(client, pizzeria):
+    stats, context, html = panel_of(client, "/forward-fk/bad/")
+    [finding] = [f for f in stats["report"]["findings"] if f["kind"] == "n_plus_one"]
+    assert finding["proof"]["status"] == "skipped"
+    assert context["fixes"] == [] and 'data-ddtpp-snippet="fix"' not in html
+    assert 'data-ddtpp-proof="skipped">not verified</span>' in html
+    assert "Not verified on this request." in text(html)
+    assert "replay budget of 0 ms" in text(html)
+
+
+@override_settings(DDT_PREFETCH_PANEL={"PROOFS": False})
+def test_proofs_off_fix_shown_as_not_verified(client, pizzeria):
+    stats, context, html = panel_of(client, "/forward-fk/bad/")
+    [finding] = [f for f in context["findings"] if f["kind"] == "n_plus_one"]
+    assert finding["proof"]["status"] == "skipped" and not finding["proof"]["counted"]
+    assert 'data-ddtpp-snippet="fix"' in html and 'data-ddtpp-copy="origin-after-1"' in html
+    assert 'data-ddtpp-proof="skipped">not verified</span>' in html
+    assert "Proofs are turned off" in text(html)
+
+
+def test_disabled_hooks_banner_names_what_the_panel_cannot_see(client, pizzeria):
+    from ddt_prefetch_panel import hooks
+
+    spec = hooks.HookSpec("tests.test_panel:Gone.method", "nothing", ("self",), lambda original: original)
+    hooks.install([spec])
+    try:
+        stats, context, html = panel_of(client, "/forward-fk/bad/")
+    finally:
+        hooks._status.pop(spec.name)
+    reason = stats["report"]["summary"]["disabled_hooks"][spec.name]
+    assert reason.startswith("AttributeError")
+    assert [hook["name"] for hook in context["disabled_hooks"]] == [spec.name]
+    assert "data-ddtpp-disabled-hooks" in html
+    assert "Some detections are off." in text(html)
+    assert f"({spec.name}: {reason})" in text(html).replace("&#x27;", "'")
+    # Findings are still shown under the banner.
+    assert 'data-ddtpp-anchor="finding-1"' in html
+
+
+def test_library_only_findings_are_folded_with_their_package(db):
+    from ddt_prefetch_panel import detect
+    from tests.frameworks.fakelib import ensure_installed
+
+    ensure_installed()
+    from tests.frameworks.catalog import exports
+    from tests.frameworks.catalog.seed import seed
+
+    seed(authors=4, books_per_author=3)
+    with detect() as report:
+        exports.export_everything()  # built and looped by the library
+        exports.export_visible()  # built by the project, looped by the library
+    data = report.to_dict()
+    assert sorted(f["library"] for f in data["findings"] if f["kind"] == "n_plus_one") == [False, True]
+    context = panel_context({"report": json.loads(json.dumps(data)), "error": None})
+    [folded] = context["library_findings"]
+    assert folded["package"] == "ddtpp_fakelib" and context["library_packages"] == ["ddtpp_fakelib"]
+    assert all(not f["library"] for f in context["findings"]) and context["findings"]
+    assert all(not card["library"] for card in context["fixes"])
+    assert all(card["library"] for card in context["library_fixes"])
+    html = render_to_string(PrefetchPanel.template, context)
+    group = html[html.index("<details class=\"ddtpp-group ddtpp-library\""):]
+    assert group.startswith('<details class="ddtpp-group ddtpp-library" data-ddtpp-library>')  # closed
+    assert "In library code (1): ddtpp_fakelib" in text(group)
+    assert f'data-ddtpp-anchor="finding-{folded["number"]}"' in group
+    assert f'data-ddtpp-anchor="finding-{folded["number"]}"' not in html[:html.index("data-ddtpp-library")]

@@ -78,6 +78,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         'Order.objects.prefetch_related("pizzas__category")',
     ),
     Scenario(
+        "combined",
+        "Several relations from one queryset",
+        "Each order loads its customer, its pizzas and every pizza's category: three loops' worth of queries.",
+        'Order.objects.select_related("customer").prefetch_related("pizzas__category")',
+        note="The panel gives one fix for the whole queryset, replayed on the request's rows before it is shown.",
+    ),
+    Scenario(
         "template-loop",
         "Lazy queryset evaluated in the template",
         "The view passes an unevaluated queryset; the template's loop reads order.customer.name.",

@@ -478,3 +478,24 @@ def api_orders_bad(request: HttpRequest) -> JsonResponse:
 def api_orders_fixed(request: HttpRequest) -> JsonResponse:
     orders = Order.objects.order_by("pk").select_related("customer")
     return JsonResponse({"orders": [{"id": o.pk, "customer": o.customer.name} for o in orders]})
+
+
+# combined: three relations read from one queryset, one fix (and one proof) for all of them.
+
+
+def _order_overview(orders: QuerySet[Order]) -> Table:
+    rows: list[Row] = []
+    for order in orders:
+        pizzas = _joined(f"{pizza.name} ({pizza.category.name})" for pizza in order.pizzas.all())
+        rows.append((order.pk, order.customer.name, pizzas))
+    return Table("Orders, customers, pizzas and categories", ("order", "customer", "pizzas"), rows)
+
+
+def combined_bad(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.order_by("pk")
+    return _render(request, "combined", "bad", [_order_overview(orders)])
+
+
+def combined_fixed(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.order_by("pk").select_related("customer").prefetch_related("pizzas__category")
+    return _render(request, "combined", "fixed", [_order_overview(orders)])

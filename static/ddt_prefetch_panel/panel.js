@@ -94,13 +94,35 @@ function download(root, key) {
     window.setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
+// Links between a fix card and its findings. The panel lives in a shadow root, where a
+// fragment link cannot reach: scroll to the target, unfold a collapsed group (library code,
+// "this finding's fix alone") on the way, and move the focus there.
+function goTo(root, key) {
+    const target = root.querySelector(`[data-ddtpp-anchor="${CSS.escape(key)}"]`);
+    if (!target) {
+        return;
+    }
+    for (let node = target.parentElement; node && node !== root; node = node.parentElement) {
+        if (node.tagName === "DETAILS") {
+            node.open = true;
+        }
+    }
+    target.scrollIntoView({ block: "start" });
+    target.focus({ preventScroll: true });
+    target.classList.add("ddtpp-target");
+    window.setTimeout(() => target.classList.remove("ddtpp-target"), CONFIRM_MS);
+}
+
 function onClick(event) {
-    const button = event.target.closest("[data-ddtpp-copy], [data-ddtpp-download]");
+    const button = event.target.closest("[data-ddtpp-copy], [data-ddtpp-download], [data-ddtpp-goto]");
     const root = button && panelRoot(button);
     if (!root) {
         return;
     }
-    if (button.dataset.ddtppCopy !== undefined) {
+    if (button.dataset.ddtppGoto !== undefined) {
+        event.preventDefault();
+        goTo(root, button.dataset.ddtppGoto);
+    } else if (button.dataset.ddtppCopy !== undefined) {
         const text = textFor(root, button.dataset.ddtppCopy);
         if (text !== null) {
             copyText(root, text).then((ok) => confirm(root, button, ok));
