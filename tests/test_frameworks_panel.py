@@ -106,9 +106,11 @@ def test_same_origin_when_the_first_request_imports_the_viewset(tmp_path):
     test_file = ROOT / "tests" / f"test_zz_alone_{os.getpid()}.py"
     test_file.write_text(ALONE)
     try:
+        # Its own test database name: on PostgreSQL this session's test database is in use.
+        env = dict(os.environ, DDTPP_POSTGRES_DB=os.environ.get("DDTPP_POSTGRES_DB", "ddtpp") + f"_alone{os.getpid()}")
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
         )
     finally:
         test_file.unlink()
