@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Prefetch
 
-from .pysource import literal_imports
+from .capture import Call
+from .pysource import literal_imports, python_literal
 from .relate import Relation, describe_path
 
 
@@ -36,6 +37,9 @@ class Advice:
     proof_call: str | None = None
     # Next candidates, tried in order when the replay proves this one wrong.
     fallbacks: list[Advice] = field(default_factory=list)
+    # Names the snippet uses for the loop's filter values (the user's own variables, or
+    # placeholders): the proof binds them to this request's values, the text never shows them.
+    bindings: dict[str, Any] = field(default_factory=dict)
 
 
 def manager_expr(model: type) -> str:
@@ -77,10 +81,22 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
         return Advice(None, note=relation.note)
     if any(h.kind == "generic_fk" for h in relation.hops[:-1]):
         return _advise_generic(relation, origin_code)
+    bindings: dict[str, Any] = {}
+    if relation.call is not None and not relation.call.unreadable:
+        rendered, bindings = render_call(relation.call, callsite_code)
+        relation = replace(relation, call=rendered)
+    advice = None
     if not last.single and relation.aggregate in ("count", "exists", "sum", "avg", "min", "max"):
-        return _advise_annotate(relation, origin_code, callsite_code)
-    if not last.single and relation.call is not None:
-        return _advise_prefetch_object(relation, origin_code, callsite_code)
+        advice = _advise_annotate(relation, origin_code, callsite_code, bindings)
+    elif not last.single and relation.call is not None:
+        advice = _advise_prefetch_object(relation, origin_code, callsite_code)
+    if advice is not None:
+        advice.bindings = bindings
+        if bindings and advice.method:
+            names = ", ".join(sorted(bindings))
+            advice.note = ((advice.note + " ") if advice.note else "") + (
+                f"The fix uses {names} for the value(s) your loop filters by: define them where the queryset is built.")
+        return advice
     return _advise_lookup(relation, origin_code)
 
 
@@ -467,6 +483,60 @@ def _merge_args(call: ast.Call, lookup: str | None, existing: list[str]) -> list
 # --------------------------------------------------------------------------- Prefetch / annotate
 
 
+def render_call(call: Call, callsite_code: str | None) -> tuple[Call, dict[str, Any]]:
+    """The loop's filters as the user wrote them, never as values taken from the query.
+
+    A keyword written with a literal on the loop's line keeps that literal (it is the user's
+    own code); one written with a variable keeps the variable's name; anything else becomes a
+    placeholder name. Names are bound to this request's values for the replay proof only.
+    """
+    written = _keyword_sources(callsite_code) if callsite_code else {}
+    bindings: dict[str, Any] = {}
+
+    def text(key: str, value: Any) -> str:
+        source = written.get(key.split("__")[0] if key not in written else key)
+        if source is not None:
+            kind, code = source
+            if kind == "literal":
+                return code
+            if kind == "name":
+                bindings[code] = value
+                return code
+        name = f"{key.replace('__', '_')}_value"
+        bindings[name] = value
+        return name
+
+    rendered = replace(
+        call,
+        filters=tuple((k, text(k, v), v) for k, _source, v in call.filters),
+        excludes=tuple((k, text(k, v), v) for k, _source, v in call.excludes),
+    )
+    return rendered, bindings
+
+
+def _keyword_sources(code: str) -> dict[str, tuple[str, str]]:
+    """keyword -> ("literal" | "name" | "expression", source) of the calls on a line."""
+    tree, suffix = _parse(code.strip())
+    if tree is None:
+        return {}
+    source = code.strip() + suffix
+    found: dict[str, tuple[str, str]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                continue
+            segment = ast.get_source_segment(source, keyword.value) or ""
+            try:
+                ast.literal_eval(keyword.value)
+                kind = "literal"
+            except (ValueError, SyntaxError, TypeError):
+                kind = "name" if isinstance(keyword.value, ast.Name) else "expression"
+            found.setdefault(keyword.arg, (kind, segment))
+    return found
+
+
 def _prefetch_queryset_expr(target: type, call: Any) -> str:
     expr = manager_expr(target)
     if call.filters:
@@ -511,16 +581,20 @@ def _identifier(value: Any) -> str | None:
 def to_attr_name(accessor: str, call: Any, parent_model: type) -> str:
     """A readable attribute name for ``Prefetch(to_attr=...)`` that clashes with nothing."""
     parts: list[str] = []
-    for key, _source, value in call.filters:
+    # Values make the name only where the user wrote them as literals: a value that came from
+    # a variable (a request parameter) must not leak into the snippet through the name.
+    for key, source, value in call.filters:
         field_name = key.split("__")[0]
-        if value is True:
+        written = source == python_literal(value)
+        if value is True and written:
             parts.append(field_name)
-        elif value is False:
+        elif value is False and written:
             parts.append(f"non_{field_name}")
-        elif "__" not in key and _identifier(value):
+        elif "__" not in key and written and _identifier(value):
             parts.append(_identifier(value))
-    for key, _source, value in call.excludes:
-        parts.append(f"non_{_identifier(value) or key.split('__')[0]}")
+    for key, source, value in call.excludes:
+        written = source == python_literal(value)
+        parts.append(f"non_{(_identifier(value) if written else None) or key.split('__')[0]}")
     if call.high is not None:
         parts.insert(0, f"first_{call.high - (call.low or 0)}")
     elif call.order_by and not parts:
@@ -589,7 +663,8 @@ def _back_name(hop: Any) -> str | None:
     return None
 
 
-def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code: str | None,
+                     bindings: dict[str, Any] | None = None) -> Advice:
     last = relation.last
     call = relation.call
     # exists() adds LIMIT 1 and drops ordering itself: only filters come from the loop.
@@ -612,7 +687,8 @@ def _advise_annotate(relation: Relation, origin_code: str | None, callsite_code:
         name = f"num_{name}"
     # What is validated is the snippet itself, evaluated: the two cannot drift apart.
     try:
-        expression = eval(expression_text, _annotation_namespace(last.target))  # noqa: S307 (our own text)
+        namespace = {**_annotation_namespace(last.target), **(bindings or {})}
+        expression = eval(expression_text, namespace)  # noqa: S307 (our own text)
         owner._base_manager.annotate(**{name: expression}).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
     except (FieldError, FieldDoesNotExist, ValueError, TypeError, NameError, SyntaxError) as exc:
         return Advice(None, note=f"annotate() did not validate: {exc}")

@@ -223,7 +223,7 @@ def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict,
     for candidate in [item.advice, *item.advice.fallbacks]:
         fix = candidate.proof_call or candidate.snippets.get("fix")
         after, as_read = _walks(relation, candidate)
-        proof = prove(relation.root, fix, after, limits, budget, names, as_read)
+        proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read)
         proof["fix"] = fix
         if proof["status"] != "failed":
             break
@@ -269,8 +269,7 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     nested = nested_prefetch(plan.root.model, plan.fix)
     if nested is None:
         return
-    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
-                        if isinstance(m, type) and hasattr(m, "_meta")))
+    names = _plan_names(entries)
     after = [path for _item, paths, _read in entries for path in paths]
     as_read = [path for _item, _paths, read in entries for path in read]
     proof = prove(plan.root, nested, after, limits, budget, names, as_read)
@@ -293,8 +292,7 @@ def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     combined = combine_fixes(fixes)
     if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
         return single
-    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
-                        if isinstance(m, type) and hasattr(m, "_meta")))
+    names = _plan_names(entries)
     after = [path for _item, paths, _read in entries for path in paths]
     as_read = [path for _item, _paths, read in entries for path in read]
     proof = prove(root, combined, after, limits, budget, names, as_read)
@@ -306,6 +304,15 @@ def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     imports = imports_for(combined, names)
     return [FixPlan(root, combined, line, imports, [item.relation.lookup for item, _a, _r in entries],
                     [item.finding for item, _a, _r in entries], proof, origin)]
+
+
+def _plan_names(entries: list) -> dict[str, Any]:
+    """The proof namespace of several findings' fixes: their models and filter bindings."""
+    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
+                        if isinstance(m, type) and hasattr(m, "_meta")))
+    for item, _a, _r in entries:
+        names.update(item.advice.bindings)
+    return names
 
 
 def _single_plan(item: NPlusOne) -> FixPlan:

@@ -149,8 +149,10 @@ def imports_for(fix: str, names: dict[str, Any]) -> list[str]:
         if node.id == "datetime":
             plain.add("import datetime")
             continue
+        if not (isinstance(value, type) or callable(value)):
+            continue  # a bound value (the loop's filter variable), not something to import
         module = getattr(value, "__module__", None)
-        if module is None:
+        if module is None or module == "builtins":
             continue
         if module.startswith("django.db.models"):
             module = "django.db.models"  # Count, Prefetch... are exported there

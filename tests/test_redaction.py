@@ -65,15 +65,10 @@ def raw_sql_with_inlined_literal(needle: str) -> None:
             cursor.execute(f"SELECT id FROM shop_customer WHERE name = '{needle}'")
 
 
-# Snippets that rebuild a loop's filter render the captured values (hooks.describe_call ->
-# advise._prefetch_queryset_expr / _advise_annotate / to_attr_name); issue 14 asks for the
-# user's source text or placeholders there. Strict: these fail loudly once fixed.
-_LEAKS_CALL_VALUES = pytest.mark.xfail(strict=True, reason="issue 14: Call values rendered into snippets")
-
 SCENARIOS = [
-    pytest.param(loop_filters_related_manager, id="prefetch-queryset-filter", marks=_LEAKS_CALL_VALUES),
-    pytest.param(loop_counts_with_a_filter, id="annotate-count-filter", marks=_LEAKS_CALL_VALUES),
-    pytest.param(loop_checks_existence, id="annotate-exists-filter", marks=_LEAKS_CALL_VALUES),
+    pytest.param(loop_filters_related_manager, id="prefetch-queryset-filter"),
+    pytest.param(loop_counts_with_a_filter, id="annotate-count-filter"),
+    pytest.param(loop_checks_existence, id="annotate-exists-filter"),
     hand_written_loop,
     duplicates_and_unindexed,
     raw_sql_with_inlined_literal,
@@ -114,3 +109,20 @@ def test_the_exports_do_carry_parameters_when_opted_in(pizzeria):
         loop_filters_related_manager(_secret())
     texts = exports(report)
     assert SECRET in texts["json"] and SECRET in texts["markdown"]
+
+
+@pytest.mark.parametrize("scenario, fix", [
+    (loop_filters_related_manager, 'queryset=Pizza.objects.filter(name=needle), to_attr="filtered_pizzas")'),
+    (loop_counts_with_a_filter, 'Count("order", filter=Q(order__notes=needle))'),
+    (loop_checks_existence, 'Exists(Order.objects.filter(customer=OuterRef("pk"), status=needle))'),
+])
+def test_a_filter_value_is_written_as_the_users_own_variable_and_still_proven(pizzeria, scenario, fix):
+    """The loop filters by a variable: the fix names that variable (the user's own code text),
+    the replay proves it with this request's value, and the note says where it must exist."""
+    with detect() as report:
+        scenario(_secret())
+    [finding] = report.by_kind("n_plus_one")
+    assert fix in finding.snippets["fix"]
+    assert finding.proof["status"] == "verified", finding.proof
+    assert "needle" in finding.note
+
