@@ -138,3 +138,11 @@ def test_the_crawl_patch_fixes_the_crawled_pages(pizzeria, tmp_path, settings):
     still = [key(f) for f in remaining if key(f) in fixed and "Mapped from the SQL" not in (f.get("note") or "")]
     assert still == []
     assert sum(f["avoidable"] for f in remaining) < sum(f["avoidable"] for f in findings) / 5
+
+
+def test_crawl_leaves_the_toolbar_history_alone(pizzeria):
+    from debug_toolbar.store import get_store
+
+    get_store().clear()
+    run("/forward-fk/bad/", "--format", "json")
+    assert list(get_store().request_ids()) == []

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
 from django.urls import URLResolver, get_resolver
 from django.utils.regex_helper import normalize
 
@@ -69,12 +70,16 @@ class Command(BaseCommand):
             urls += [url for url in parameterless_routes() if url not in urls]
         if not urls:
             raise CommandError("Give at least one URL, or --all-urls.")
-        client = self._client(options.get("user"))
+        # Without the toolbar's middleware: its panels would analyse every page a second time, and a
+        # database store would keep the crawl's requests in the developer's history.
+        middleware = [m for m in settings.MIDDLEWARE if not m.startswith("debug_toolbar.")]
         sources = []
-        for url in urls:
-            source, report = self._request(client, url)
-            sources.append((source, report))
-            self.stderr.write(f"GET {url} {source['status_code']}: {len(report['findings'])} findings")
+        with override_settings(MIDDLEWARE=middleware):
+            client = self._client(options.get("user"))
+            for url in urls:
+                source, report = self._request(client, url)
+                sources.append((source, report))
+                self.stderr.write(f"GET {url} {source['status_code']}: {len(report['findings'])} findings")
         data = aggregate(sources)
         fmt = options["format"] or (format_for(options["output"]) if options["output"] else "md")
         text = render(data, fmt)
