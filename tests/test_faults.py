@@ -439,8 +439,13 @@ def test_ten_thousand_statements_differing_only_in_literals_are_reported(fresh_p
 # --------------------------------------------------------------------------- security
 
 
-def test_panel_adds_no_url_endpoints():
-    assert PrefetchPanel.get_urls() == []
+@pytest.mark.django_db
+def test_the_panels_only_endpoint_is_the_session_tab_behind_the_toolbar_check(client):
+    """One read-only view (the "All requests" tab), wrapped like DDT's own views: it answers only
+    where the toolbar is shown (see test_session_view_is_hidden_without_the_toolbar)."""
+    [pattern] = PrefetchPanel.get_urls()
+    assert pattern.name == "ddtpp_session"
+    assert client.get("/__debug__/prefetch/session/").status_code == 200
 
 
 @pytest.fixture
@@ -468,3 +473,9 @@ def test_capture_is_inactive_when_the_toolbar_is_not_shown(toolbar_hidden, asgi)
     assert seen["instance_sources"] == [None, None, None]
     assert seen["wrapped"] == []
     assert list(get_store().request_ids()) == []
+
+
+@pytest.mark.django_db
+def test_session_view_is_hidden_without_the_toolbar(toolbar_hidden, client):
+    assert client.get("/__debug__/prefetch/session/").status_code == 404
+
