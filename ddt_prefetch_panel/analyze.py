@@ -7,7 +7,6 @@ public API around it.
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -21,8 +20,8 @@ from .advise import (
 )
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
-from .frames import BuildSite, StackResolver, build_site, is_library_file
-from .frameworks import fix_snippets, place_note
+from .frames import BuildSite, StackResolver, build_site, is_project_class
+from .frameworks import fix_snippets, overridable, place_note
 from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
 from .indexes import index_findings
 from .patch import attach_patches
@@ -481,15 +480,11 @@ def _library_only(site: BuildSite, relation: Relation | None) -> bool:
     """
     if not site.library or relation is None or relation.root is None:
         return False
-    if relation.model_admin is not None and not is_library_code_of(type(relation.model_admin)):
+    if relation.model_admin is not None and is_project_class(type(relation.model_admin)):
         return False
+    if overridable(site):
+        return False  # a project subclass's method: overriding it is the fix
     return build_site(relation.root.evaluated).library
-
-
-def is_library_code_of(cls: type) -> bool:
-    module = sys.modules.get(cls.__module__)
-    filename = getattr(module, "__file__", None)
-    return filename is None or is_library_file(filename)
 
 
 def _definition(hop: Any) -> dict | None:

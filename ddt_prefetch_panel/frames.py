@@ -539,10 +539,21 @@ def build_site(raw: tuple | None) -> BuildSite:
 def _library_frame(entry: tuple) -> Frame:
     code, lineno = entry[0], entry[1]
     owner = entry[3] if len(entry) == 4 and entry[2] is OWNER else None
-    function = f"{owner.__name__}.{code.co_name}" if isinstance(owner, type) else _function_name(code)
     source = linecache.getline(code.co_filename, lineno).strip()
-    return Frame(code.co_filename, lineno, function, source,
-                 qualname=getattr(code, "co_qualname", code.co_name))
+    qualname = getattr(code, "co_qualname", code.co_name)
+    if not isinstance(owner, type):
+        return Frame(code.co_filename, lineno, _function_name(code), source, qualname=qualname)
+    # A method the project can override in its own subclass (ListView.get_queryset of BookListView).
+    detail = ("override", owner, code.co_name, code.co_varnames[: code.co_argcount])
+    return Frame(code.co_filename, lineno, f"{owner.__name__}.{code.co_name}", source,
+                 qualname=qualname, detail=detail)
+
+
+def is_project_class(cls: type) -> bool:
+    """Whether a class is defined in the project's code."""
+    module = sys.modules.get(getattr(cls, "__module__", ""))
+    filename = getattr(module, "__file__", None)
+    return filename is not None and not is_library_file(filename)
 
 
 def _function_name(code: Any) -> str:

@@ -33,6 +33,7 @@ from .frames import (
     FrameKind,
     declaration_line,
     is_library_file,
+    is_project_class,
     mentioned_line,
     register,
 )
@@ -200,6 +201,8 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
     """
     if origin is None or not fix or not isinstance(origin.detail, tuple):
         return {}
+    if origin.detail[0] == "override":
+        return _override_snippets(origin.detail, fix)
     framework, field = origin.detail
     if framework != "strawberry":
         return {}
@@ -223,6 +226,29 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
         snippets["hints"] = f"strawberry_django.field({hints})"
     snippets["hints"] += "  # with DjangoOptimizerExtension() in the schema's extensions"
     return snippets
+
+
+def _override_snippets(detail: tuple, fix: str) -> dict[str, str]:
+    """A library method built the queryset for a project subclass (Django's ``ListView``,
+    a framework's view or admin): override it there and chain the fix onto ``super()``."""
+    _, owner, method, params = detail
+    if not is_project_class(owner):
+        return {}
+    names = list(params)
+    if not names or names[0] != "self":
+        return {}
+    call = ", ".join(names[1:])
+    return {"override": (
+        f"# in {owner.__name__}\n"
+        f"def {method}({', '.join(names)}):\n"
+        f"    return super().{method}({call}){fix}"
+    )}
+
+
+def overridable(site: BuildSite) -> bool:
+    """The library built the queryset in a method of a project subclass."""
+    detail = site.frame.detail if site.frame is not None else None
+    return isinstance(detail, tuple) and detail[0] == "override" and is_project_class(detail[1])
 
 
 def place_note(site: BuildSite) -> str | None:

@@ -25,6 +25,7 @@ from ddt_prefetch_panel import detect
 from tests.frameworks.blog import views as blog_views
 from tests.frameworks.blog.seed import seed as seed_blog
 from tests.frameworks.catalog import exports, gql_strawberry
+from tests.frameworks.catalog import views as catalog_views
 from tests.frameworks.catalog.forms import CopyForm
 from tests.frameworks.catalog.seed import seed as seed_catalog
 from tests.frameworks.lines import at, line_of
@@ -239,3 +240,31 @@ def test_defined_at_through_an_abstract_base(catalog):
         exports.imprints()
     finding = only(report, "catalog.Book.imprint")
     assert at(finding.defined_at, "catalog/models.py", "    imprint = models.ForeignKey(")
+
+
+def test_queryset_built_by_a_generic_view_names_the_users_subclass(client, catalog):
+    """Django's ListView builds the queryset from ``model = Book``: the origin is the library
+    method that decided it, named after the project's subclass, with an override to paste."""
+    with detect() as report:
+        response = client.get("/fw/generic/books/")
+    assert response.status_code == 200
+    finding = only(report, "catalog.Book.author")
+    assert finding.callsite["template"] is True
+    assert finding.callsite["filename"] == "catalog/book_list.jinja"
+    assert finding.origin["function"] == "BookListView.get_queryset"
+    assert finding.origin["filename"].endswith("django/views/generic/list.py")
+    assert finding.origin["library"] is True
+    assert "line" not in finding.snippets  # Django's own line is not the user's to rewrite
+    assert finding.snippets["override"] == (
+        "# in BookListView\n"
+        "def get_queryset(self):\n"
+        '    return super().get_queryset().select_related("author")'
+    )
+    assert "override it in your project" in finding.note
+    assert finding.library is False
+    assert_verified(finding)
+    pasted = textwrap.dedent(inspect.getsource(catalog_views.FixedBookListView.get_queryset)).strip()
+    assert pasted == finding.snippets["override"].split("\n", 1)[1]
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/fw/generic/books/fixed/").status_code == 200
+    assert len(queries) == 1

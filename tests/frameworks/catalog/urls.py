@@ -14,5 +14,7 @@ urlpatterns = [
     path("forms/copy/", views.copy_form),
     path("async/books/", views.async_books),
     path("exports/library/", views.export_library),
+    path("generic/books/", views.BookListView.as_view()),
+    path("generic/books/fixed/", views.FixedBookListView.as_view()),
     path("exports/visible/", views.export_visible),
 ]
