@@ -75,6 +75,8 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
     if relation.model is None or not relation.hops or not relation.path:
         return Advice(None, note=relation.note)
     last = relation.last
+    if relation.per_instance:
+        return _advise_prefetch_objects(relation, origin_code)
     if last.kind == "deferred":
         return _advise_deferred(relation, origin_code)
     if len(relation.hops) != len(relation.path):
@@ -126,6 +128,69 @@ def _advise_prefetch_objects(relation: Relation, origin_code: str | None) -> Adv
             "on the queryset. With .iterator(chunk_size=...), call it once per chunk.")
     return Advice("prefetch_related_objects", snippets, after_queries=prefetch_levels(relation.hops), note=note,
                   proof_call=call)
+
+
+@dataclass
+class BulkGet:
+    """A hand-written ``Model.objects.get(field=value)`` per row: what ``in_bulk`` replaces."""
+
+    model: type
+    field: str  # field name compared per row ("pk" for the primary key)
+    values: list  # sample values of this request, for the replay
+
+
+def advise_in_bulk(bulk: BulkGet, callsite_code: str | None) -> Advice:
+    """One ``in_bulk()`` before the loop, a dict lookup in it (the rewritten loop line)."""
+    model = bulk.model
+    name = f"{model.__name__.lower()}_by_{bulk.field}"
+    field_arg = "" if bulk.field == "pk" else f", field_name={_quote(bulk.field)}"
+    snippets = {
+        "fix": f"{name} = {manager_expr(model)}.in_bulk(values{field_arg})  # once, before the loop",
+        "bulk": f"{manager_expr(model)}.filter({bulk.field}__in=values)",
+    }
+    access = _bulk_access(callsite_code, model.__name__, name) if callsite_code else None
+    if access:
+        snippets["access"] = access
+    note = (f"{manager_expr(model)} is queried once per row by {bulk.field}: load them all at once with "
+            f"in_bulk() on the values the loop reads (values), then read {name}[value] in the loop.")
+    return Advice("in_bulk", snippets, after_queries=1, note=note)
+
+
+def _bulk_access(code: str, model_name: str, name: str) -> str | None:
+    """``Model.objects.get(pk=x)`` (or ``.filter(pk=x).first()``) in the loop line -> ``name[x]``."""
+    text = code.strip()
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    chain = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _names_model(node.value, model_name):
+            chain = node
+            break
+    if chain is None:
+        return None
+    parents = _parent_map(tree)
+    node: ast.expr = chain
+    value = None
+    while True:
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            node = parent
+        elif isinstance(parent, ast.Call) and parent.func is node:
+            if isinstance(node, ast.Attribute) and node.attr in ("get", "filter") and len(parent.keywords) == 1:
+                value = parent.keywords[0].value
+            elif isinstance(node, ast.Attribute) and node.attr not in ("all", "first", "using"):
+                return None  # values(), select_related()...: a dict lookup would not be the same
+            node = parent
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "first"):
+                break
+        else:
+            break
+    if value is None:
+        return None
+    source = text + suffix
+    inner = ast.get_source_segment(source, value)
+    return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]")
 
 
 def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
@@ -294,32 +359,50 @@ def flatten_select_related(tree: dict, prefix: str = ""):
 
 
 def _advise_deferred(relation: Relation, origin_code: str | None) -> Advice:
+    """A deferred field read per row: load it with the rows (``only()`` gains the field path,
+    ``defer()`` loses it). A field of a ``select_related`` object is named by its path
+    (``only("author__id", "author__username")``)."""
     root = relation.root
-    name = relation.path[-1]
-    if root is None or len(relation.path) != 1:
+    name = "__".join(relation.path)
+    prefix = relation.path[:-1]
+    if root is None:
         return Advice(None, note=f"{name!r} was deferred when its instances were loaded.")
+    if prefix and not (all(h.single for h in relation.hops[:-1]) and _selected(root.select_related, prefix)):
+        return Advice(None, note=(
+            f"{name!r} was deferred on objects that were not joined with select_related, so the loop's "
+            "queryset cannot load it; load the field where those objects are queried."))
     names, defer = root.deferred
     if defer:
         args = sorted(n for n in names if n != name)
         method = "defer"
-        call = f'.defer({", ".join(_quote(n) for n in args)})' if args else ""
-        fix = call or f"# remove .defer({_quote(name)})"
+        call = f'.defer({", ".join(_quote(n) for n in args)})' if args else ".defer(None)"
+        fix = call
     else:
         args = sorted(set(names) | {name})
         method = "only"
         call = f'.only({", ".join(_quote(n) for n in args)})'
         fix = call
-    snippets = {"fix": fix}
-    if call:
-        snippets["queryset"] = f"{manager_expr(relation.model)}{call}"
-    if origin_code and call:
+    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{call}"}
+    if origin_code:
         after = rewrite_line(origin_code, relation.model.__name__, method, None, [], replace_args=args)
         if after and after != origin_code.strip():
             snippets["line"] = after
     # The fix replaces the queryset's defer() arguments, where defer() on the replayed query
     # would add to them: the proof clears them first. only() replaces by itself.
-    proof_call = f".defer(None){call}" if defer else None
+    proof_call = (call if call == ".defer(None)" else f".defer(None){call}") if defer else None
     return Advice(method, snippets, after_queries=0, proof_call=proof_call)
+
+
+def _selected(select_related: Any, path: tuple[str, ...]) -> bool:
+    """``path`` is joined by the queryset's ``select_related`` (``True``: every non-null FK)."""
+    if select_related is True:
+        return True
+    tree = select_related
+    for part in path:
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
 
 
 # --------------------------------------------------------------------------- line rewriting

@@ -16,7 +16,8 @@ from django.db.models import Prefetch
 from . import capture as cap
 from . import hooks, sqlshape
 from .advise import (
-    Advice, advise_relation, advise_unused, combine_fixes, fix_line, flatten_select_related, nested_prefetch,
+    Advice, BulkGet, advise_in_bulk, advise_relation, advise_unused, combine_fixes, fix_line, flatten_select_related,
+    nested_prefetch,
 )
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
@@ -25,7 +26,7 @@ from .frameworks import fix_snippets, overridable, place_note
 from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
 from .indexes import index_findings
 from .patch import attach_patches
-from .prove import Budget, Limits, Step, imports_for, namespace, prove, steps_for
+from .prove import Budget, Limits, Step, imports_for, isolated, namespace, prove, steps_for
 from .relate import KIND_LABELS, HopInfo, Relation, definition_site, describe_path, model_for_table, relate
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
@@ -41,6 +42,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     n_plus_ones = repeated_groups(groups, capture, context)
     findings = n_plus_one_findings(n_plus_ones, context)
     plans = prove_fixes(n_plus_ones, config)
+    prove_bulk_gets(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
     if "unused_prefetch" in context.kinds:
         findings += unused_prefetch_findings(capture, context)
@@ -82,14 +84,20 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
     )
     candidates: list[tuple[Group, Relation | None]] = []
     for group in groups:
-        if group.prefetch_only:
+        # prefetch_related's own statements are not repeats, unless the user's code called
+        # prefetch_related_objects() on one instance at a time.
+        per_instance = group.prefetch_only and group.per_instance_prefetch is not None
+        if group.prefetch_only and not per_instance:
             continue
         if group.count == 1:
-            if context.threshold > 1 or not lazy_load_on_many(group):
+            if context.threshold > 1 or per_instance or not lazy_load_on_many(group):
                 continue
         elif group.count < context.threshold or group.distinct_params() == 1:
             continue  # the same statement again and again: reported as a duplicate
-        candidates.append((group, relate(group, roots_by_seq)))
+        relation = relate(group, roots_by_seq)
+        if per_instance and relation is None:
+            continue  # instances loaded one by one (.get() each): nothing to batch
+        candidates.append((group, relation))
     items = [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
     for item in items:
         if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
@@ -417,10 +425,13 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     # Only a project line that builds the queryset is rewritten: not a library's line, not a
     # framework declaration (whose fix has its own place, see frameworks.fix_snippets).
     rewritable = origin["code"] if origin and not site.library and not site.frame.declares else None
-    advice = (
-        advise_relation(relation, rewritable, callsite.code if callsite else None)
-        if relation else Advice(None)
-    )
+    bulk = bulk_get(group) if relation is None else None
+    if relation is not None:
+        advice = advise_relation(relation, rewritable, callsite.code if callsite else None)
+    elif bulk is not None:
+        advice = advise_in_bulk(bulk, callsite.code if callsite else None)
+    else:
+        advice = Advice(None)
     advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
     if advice.origin is not None:
         origin = frame_dict_from(advice.origin)
@@ -463,6 +474,71 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
     return finding, advice
+
+
+def bulk_get(group: Group) -> BulkGet | None:
+    """A loop of ``Model.objects.get(field=value)`` (or ``filter(...).first()``) on the primary key
+    or a unique field, with no relation behind it (``for pid in ids: Publisher.objects.get(pk=pid)``)."""
+    record = group.records[0]
+    model = record.model
+    if model is None or group.hops:
+        return None
+    shape = sqlshape.shape_on(record.sql, record.alias)
+    if shape is None or shape.has_or or shape.aggregate or shape.tables != [model._meta.db_table]:
+        return None
+    if len(shape.conditions) != 1 or shape.conditions[0].op != "eq" or shape.conditions[0].param is None:
+        return None
+    condition = shape.conditions[0]
+    field = next((f for f in model._meta.concrete_fields if f.column == condition.column), None)
+    if field is None or not (field.primary_key or field.unique):
+        return None
+    values = []
+    for sample in group.records:
+        params = sample.params
+        if isinstance(params, (list, tuple)) and condition.param < len(params):
+            values.append(params[condition.param])
+    return BulkGet(model, "pk" if field.primary_key else field.name, values) if values else None
+
+
+def prove_bulk_gets(items: list[NPlusOne], config: dict) -> None:
+    """Replay ``in_bulk()`` on the values this request looked up one by one: one statement that
+    returns every object the loop's own statements found."""
+    limits = Limits.from_config(config)
+    for item in items:
+        finding, advice = item.finding, item.advice
+        if finding is None or advice is None or advice.method != "in_bulk" or item.relation is not None:
+            continue
+        bulk = bulk_get(item.group)
+        proof: dict[str, Any] = {"status": "skipped", "before": finding.count, "after": None,
+                                 "rows": 0, "detail": "", "fix": finding.snippets.get("fix")}
+        if not limits.enabled:
+            proof["detail"] = "Proofs are turned off (PROOFS=False)."
+            finding.proof = proof
+            continue
+        alias = item.group.alias
+        field = None if bulk.field == "pk" else bulk.field
+        try:
+            with isolated(alias) as statements:
+                manager = bulk.model._default_manager.db_manager(alias)
+                found = manager.in_bulk(bulk.values, **({"field_name": field} if field else {}))
+                singles = sum(1 for value in bulk.values if value in found)
+            after = len(statements)
+        except Exception as exc:  # a broken transaction, a custom manager that refuses
+            proof.update(status="failed", detail=f"in_bulk() raised {type(exc).__name__}: {exc}")
+            _withdraw(finding, proof)
+            finding.proof = proof
+            continue
+        errors = sum(b.errors for b in item.group.buckets)
+        if after == 1 and (singles == len(bulk.values) or errors):
+            proof.update(status="verified", after=after, rows=len(found), detail=(
+                f"in_bulk() on {len(bulk.values)} of this request's values ran 1 query and returned "
+                f"the {len(found)} objects the loop fetched one by one."))
+        else:
+            proof.update(status="failed", after=after, detail=(
+                f"in_bulk() on this request's values ran {after} queries and found {singles} of "
+                f"{len(bulk.values)} objects."))
+            _withdraw(finding, proof)
+        finding.proof = proof
 
 
 def _site_dict(site: BuildSite) -> dict | None:

@@ -117,6 +117,7 @@ class Record:
     root: Root | None = None  # for statements that evaluated a root queryset
     seq: int = 0  # position in the capture
     allow: tuple | None = None  # ALLOW-style patterns of the ignore_n_plus_one(*patterns) block it ran in
+    per_instance: bool = False  # issued by prefetch_related_objects([one_instance], ...) called by user code
 
 
 # Per bucket (same alias, SQL text, raw stack): what is kept beyond exact counts and times.
@@ -147,6 +148,7 @@ class Bucket:
     calls: set = field(default_factory=set)  # distinct Calls, at most 2 kept (we only ask "varies?")
     params: dict = field(default_factory=dict)  # hash(repr(params)) -> count, bounded
     params_overflow: int = 0  # statements whose parameters were not tracked (bound reached)
+    per_instance: int = 0  # statements of prefetch_related_objects() called on a single instance
 
     def add(self, record: Record) -> None:
         self.count += 1
@@ -159,6 +161,8 @@ class Bucket:
             self.slowest = record
         if record.hop is not None and len(self.hops) < HOPS_PER_BUCKET:
             self.hops.append(record.hop)
+        if record.per_instance:
+            self.per_instance += 1
         if record.call is not None and len(self.calls) < 2:
             self.calls.add(record.call)
         key = params_hash(record.params)
@@ -282,6 +286,9 @@ current_query: ContextVar[Any] = ContextVar("ddt_prefetch_panel_query", default=
 active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", default=None)
 # (parent Source, attribute) while prefetch_related loads one level.
 active_prefetch: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_prefetch", default=None)
+# Set while prefetch_related_objects(), called by the user's code (not by a queryset), prefetches
+# a single instance: in a loop, that is the N+1 it exists to avoid.
+per_instance_prefetch: ContextVar[bool] = ContextVar("ddt_prefetch_panel_per_instance", default=False)
 # (Query, Root) while a root queryset runs its first statement.
 evaluating: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_evaluating", default=None)
 # Set inside ignore_n_plus_one(): True, statements are counted but not analysed; a tuple of
@@ -364,6 +371,7 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         prefetch=prefetch,
         call=call,
         allow=allow,
+        per_instance=pending_prefetch is not None and per_instance_prefetch.get(),
     )
     pending = evaluating.get()
     if pending is not None and pending[0] is query and pending[1] is not None:

@@ -125,6 +125,16 @@ class Group:
         return all(b.prefetch is not None for b in self.buckets)
 
     @property
+    def per_instance_prefetch(self) -> tuple | None:
+        """The prefetch key ``(id(root), path)`` when every statement came from
+        ``prefetch_related_objects([instance], ...)`` called per instance of one root queryset."""
+        keys = {b.prefetch for b in self.buckets}
+        if len(keys) != 1 or any(b.per_instance != b.count for b in self.buckets):
+            return None
+        key = keys.pop()
+        return key if key is not None and key[0] is not None else None
+
+    @property
     def callsite(self) -> Frame | None:
         return callsite_of(self.stack)
 

@@ -560,12 +560,32 @@ def _wrap_prefetch_one_level(original):
             return original(*args, **kwargs)
         attr = lookup.prefetch_through.split("__")[level]
         token = cap.active_prefetch.set((instance_source(instances[0]), attr))
+        single = cap.per_instance_prefetch.set(_per_instance_call(sys._getframe(1)))
         try:
             return original(*args, **kwargs)
         finally:
+            cap.per_instance_prefetch.reset(single)
             cap.active_prefetch.reset(token)
 
     return prefetch_one_level
+
+
+def _per_instance_call(frame: Any) -> bool:
+    """``prefetch_related_objects([instance], ...)`` called by code outside Django's query module
+    (a queryset's own prefetch, per result or per ``iterator()`` chunk, is called from there)."""
+    for _ in range(4):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "prefetch_related_objects":
+            break
+        frame = frame.f_back
+    else:
+        return False
+    caller = frame.f_back
+    if caller is None or caller.f_code.co_filename == frame.f_code.co_filename:
+        return False
+    instances = frame.f_locals.get("model_instances")
+    return isinstance(instances, (list, tuple)) and len(instances) == 1
 
 
 def _wrap_toolbar_postprocess(original):

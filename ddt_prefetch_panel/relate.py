@@ -77,6 +77,7 @@ class Relation:
     model_admin: Any = None  # the ModelAdmin whose changelist built the root queryset
     # Models a generic FK on the path pointed to in this request (for GenericPrefetch).
     generic_models: tuple[type, ...] = ()
+    per_instance: bool = False  # prefetch_related_objects([instance], ...) called once per instance
 
     @property
     def last(self) -> HopInfo | None:
@@ -167,7 +168,10 @@ def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
 def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
     """The relation behind a group: ORM events first, then the SQL."""
     hops = group.hops
-    if hops:
+    per_instance = group.per_instance_prefetch
+    if per_instance is not None:
+        relation = _from_prefetch(per_instance, roots_by_seq)
+    elif hops:
         relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None])
     else:
         relation = _downcast(group, roots_by_seq) or _from_sql(group, group.first_seq, roots_by_seq)
@@ -180,6 +184,19 @@ def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | Non
         if relation.root is not None:
             relation.model_admin = changelist_admin(relation.root)
     return relation
+
+
+def _from_prefetch(key: tuple, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
+    """A ``prefetch_related_objects([instance], "a__b")`` loop: the path it prefetched, from the
+    root queryset whose instances were passed one at a time."""
+    root_id, path = key
+    root = next((r for _seq, r in roots_by_seq if id(r) == root_id), None)
+    if root is None or root.rows < 2:
+        return None
+    hops = describe_path(root.model, path)
+    if not hops:
+        return None
+    return Relation(root, root.model, tuple(path), hops, per_instance=True)
 
 
 def changelist_admin(root: Root) -> Any:

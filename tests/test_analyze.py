@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from django.db.models import prefetch_related_objects
+
 from ddt_prefetch_panel import detect
 from ddt_prefetch_panel.testing import ignore_n_plus_one
 from shop.models import Customer, Order
@@ -81,3 +83,83 @@ def test_ignore_n_plus_one_rejects_invalid_patterns():
     with pytest.raises(ValueError, match="unknown keys"):
         with ignore_n_plus_one({"modle": "shop.Order"}):
             pass
+
+
+# --------------------------------------------------------------------------- item 1: prefetch_related_objects
+
+
+def test_prefetch_related_objects_per_instance_is_an_n_plus_one_with_one_call_as_the_fix(pizzeria):
+    with detect() as report:
+        customers = list(Customer.objects.all())
+        for customer in customers:
+            prefetch_related_objects([customer], "review_set")
+    [finding] = _n_plus_ones(report)
+    assert (finding.relation, finding.lookup, finding.method) == (
+        "shop.Customer.review_set", "review_set", "prefetch_related_objects")
+    assert finding.count == len(customers) and finding.avoidable == len(customers) - 1
+    assert finding.snippets["fix"] == 'prefetch_related_objects(customers, "review_set")'
+    assert finding.snippets["line"] == 'customers = list(Customer.objects.all().prefetch_related("review_set"))'
+    assert finding.proof["status"] == "verified"
+
+
+def test_prefetch_related_objects_on_the_list_or_per_chunk_is_quiet(pizzeria):
+    with detect() as report:
+        customers = list(Customer.objects.all())
+        prefetch_related_objects(customers, "review_set")
+        for customer in Customer.objects.prefetch_related("review_set").iterator(chunk_size=2):
+            list(customer.review_set.all())
+        for pk in [c.pk for c in customers[:2]]:  # objects loaded one at a time: nothing to batch
+            prefetch_related_objects([Customer.objects.get(pk=pk)], "review_set")
+    assert [f for f in _n_plus_ones(report) if f.relation == "shop.Customer.review_set"] == []
+
+
+# --------------------------------------------------------------------------- item 5: deferred fields
+
+
+def test_deferred_field_of_a_select_related_object_gets_only_with_the_field_path(pizzeria):
+    with detect() as report:
+        orders = Order.objects.select_related("customer").only("status", "customer__id")
+        for order in orders:
+            order.customer.name
+    [finding] = _n_plus_ones(report)
+    assert (finding.relation, finding.lookup, finding.method) == ("shop.Customer.name", "customer__name", "only")
+    assert finding.snippets["fix"] == '.only("customer__id", "customer__name", "status")'
+    assert finding.snippets["line"] == (
+        'orders = Order.objects.select_related("customer").only("customer__id", "customer__name", "status")')
+    assert finding.proof["status"] == "verified"
+
+
+def test_deferred_field_with_defer_gets_the_field_removed_from_defer(pizzeria):
+    with detect() as report:
+        for order in Order.objects.defer("notes"):
+            order.notes
+    [finding] = _n_plus_ones(report)
+    assert (finding.relation, finding.lookup, finding.method) == ("shop.Order.notes", "notes", "defer")
+    assert finding.snippets["fix"] == ".defer(None)"
+    assert finding.proof["status"] == "verified"
+
+
+# --------------------------------------------------------------------------- item 4: .get() loops
+
+
+def test_get_per_value_gets_in_bulk_with_the_rewritten_loop_line(pizzeria):
+    with detect() as report:
+        for customer_id in Order.objects.values_list("customer_id", flat=True):
+            Customer.objects.get(pk=customer_id).name
+    [finding] = _n_plus_ones(report)
+    assert (finding.model, finding.method) == ("shop.Customer", "in_bulk")
+    assert finding.snippets["fix"].startswith("customer_by_pk = Customer.objects.in_bulk(values)")
+    assert finding.snippets["access"] == "customer_by_pk[customer_id].name"
+    assert finding.proof["status"] == "verified" and finding.proof["after"] == 1
+
+
+def test_get_by_a_unique_field_gets_in_bulk_with_field_name(pizzeria):
+    emails = list(Customer.objects.values_list("email", flat=True))
+    with detect() as report:
+        for email in emails:
+            Customer.objects.filter(email=email).first()
+    [finding] = _n_plus_ones(report)
+    assert finding.method == "in_bulk"
+    assert 'in_bulk(values, field_name="email")' in finding.snippets["fix"]
+    assert finding.snippets["access"] == "customer_by_email[email]"
+    assert finding.proof["status"] == "verified"

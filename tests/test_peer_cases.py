@@ -31,21 +31,12 @@ from tests.peers.cases import CASES, Case, ours_allow
 
 pytestmark = pytest.mark.django_db
 
-ITEM_1 = "issue 13 item 1: per-instance prefetch_related_objects loops are not detected"
 ITEM_3 = "issue 13 item 3: the two hops of a self-FK chain (x.relation.relation) are merged into one N+1"
-ITEM_4 = "issue 13 item 4: .get() loops get no in_bulk advice"
-ITEM_5 = "issue 13 item 5: deferred-field N+1 gets no only()/defer() advice"
 ITEM_8 = "issue 13 item 8: nested unused eager loads name only one level"
 
 # Case id -> why it fails today (measured; see the module docstring).
 XFAIL: dict[str, str] = {
-    **{f"zeal/prefetch_related_objects_{name}": ITEM_1 for name in (
-        "reverse_many_to_one", "forward_many_to_one", "reverse_one_to_one", "forward_many_to_many",
-        "reverse_many_to_many", "generic_relation", "iterator")},
     "zeal/nested_equality": ITEM_3,
-    "zeal/get_in_loop": ITEM_4,
-    "zeal/deferred_field": ITEM_5,
-    "zeal/deferred_field_iterator": ITEM_5,
     "nplusone/prefetch_nested_unused": ITEM_8,
     "nplusone/select_nested_unused": ITEM_8,
 }
