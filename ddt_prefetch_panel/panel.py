@@ -299,9 +299,9 @@ def disabled_hook_notes(disabled: Any) -> list[dict]:
     """``summary["disabled_hooks"]`` (hook -> reason) with what the panel cannot see without it."""
     if not isinstance(disabled, dict) or not disabled:
         return []
-    from .hooks import HOOKS
+    from .hooks import HOOKS, third_party_relation_hooks
 
-    detects = {spec.name: spec.detects for spec in HOOKS}
+    detects = {spec.name: spec.detects for spec in HOOKS + third_party_relation_hooks()}
     # An optional app that is not installed (contenttypes) has nothing to detect: as the
     # system check (W002), only hooks a Django release broke are named.
     return [
