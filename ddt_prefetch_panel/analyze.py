@@ -22,7 +22,7 @@ from .advise import (
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
 from .frames import BuildSite, StackResolver, build_site, is_project_class
-from .frameworks import fix_snippets, overridable, place_note
+from .frameworks import fix_snippets, overridable, place_note, unused_snippets
 from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
 from .indexes import index_findings
 from .patch import attach_patches
@@ -643,8 +643,9 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
         lookups = _eager_lookups(root)
         if not lookups:
             continue
-        origin = context.first_frame(root.origin)
-        if origin is None:
+        site = build_site(root.origin)
+        origin = _site_dict(site)
+        if origin is None or site.library:
             continue  # built by library code (admin internals, ...): nothing the user can edit
         reads = accessed.get(id(root), [])
         for method, path in lookups:
@@ -660,6 +661,7 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
                        if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
                        for b in batch]
             lookup = "__".join(path)
+            framework = unused_snippets(site.frame, method, lookup)  # e.g. a DRF viewset's modes
             findings.append(Finding(
                 kind="unused_prefetch",
                 model=_label(root.model),
@@ -674,13 +676,15 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
                 callsite=context.first_frame(root.evaluated),
                 stack=context.stack(root.evaluated),
                 origin=origin,
-                snippets=advise_unused(root.model, method, lookup, path[:used], origin.get("code")),
+                snippets=framework[0] if framework else advise_unused(
+                    root.model, method, lookup, path[:used], origin.get("code")),
                 relation_kind=KIND_LABELS.get(hops[-1].kind) if hops else None,
                 related_model=_label(hops[-1].target) if hops else None,
                 defined_at=_definition(hops[-1]) if hops else None,
                 alias=root.record.alias if root.record else "default",
                 note=(f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
-                      if used else f"{lookup!r} was loaded for {root.rows} rows and never read."),
+                      if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
+                + (" " + framework[1] if framework else ""),
             ))
     return findings
 

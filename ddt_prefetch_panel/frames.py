@@ -119,11 +119,12 @@ def raw_stack(skip: int = 1) -> tuple:
     return raw_from(sys._getframe(skip + 1), None)
 
 
-def raw_from(frame: Any, anchor: Any, owner: Any = None) -> tuple:
+def raw_from(frame: Any, anchor: Any, owners: tuple = ()) -> tuple:
     """Raw entries per frame up to ``anchor`` (see the module docstring).
 
-    ``owner`` is a frame of the walk whose ``self``'s class is kept (the library frame that
-    built a queryset). At asgiref's thread boundary the awaiting coroutine's stack follows.
+    ``owners`` are frames of the walk whose ``self``'s class is kept (the library frame that
+    built a queryset, the project method it was built in). At asgiref's thread boundary the
+    awaiting coroutine's stack follows.
     """
     render_code = TEMPLATE_RENDER_CODE
     kinds = _KINDS
@@ -144,7 +145,7 @@ def raw_from(frame: Any, anchor: Any, owner: Any = None) -> tuple:
                 out.append((code, frame.f_lineno))
             else:
                 out.append((code, frame.f_lineno, kind, payload))
-        elif frame is owner:
+        elif owners and frame in owners:
             instance = frame.f_locals.get("self")
             out.append((code, frame.f_lineno, OWNER, type(instance) if instance is not None else None))
         elif not code.co_filename.endswith(".py") and "__jinja_template__" in frame.f_globals:
@@ -179,7 +180,14 @@ def build_stack(start: Any, anchor: Any) -> tuple:
         elif owner is None and not is_orm_code(code):
             owner = frame
         frame = frame.f_back
-    return raw_from(start, frame, owner)
+    owners = (owner,) if owner is not None else ()
+    if frame is not None and frame is not anchor and _is_method(frame.f_code):
+        owners += (frame,)  # the project method that built it (a viewset's get_queryset)
+    return raw_from(start, frame, owners)
+
+
+def _is_method(code: Any) -> bool:
+    return code.co_argcount > 0 and code.co_varnames[0] == "self"
 
 
 _manager_codes: dict[int, bool] = {}
@@ -451,8 +459,9 @@ def resolve_entry(entry: tuple) -> Frame | None:
     if is_library_code(code):
         return None
     source = linecache.getline(code.co_filename, lineno).strip()
+    detail = ("self", entry[3]) if len(entry) == 4 and entry[2] is OWNER else None
     return Frame(code.co_filename, lineno, _function_name(code), source,
-                 qualname=getattr(code, "co_qualname", code.co_name))
+                 qualname=getattr(code, "co_qualname", code.co_name), detail=detail)
 
 
 def tidy_stack(raw: tuple) -> tuple[Frame, ...]:

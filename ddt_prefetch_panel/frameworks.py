@@ -263,3 +263,37 @@ def place_note(site: BuildSite) -> str | None:
     if site.manager:
         parts.append(f"Putting it in {site.manager}() instead would affect every caller of the manager.")
     return " ".join(parts) or None
+
+
+def unused_snippets(origin: Frame | None, method: str, lookup: str) -> tuple[dict[str, str], str] | None:
+    """An eager load nobody read in this request, built in a DRF view's method.
+
+    One viewset serves several actions, serializers and modes (``?brief=1``): a prefetch
+    unused here may feed another of them, so the advice is to make it conditional in
+    ``get_queryset()``, never to remove it. Returns (snippets, note) or None.
+    """
+    detail = origin.detail if origin is not None else None
+    if not (isinstance(detail, tuple) and detail[0] == "self" and _is_drf_view(detail[1])):
+        return None
+    view = detail[1].__name__
+    snippets = {
+        "fix": f'# in {view}.get_queryset(): .{method}("{lookup}") only where it is read',
+        "conditional": (
+            f"# in {view}\n"
+            "def get_queryset(self):\n"
+            f"    queryset = ...  # as now, without .{method}(\"{lookup}\")\n"
+            f"    if ...:  # the action, serializer or mode that reads {lookup}, e.g. not self.request.query_params.get(\"brief\")\n"
+            f"        queryset = queryset.{method}(\"{lookup}\")\n"
+            "    return queryset"
+        ),
+    }
+    note = (f"{view} serves several actions, serializers or modes: removing it would bring the N+1 back "
+            f"where {lookup!r} is read. Load it only there.")
+    return snippets, note
+
+
+def _is_drf_view(cls: Any) -> bool:
+    import sys
+
+    generics = sys.modules.get("rest_framework.generics")
+    return generics is not None and isinstance(cls, type) and issubclass(cls, generics.GenericAPIView)

@@ -268,3 +268,20 @@ def test_queryset_built_by_a_generic_view_names_the_users_subclass(client, catal
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/fw/generic/books/fixed/").status_code == 200
     assert len(queries) == 1
+
+
+def test_drf_prefetch_unused_in_one_mode_is_made_conditional_never_removed(client, catalog):
+    with detect() as report:
+        assert client.get("/fw/api/author-modes/", {"format": "json"}).status_code == 200
+    assert not report.findings, report.to_markdown()  # the full mode reads everything it loads
+    with detect() as report:
+        assert client.get("/fw/api/author-modes/", {"format": "json", "brief": "1"}).status_code == 200
+    unused = {f.lookup: f for f in report.by_kind("unused_prefetch")}
+    assert sorted(unused) == ["books", "publisher"]  # the brief serializer reads neither
+    finding = unused["books"]
+    assert at(finding.origin, "catalog/api.py", "        queryset = Author.objects.active()")
+    assert "line" not in finding.snippets  # not "remove it": the other mode needs it
+    assert "remove" not in finding.snippets["fix"]
+    assert 'queryset = queryset.prefetch_related("books")' in finding.snippets["conditional"]
+    assert finding.snippets["conditional"].startswith("# in AuthorModesViewSet\ndef get_queryset(self):")
+    assert "AuthorModesViewSet serves several" in finding.note

@@ -60,3 +60,17 @@ router = routers.DefaultRouter()
 router.register("books", BookViewSet, basename="book")
 router.register("authors", AuthorViewSet, basename="author")
 router.register("visible-books", VisibleBookViewSet, basename="visible-book")
+
+
+class AuthorModesViewSet(viewsets.ReadOnlyModelViewSet):
+    """One viewset, two modes: ?brief=1 does not read the books it prefetches."""
+
+    def get_queryset(self):
+        queryset = Author.objects.active()
+        return queryset.select_related("publisher").prefetch_related("books")
+
+    def get_serializer_class(self):
+        return AuthorBriefSerializer if self.request.query_params.get("brief") else AuthorSerializer
+
+
+router.register("author-modes", AuthorModesViewSet, basename="author-mode")
