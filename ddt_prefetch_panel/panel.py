@@ -155,11 +155,12 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
         "library_findings": [],
         "library_fixes": [],
         "library_packages": [],
-        "disabled_hooks": disabled_hook_notes(summary.get("disabled_hooks")),
+        "disabled_hooks": [],
         "csp_nonce": csp_nonce,
         "link_stylesheet": link_stylesheet,
     }
     try:
+        context["disabled_hooks"] = disabled_hook_notes(summary.get("disabled_hooks"))
         report = Report.from_dict(data) if data else Report()
         context["report_markdown"] = report.to_markdown()
         context["report_json"] = json.dumps(data, indent=2, sort_keys=True)
