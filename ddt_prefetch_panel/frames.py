@@ -210,6 +210,14 @@ def _is_manager_code(frame: Any) -> bool:
     return known
 
 
+def first_builder_frame(frame: Any) -> Any:
+    """The first project frame from ``frame`` outwards that is not a method of the project's
+    own managers or querysets: the code that asked for the queryset."""
+    while frame is not None and (is_library_code(frame.f_code) or _is_manager_code(frame)):
+        frame = frame.f_back
+    return frame
+
+
 def first_user_frame(frame: Any) -> Any:
     """The first frame from ``frame`` outwards whose code is the project's."""
     while frame is not None and is_library_code(frame.f_code):

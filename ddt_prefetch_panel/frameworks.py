@@ -76,14 +76,16 @@ def _drf_frame(field: Any, code: Any, lineno: int) -> Frame | None:
 def _serializer_path(serializer: Any) -> str:
     """``AuthorSerializer.books`` for a serializer nested in another one, else ``""``."""
     names = []
+    owner = None
     node = serializer
     while getattr(node, "parent", None) is not None:
-        if getattr(node, "field_name", ""):
+        if getattr(node, "field_name", ""):  # a list's child has no name of its own
             names.append(node.field_name)
+            owner = node.parent  # the serializer that declares the outermost named field
         node = node.parent
-    if not names:
+    if owner is None:
         return ""
-    return f"{type(node).__name__}." + ".".join(reversed(names))
+    return f"{type(owner).__name__}." + ".".join(reversed(names))
 
 
 # --------------------------------------------------------------------------- GraphQL

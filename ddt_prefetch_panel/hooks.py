@@ -42,7 +42,7 @@ from django.db.models.sql.where import WhereNode
 from . import capture as cap
 from . import frameworks
 from .capture import Call, Hop, Root, Source
-from .frames import awaiting, build_stack, is_library_code, raw_from, stack_key
+from .frames import awaiting, build_stack, first_builder_frame, raw_from, stack_key
 from .pysource import python_literal
 
 CONTENTTYPES = "django.contrib.contenttypes"
@@ -332,12 +332,12 @@ def import_time_origin(frame: Any) -> tuple | None:
     ``queryset = Book.objects.all()`` on a viewset, ``forms.ModelChoiceField(queryset=...)``
     on a form: built once at import, often before any capture (under ``runserver`` the
     URLconf is imported first), and evaluated in every request. Outside a capture only
-    those are stamped: the walk stops at the first project frame, and only a frame without
-    its own locals (a class or module body) keeps the stamp.
+    those are stamped: the walk stops at the first project frame that is not a method of the
+    project's own managers, and only a frame without its own locals (a class or module body)
+    keeps the stamp.
     """
     start = frame
-    while frame is not None and is_library_code(frame.f_code):
-        frame = frame.f_back
+    frame = first_builder_frame(frame)
     if frame is None or frame.f_code.co_flags & _CO_NEWLOCALS:
         return None
     return build_stack(start, None)

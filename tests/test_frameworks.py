@@ -105,6 +105,18 @@ def test_drf_queryset_method_of_the_model_manager(client, catalog):
     assert_verified(finding)
 
 
+def test_drf_nested_serializer_path_names_the_outer_field(client, catalog):
+    with detect() as report:
+        assert client.get("/fw/api/author-catalogue/", {"format": "json"}).status_code == 200
+    finding = only(report, "catalog.Book.imprint")
+    assert finding.lookup == "books__imprint"
+    assert at(finding.callsite, "catalog/api.py", "    imprint = PublisherSerializer()")
+    assert finding.callsite["function"] == "AuthorCatalogueSerializer.catalogue → imprint"
+    assert at(finding.origin, "catalog/api.py", '    queryset = Author.objects.prefetch_related("books")')
+    assert 'Prefetch("books"' in finding.snippets["fix"] or '"books__imprint"' in finding.snippets["fix"]
+    assert_verified(finding)
+
+
 # --------------------------------------------------------------------------- GraphQL
 
 STRAWBERRY_QUERY = "{ books { title author { name publisher { name } } } }"

@@ -2,7 +2,7 @@
 
 from rest_framework import routers, serializers, viewsets
 
-from .models import Author, Book
+from .models import Author, Book, Publisher
 
 
 class AuthorBriefSerializer(serializers.ModelSerializer):
@@ -42,6 +42,28 @@ class BookViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = BookSerializer
 
 
+class PublisherSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Publisher
+        fields = ["id", "name"]
+
+
+class ImprintedBookSerializer(serializers.ModelSerializer):
+    imprint = PublisherSerializer()
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "imprint"]
+
+
+class AuthorCatalogueSerializer(serializers.ModelSerializer):
+    catalogue = ImprintedBookSerializer(many=True, source="books")
+
+    class Meta:
+        model = Author
+        fields = ["id", "name", "catalogue"]
+
+
 class AuthorViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AuthorSerializer
 
@@ -56,10 +78,16 @@ class VisibleBookViewSet(viewsets.ReadOnlyModelViewSet):
         return Book.objects.visible()
 
 
+class AuthorCatalogueViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Author.objects.prefetch_related("books")
+    serializer_class = AuthorCatalogueSerializer
+
+
 router = routers.DefaultRouter()
 router.register("books", BookViewSet, basename="book")
 router.register("authors", AuthorViewSet, basename="author")
 router.register("visible-books", VisibleBookViewSet, basename="visible-book")
+router.register("author-catalogue", AuthorCatalogueViewSet, basename="author-catalogue")
 
 
 class AuthorModesViewSet(viewsets.ReadOnlyModelViewSet):
