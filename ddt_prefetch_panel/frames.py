@@ -522,8 +522,8 @@ def build_site(raw: tuple | None) -> BuildSite:
     """The project frame that built a queryset, or the library frame that did.
 
     The first entry outside the ORM decides: project code (or a project template) built it;
-    otherwise a library did, unless a project declaration drove the library (a GraphQL
-    field, a serializer field), which is then the site. A project frame reached only
+    otherwise a library did, unless a project template or declaration drove the library (a
+    ``{% for %}`` loop, a GraphQL field, a serializer field), which is then the site. A project frame reached only
     through library frames is an entry point (a test's ``client.get``, a call into a
     library), never the site.
     """
@@ -544,8 +544,8 @@ def build_site(raw: tuple | None) -> BuildSite:
     if frame is not None:
         return BuildSite(frame, False, manager)
     for entry in raw[raw.index(decider):]:
-        if len(entry) == 4 and entry[2] not in (MANAGER, OWNER):
-            declared = resolve_entry(entry)
+        if len(entry) == 3 or (len(entry) == 4 and entry[2] not in (MANAGER, OWNER)):
+            declared = resolve_entry(entry)  # a project template or declaration drove the library
             if declared is not None:
                 return BuildSite(declared, False)
         elif len(entry) == 2 and not is_library_code(entry[0]):

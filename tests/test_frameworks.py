@@ -297,3 +297,15 @@ def test_drf_prefetch_unused_in_one_mode_is_made_conditional_never_removed(clien
     assert 'queryset = queryset.prefetch_related("books")' in finding.snippets["conditional"]
     assert finding.snippets["conditional"].startswith("# in AuthorModesViewSet\ndef get_queryset(self):")
     assert "AuthorModesViewSet serves several" in finding.note
+
+
+def test_no_harness_line_in_a_finding_of_a_framework_view(client, catalog):
+    """The test's own client.get line is an entry point: never origin, call site or evaluation."""
+    with detect() as report:
+        client.get("/fw/api/books/", {"format": "json"})  # the harness line
+    finding = only(report, "catalog.Book.author")
+    harness = line_of("../test_frameworks.py", "{\"format\": \"json\"})  # the harness line")
+    for frame in (finding.origin, finding.callsite, finding.evaluated_at):
+        assert frame is None or not (frame["filename"].endswith("test_frameworks.py") and frame["lineno"] == harness)
+    assert finding.evaluated_at["library"] is True
+    assert finding.evaluated_at["function"] == "ListSerializer.to_representation"
