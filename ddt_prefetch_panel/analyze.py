@@ -457,7 +457,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         related_model=_label(last.target) if last else None,
         defined_at=_definition(last),
         evaluated_at=evaluated,
-        callsites=[frame_dict(g.callsite) for g in members if g.callsite is not None],
+        callsites=_distinct_lines(frame_dict(g.callsite) for g in members if g.callsite is not None),
         alias=group.alias,
         note=advice.note or (relation.note if relation else None),
         library=_library_only(site, relation),
@@ -561,6 +561,18 @@ def _library_only(site: BuildSite, relation: Relation | None) -> bool:
     if overridable(site):
         return False  # a project subclass's method: overriding it is the fix
     return build_site(relation.root.evaluated).library
+
+
+def _distinct_lines(frames: Any) -> list[dict]:
+    """Call sites, once per file and line (a loop and its generator expression share one)."""
+    seen: set[tuple] = set()
+    out = []
+    for frame in frames:
+        key = (frame.get("filename"), frame.get("lineno"))
+        if key not in seen:
+            seen.add(key)
+            out.append(frame)
+    return out
 
 
 def _definition(hop: Any) -> dict | None:

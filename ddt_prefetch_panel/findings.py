@@ -349,8 +349,26 @@ class Report:
         if not self.findings:
             return "\n".join(head + ["No repeated queries."]) + "\n"
         head += markdown_table([f.to_dict() for f in self.findings]) + [""]
+        head += fixes_markdown(self.fixes)
         items = [f.markdown_item(number) for number, f in enumerate(self.findings, 1)]
         return "\n".join(head + items) + "\n"
+
+
+def fixes_markdown(fixes: list[dict]) -> list[str]:
+    """One block per combined fix (one root queryset, several findings): where to paste, the
+    proven line, its imports and proof. A fix of one finding is on that finding's own line."""
+    lines: list[str] = []
+    for number, fix in enumerate(fixes, 1):
+        if len(fix.get("findings", [])) < 2:
+            continue
+        proof = fix.get("proof") or {}
+        members = ", ".join(f"#{i + 1}" for i in fix.get("findings", []))
+        lines.append(f"**Fix {number}** (findings {members}) at `{where(fix.get('origin'))}`"
+                     f"{proof_text(proof)}:")
+        code = [line for line in (fix.get("import") or "").splitlines() if line]
+        code.append(fix.get("line") or fix.get("fix") or "")
+        lines += ["", "```python", *code, "```", ""]
+    return lines
 
 
 def markdown_table(findings: list[dict], seen: bool = False) -> list[str]:
