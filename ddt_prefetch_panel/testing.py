@@ -64,9 +64,20 @@ def describe_proof(proof: dict | None, shown: bool = True) -> str:
     return text
 
 
-def failure_message(findings: list[Finding]) -> str:
+def failure_message(findings: list[Finding], fixes: list[dict] | None = None) -> str:
+    """The findings, then each combined fix that serves several of them (one per queryset)."""
     head = f"{len(findings)} query problem{'s' if len(findings) != 1 else ''} found by ddt-prefetch-panel:"
-    return head + "\n" + "\n".join(f"  {i}. {describe(f)}" for i, f in enumerate(findings, 1))
+    text = head + "\n" + "\n".join(f"  {i}. {describe(f)}" for i, f in enumerate(findings, 1))
+    for fix in fixes or []:
+        served = [f for f in findings if f.fix_id is not None and fixes[f.fix_id] is fix]
+        if len(served) < 2:
+            continue
+        proof = fix.get("proof") or {}
+        numbers = ", ".join(str(findings.index(f) + 1) for f in served)
+        text += (f"\n  one fix for {numbers}, at {_where(fix.get('origin'))}"
+                 f" (verified on this request: {proof.get('before')} -> {proof.get('after')} queries):"
+                 f"\n    {fix.get('line') or fix.get('fix')}")
+    return text
 
 
 class assert_no_n_plus_one(ContextDecorator):
@@ -103,7 +114,7 @@ class assert_no_n_plus_one(ContextDecorator):
         manager.__exit__(exc_type, exc, tb)
         failing = [f for f in self.report.findings if self.library or not f.library] if self.report else []
         if exc_type is None and failing:
-            raise AssertionError(failure_message(failing))
+            raise AssertionError(failure_message(failing, self.report.fixes))
         return False
 
 

@@ -169,3 +169,17 @@ def test_failed_proof_line_names_the_reason_and_hides_the_fix():
     assert "fix: " not in text
     assert ('proof: failed: The fix did not remove the repeated queries (11 -> 11); '
             'tried .prefetch_related("pizzas"), so no fix is shown') in text
+
+
+@pytest.mark.django_db
+def test_failure_message_ends_with_the_combined_fix_of_one_queryset(client):
+    from shop.seed import seed
+
+    seed(orders=5)
+    with pytest.raises(AssertionError) as failure:
+        with assert_no_n_plus_one():
+            client.get("/combined/bad/")
+    message = str(failure.value)
+    assert "one fix for 1, 2, at demo/shop/views.py" in message
+    assert 'select_related("customer").prefetch_related(Prefetch("pizzas"' in message
+    assert "(verified on this request: 29 -> 2 queries)" in message
