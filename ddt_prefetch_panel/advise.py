@@ -985,7 +985,11 @@ def remove_lookup(code: str, model_name: str, method: str, lookup: str, keep: st
         kept.append(_quote(keep))
     if kept:
         return _splice(source, suffix, call.func.end_col_offset, call.end_col_offset, "(" + ", ".join(kept) + ")")
-    return _splice(source, suffix, call.func.value.end_col_offset, call.end_col_offset, "")
+    # Called straight on the manager (Pet.objects.prefetch_related("x")): Pet.objects.all(), not
+    # the bare manager, which is not a queryset.
+    receiver = call.func.value
+    on_manager = isinstance(receiver, ast.Attribute) and _names_model(receiver.value, model_name)
+    return _splice(source, suffix, receiver.end_col_offset, call.end_col_offset, ".all()" if on_manager else "")
 
 
 def advise_unused(model: type, method: str, lookup: str, used: tuple[str, ...], origin_code: str | None) -> dict[str, str]:

@@ -7,6 +7,7 @@ public API around it.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -668,6 +669,9 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
                     break
             if used == len(path):
                 continue
+            levels = unused_levels(capture, root, path, used)
+            if not levels:
+                continue  # the unread levels hang under levels that loaded nothing: say nothing
             hops = describe_path(root.model, path)
             batches = [b for key, batch in prefetch_time.items()
                        if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
@@ -698,7 +702,81 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
                       if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
                 + (" " + framework[1] if framework else ""),
             ))
-    return findings
+            findings[-1:] = per_level(findings[-1], capture, root, path, used, levels, prefetch_time, context)
+    return merge_unused(findings)
+
+
+def unused_levels(capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int) -> list[int]:
+    """Depths of ``path`` (1 = first level) to report as unused: every unread level whose parent
+    level had objects (a nested level under a relation that was empty everywhere is never flagged)."""
+    levels = []
+    for depth in range(used + 1, len(path) + 1):
+        if depth > 1 and not capture.loaded.get((id(root), path[: depth - 1])):
+            break
+        levels.append(depth)
+    return levels
+
+
+def per_level(main: Finding, capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int,
+              levels: list[int], prefetch_time: dict, context: Context) -> list[Finding]:
+    """One finding per unused level of a nested eager load (``user`` and ``user__occupation``),
+    each with its own relation and statements; the fix (drop or shorten the lookup) is shared."""
+    hops = describe_path(root.model, path)
+    if not hops:
+        return [main] if len(path) in levels else []
+    lookup = "__".join(path)
+    said = (f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
+            if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
+    extra = main.note[len(said):].strip() if main.note and main.note.startswith(said) else ""
+    out = []
+    for depth in levels:
+        hop = hops[depth - 1]
+        key = (id(root), path[:depth])
+        batches = prefetch_time.get(key, [])
+        objects = capture.loaded.get(key, 0)
+        level = "__".join(path[:depth])
+        if objects:
+            note = (f"{level!r} loaded {objects} related object{'s' if objects != 1 else ''} for {root.rows} "
+                    f"row{'s' if root.rows != 1 else ''} and none was read.")
+        else:
+            note = f"{level!r} is not used on this page (it loaded nothing for these {root.rows} rows)."
+        if depth < len(path):
+            note += f" Dropping {lookup!r} removes this level too."
+        out.append(dataclasses.replace(
+            main, relation=hop.label, lookup=level, relation_kind=KIND_LABELS.get(hop.kind),
+            related_model=_label(hop.target), defined_at=_definition(hop),
+            count=sum(b.count for b in batches), avoidable=sum(b.count for b in batches),
+            duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
+            sql=context.sql(batches[0].samples[0]) if batches else main.sql,
+            snippets=dict(main.snippets), note=note + (" " + extra if extra else ""),
+        ))
+    return out
+
+
+def merge_unused(findings: list[Finding]) -> list[Finding]:
+    """One unused-prefetch finding per (origin, lookup, method): a queryset built once per search
+    hit or per template include is one problem, with its querysets and rows counted."""
+    merged: dict[tuple, Finding] = {}
+    times: dict[tuple, int] = {}
+    out: list[Finding] = []
+    for finding in findings:
+        origin = finding.origin or {}
+        key = (origin.get("filename"), origin.get("lineno"), finding.lookup, finding.method)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = finding
+            times[key] = 1
+            out.append(finding)
+            continue
+        times[key] += 1
+        first.count += finding.count
+        first.avoidable += finding.avoidable
+        first.duration_ms = round(first.duration_ms + finding.duration_ms, 3)
+    for key, finding in merged.items():
+        if times[key] > 1:
+            finding.note = f"{finding.note} (Built {times[key]} times on this page; counts are totals.)"
+    return out
+
 
 
 @contextmanager

@@ -139,6 +139,9 @@ class Bucket:
     prefetch: tuple | None
     first_seq: int
     allow: tuple | None = None  # patterns of the ignore_n_plus_one(*patterns) block, if any
+    # (id of the relation descriptor, path of the instance it was read on): hops that look
+    # alike (same SQL, same line) but differ in path stay apart (x.parent.parent, a/z paths).
+    hop_key: tuple | None = None
     count: int = 0
     duration: float = 0.0
     errors: int = 0
@@ -198,6 +201,7 @@ class Capture:
     propagate: bool = False  # also record into the enclosing capture (panel inside a test)
     roots: list[Root] = field(default_factory=list)
     accessed: set = field(default_factory=set)  # (id(root), path) pairs that were read
+    loaded: dict = field(default_factory=dict)  # (id(root), path) -> objects eager loading put there (>= 1)
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections this capture gave the wrapper
@@ -260,11 +264,14 @@ class Capture:
         record.seq = self.seq
         self.seq += 1
         # Stacks are interned per capture, so their identity is a cheap, exact key.
-        key = (record.alias, record.sql, id(record.stack), record.prefetch, id(record.allow))
+        hop = record.hop
+        hop_key = None if hop is None else (
+            id(hop.descriptor), hop.source.path if hop.source is not None else None)
+        key = (record.alias, record.sql, id(record.stack), record.prefetch, id(record.allow), hop_key)
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq,
-                                                record.allow)
+                                                record.allow, hop_key)
         bucket.add(record)
 
     def add_root(self, root: Root) -> None:
@@ -275,6 +282,11 @@ class Capture:
     def note_access(self, key: tuple) -> None:
         for capture in self.receivers():
             capture.accessed.add(key)
+
+    def note_loaded(self, key: tuple, objects: int) -> None:
+        """``objects`` related objects were loaded eagerly at ``key`` (prefetch or select_related)."""
+        for capture in self.receivers():
+            capture.loaded[key] = capture.loaded.get(key, 0) + objects
 
 
 _current: ContextVar[Capture | None] = ContextVar("ddt_prefetch_panel_capture", default=None)

@@ -145,11 +145,16 @@ class Group:
 
 
 def group_buckets(buckets: Iterable[Bucket], resolve: StackResolver) -> list[Group]:
-    """Group by (alias, fingerprint, tidied call-site stack), in first-seen order."""
+    """Group by (alias, fingerprint, tidied call-site stack, relation hop), in first-seen order.
+
+    The hop (descriptor and path) keeps apart accesses that share SQL and line but follow
+    different paths: ``x.parent.parent`` reads ``parent`` at two depths, ``c.a.x`` and ``c.z.x``
+    two descriptors to one model.
+    """
     groups: dict[tuple, Group] = {}
     for bucket in buckets:
         stack = resolve(bucket.stack)
-        key = (bucket.alias, fingerprint(bucket.sql), stack)
+        key = (bucket.alias, fingerprint(bucket.sql), stack, bucket.hop_key)
         group = groups.get(key)
         if group is None:
             group = groups[key] = Group(bucket.alias, key[1], stack)

@@ -418,7 +418,11 @@ def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
         if root is not None:
             root.rows += 1
         if select_related:
+            known = len(related_sources)
             _tag_selected(obj, source, related_sources)
+            if len(related_sources) != known:  # a joined level had its first object
+                for path in list(related_sources)[known:]:
+                    capture.note_loaded((id(source.root), path), 1)
         yield obj
         obj = next(rows, None)
 
@@ -562,12 +566,43 @@ def _wrap_prefetch_one_level(original):
         token = cap.active_prefetch.set((instance_source(instances[0]), attr))
         single = cap.per_instance_prefetch.set(_per_instance_call(sys._getframe(1)))
         try:
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            parent = instance_source(instances[0])
+            loaded = result[0] if isinstance(result, tuple) and result else None
+            if parent is not None:
+                key = (id(parent.root), parent.path + (attr,))
+                if loaded:
+                    cap._current.get().note_loaded(key, len(loaded))
+                _mark_prefetched(instances, attr, key)
+            return result
         finally:
             cap.per_instance_prefetch.reset(single)
             cap.active_prefetch.reset(token)
 
     return prefetch_one_level
+
+
+def _mark_prefetched(instances: list, attr: str, key: tuple) -> None:
+    """Tag the querysets prefetch_related stored in each instance's cache: a read that goes to
+    ``_prefetched_objects_cache`` directly (django-taggit's manager, serializers, libraries)
+    iterates them without the related manager, and ``QuerySet._fetch_all`` notes it."""
+    for obj in instances:
+        cache = getattr(obj, "_prefetched_objects_cache", None)
+        queryset = cache.get(attr) if cache else None
+        if queryset is not None and hasattr(queryset, "_fetch_all"):
+            queryset._ddtpp_read = key
+
+
+def _wrap_fetch_all(original):
+    def _fetch_all(self, *args, **kwargs):
+        key = self.__dict__.get("_ddtpp_read")
+        if key is not None:
+            capture = cap._current.get()
+            if capture is not None:
+                capture.note_access(key)
+        return original(self, *args, **kwargs)
+
+    return _fetch_all
 
 
 def _per_instance_call(frame: Any) -> bool:
@@ -687,6 +722,9 @@ HOOKS: list[HookSpec] = [
     HookSpec("django.db.models.query:prefetch_one_level",
              "which statements prefetch_related ran (unused prefetches)",
              ("instances", "prefetcher", "lookup", "level"), _wrap_prefetch_one_level),
+    HookSpec("django.db.models.query:QuerySet._fetch_all",
+             "reads of prefetched results that bypass the related manager (django-taggit, libraries)",
+             ("self",), _wrap_fetch_all),
     HookSpec("asgiref.sync:SyncToAsync.__call__",
              "the awaiting line of async ORM calls (aget, afirst, async for)", ("self",),
              _wrap_sync_to_async_call),

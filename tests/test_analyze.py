@@ -163,3 +163,98 @@ def test_get_by_a_unique_field_gets_in_bulk_with_field_name(pizzeria):
     assert 'in_bulk(values, field_name="email")' in finding.snippets["fix"]
     assert finding.snippets["access"] == "customer_by_email[email]"
     assert finding.proof["status"] == "verified"
+
+
+# --------------------------------------------------------------------------- item 3: hops that look alike
+
+
+def test_self_fk_chain_on_one_line_is_fixed_with_the_whole_chain():
+    from tests.peers.social.models import Node
+
+    for i in range(4):
+        top = Node.objects.create(name=f"top{i}")
+        Node.objects.create(name="leaf", relation=Node.objects.create(name=f"middle{i}", relation=top))
+    with detect() as report:
+        names = [leaf.relation.relation.name for leaf in Node.objects.filter(name="leaf")]
+    assert len(names) == 4
+    [finding] = _n_plus_ones(report)
+    assert (finding.lookup, finding.method, finding.count) == ("relation__relation", "select_related", 8)
+    assert finding.snippets["fix"] == '.select_related("relation__relation")'
+    assert finding.proof["status"] == "verified"
+    with detect() as report:  # one object: its chain is two single loads, never an N+1
+        Node.objects.filter(name="leaf").first().relation.relation
+    assert _n_plus_ones(report) == []
+
+
+def test_two_paths_to_one_model_on_one_line_get_one_fix_covering_both():
+    from tests.proofs.models import Circuit, Site, Termination
+
+    def end(name: str) -> Termination:
+        return Termination.objects.create(site=Site.objects.create(name=name))
+
+    for i in range(4):
+        Circuit.objects.create(cid=f"c{i}", term_a=end(f"a{i}"), term_z=end(f"z{i}"))
+    with detect() as report:
+        ends = [f"{c.term_a.site.name}-{c.term_z.site.name}" for c in Circuit.objects.order_by("pk")]
+    assert ends[0] == "a0-z0"
+    lookups = sorted(f.lookup for f in _n_plus_ones(report))
+    assert lookups == ["term_a__site", "term_z__site"]
+    [fix] = report.fixes
+    assert fix["fix"] == '.select_related("term_a__site", "term_z__site")'
+    assert fix["proof"]["status"] == "verified"
+
+
+# --------------------------------------------------------------------------- item 8: unused prefetch
+
+
+def _unused(report) -> list:
+    return [f for f in report.findings if f.kind == "unused_prefetch"]
+
+
+def test_nested_unused_prefetch_names_every_level_and_leaves_a_queryset(pizzeria):
+    with detect() as report:
+        orders = list(Order.objects.prefetch_related("pizzas__toppings"))
+    assert orders
+    by_lookup = {f.lookup: f for f in _unused(report)}
+    assert sorted(by_lookup) == ["pizzas", "pizzas__toppings"]
+    assert by_lookup["pizzas"].relation == "shop.Order.pizzas"
+    assert by_lookup["pizzas__toppings"].relation == "shop.Pizza.toppings"
+    assert by_lookup["pizzas"].count == 1 and by_lookup["pizzas__toppings"].count == 1  # each level's own query
+    # The fix on a manager keeps a queryset: Order.objects.all(), never the bare manager.
+    assert by_lookup["pizzas"].snippets["line"] == "orders = list(Order.objects.all())"
+    assert "none was read" in by_lookup["pizzas"].note
+
+
+def test_unused_level_under_an_empty_level_is_never_flagged(pizzeria):
+    customer = Customer.objects.create(name="no pizzas", email="none@example.com", city="Nowhere")
+    Order.objects.create(customer=customer, created="2025-01-01T00:00:00Z")
+    with detect() as report:
+        list(Order.objects.filter(customer=customer).prefetch_related("pizzas__toppings"))
+    [finding] = _unused(report)
+    assert finding.lookup == "pizzas"
+    assert "not used on this page" in finding.note
+
+
+def test_reads_of_the_prefetch_cache_by_third_party_code_count_as_use():
+    from tests.frameworks.blog.models import BlogPage
+
+    for i in range(3):
+        BlogPage.objects.create(title=f"page {i}").tags.add("a", "b")
+    with detect(KINDS=["unused_prefetch"]) as report:
+        pages = list(BlogPage.objects.prefetch_related("tags"))
+        [list(page._prefetched_objects_cache["tags"]) for page in pages]  # what taggit's manager reads
+        [page.tags.all()[0] for page in pages]
+    assert _unused(report) == []
+    with detect(KINDS=["unused_prefetch"]) as report:
+        pages = list(BlogPage.objects.prefetch_related("tags"))
+    [finding] = _unused(report)
+    assert finding.relation == "blog.BlogPage.tags"
+
+
+def test_unused_prefetch_built_many_times_at_one_place_is_one_finding(pizzeria):
+    with detect() as report:
+        for customer in Customer.objects.filter(order__isnull=False).distinct()[:3]:
+            list(Order.objects.filter(customer=customer).prefetch_related("pizzas"))
+    [finding] = _unused(report)
+    assert finding.lookup == "pizzas" and finding.count == 3
+    assert "Built 3 times" in finding.note

@@ -108,6 +108,15 @@ def probe_prefetch_one_level() -> None:
     assert any(bucket.prefetch is not None for bucket in capture.buckets.values())
 
 
+def probe_fetch_all() -> None:
+    # A library reading the prefetch cache itself (django-taggit's manager does) uses the prefetch.
+    with cap.capturing() as capture:
+        orders = list(Order.objects.prefetch_related("pizzas")[:2])
+        for order in orders:
+            list(order._prefetched_objects_cache["pizzas"])
+    assert any(path == ("pizzas",) for _root, path in capture.accessed)
+
+
 def probe_generic_fk() -> None:
     with cap.capturing() as capture:
         for review in Review.objects.exclude(object_id=None)[:2]:
@@ -158,6 +167,7 @@ PROBES = {
     "django.db.models.fields.related_descriptors:ReverseManyToOneDescriptor.__get__": probe_reverse_many,
     "django.db.models.query_utils:DeferredAttribute.__get__": probe_deferred,
     "django.db.models.query:prefetch_one_level": probe_prefetch_one_level,
+    "django.db.models.query:QuerySet._fetch_all": probe_fetch_all,
     "django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__": probe_generic_fk,
     "asgiref.sync:SyncToAsync.__call__": probe_sync_to_async,
 }

@@ -31,15 +31,9 @@ from tests.peers.cases import CASES, Case, ours_allow
 
 pytestmark = pytest.mark.django_db
 
-ITEM_3 = "issue 13 item 3: the two hops of a self-FK chain (x.relation.relation) are merged into one N+1"
-ITEM_8 = "issue 13 item 8: nested unused eager loads name only one level"
 
 # Case id -> why it fails today (measured; see the module docstring).
-XFAIL: dict[str, str] = {
-    "zeal/nested_equality": ITEM_3,
-    "nplusone/prefetch_nested_unused": ITEM_8,
-    "nplusone/select_nested_unused": ITEM_8,
-}
+XFAIL: dict[str, str] = {}
 
 
 class OurEnv:
