@@ -196,31 +196,57 @@ def _proof_names(relation: Relation) -> dict[str, Any]:
 def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
     """Replay every N+1 fix on the request's own data; one combined fix per root queryset.
 
-    A fix that fails or cannot be replayed loses its paste-able snippets: the finding keeps
-    its relation and says what was tried and why nothing is shown.
+    Findings that share a root are proven together first: one replay of the combined fix
+    proves each of them (and costs one replay, not one per finding). What that does not
+    prove is replayed finding by finding, with each advice's fallbacks. A fix that fails or
+    cannot be replayed loses its paste-able snippets: the finding keeps its relation and says
+    what was tried and why nothing is shown.
     """
     limits = Limits.from_config(config)
     budget = Budget(limits.budget_s)
-    by_root: dict[int, list[tuple[NPlusOne, list, list]]] = {}
-    for item in items:
-        finding, advice, relation = item.finding, item.advice, item.relation
-        if finding is None or advice is None or relation is None or not advice.method:
-            continue
-        proof, after, as_read = _first_proven(item, limits, budget)
-        finding.proof = proof
+    candidates = [item for item in items
+                  if item.finding is not None and item.advice is not None and item.relation is not None
+                  and item.advice.method]
+    plans: list[FixPlan] = []
+    together: set[int] = set()
+    if limits.enabled:
+        for entries in _by_root([(item, *_walks(item.relation, item.advice)) for item in candidates]):
+            plan = _prove_combined(entries, limits, budget) if len(entries) > 1 else None
+            if plan is None:
+                continue
+            _nest_if_better(plan, entries, limits, budget)
+            plans.append(plan)
+            for item, _after, _read in entries:
+                together.add(id(item))
+                item.finding.proof = {**plan.proof, "fix": item.advice.proof_call or item.advice.snippets.get("fix"),
+                                      "detail": f"Verified together with the other fixes on this queryset: "
+                                                f"{plan.proof['detail']}"}
+    proven: list[tuple[NPlusOne, list, list]] = []
+    for item in candidates:
+        if id(item) not in together:
+            proof, after, as_read = _first_proven(item, limits, budget)
+            item.finding.proof = proof
+            if proof["status"] == "verified" and item.relation.root is not None:
+                proven.append((item, after, as_read))
+            elif not (proof["status"] == "skipped" and not limits.enabled):
+                _withdraw(item.finding, proof)
+        finding = item.finding
         if finding.snippets.get("fix", "").startswith("."):
-            needed = imports_for(finding.snippets["fix"], _proof_names(relation))
+            needed = imports_for(finding.snippets["fix"], {**_proof_names(item.relation), **item.advice.bindings})
             if needed:
                 finding.snippets["import"] = "\n".join(needed)
-        if proof["status"] == "verified" or (proof["status"] == "skipped" and not limits.enabled):
-            if proof["status"] == "verified" and relation.root is not None:
-                by_root.setdefault(id(relation.root), []).append((item, after, as_read))
-            continue
-        _withdraw(finding, proof)
-    plans = []
-    for entries in by_root.values():
+    for entries in _by_root(proven):
         plans += _plans_for_root(entries, limits, budget)
     return plans
+
+
+def _by_root(entries: list[tuple[NPlusOne, list, list]]) -> list[list[tuple[NPlusOne, list, list]]]:
+    groups: dict[int, list] = {}
+    for entry in entries:
+        root = entry[0].relation.root
+        if root is not None:
+            groups.setdefault(id(root), []).append(entry)
+    return list(groups.values())
 
 
 def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict, list, list]:
@@ -296,10 +322,18 @@ def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     single = [_single_plan(item) for item, _after, _read in entries]
     if len(entries) == 1:
         return single
-    fixes = [item.advice.proof_call or item.advice.snippets["fix"] for item, _a, _r in entries]
+    plan = _prove_combined(entries, limits, budget)
+    return [plan] if plan is not None else single
+
+
+def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> FixPlan | None:
+    """The findings' fixes merged into one call on their root, if the replay verifies it."""
+    first = entries[0][0]
+    root = first.relation.root
+    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item, _a, _r in entries]
     combined = combine_fixes(fixes)
     if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
-        return single
+        return None
     names = _plan_names(entries)
     after = [path for _item, paths, _read in entries for path in paths]
     as_read = [path for _item, _paths, read in entries for path in read]
