@@ -69,6 +69,8 @@ DEFAULT_SIZES = (10, 100, 1_000)
 DEFAULT_LINEARITY = (10_000, 20_000)
 TURN = 6
 PEERS = ("zeal", "nplusone")
+PAGE_CONFIGS = ("none", "default", "default+ours", "default+ours-noproofs")  # on the real pages
+PAGE_ONLY = ("default+ours-noproofs",)  # not run on the synthetic page
 OUR_PANEL_ID = "PrefetchPanel"
 
 # Issue 15's targets.
@@ -101,6 +103,8 @@ class Probes:
         gc.callbacks.append(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict) -> None:
+        # perf_counter, not process_time: this runs on every collection (hundreds per request
+        # on a big page) and the CPU-time clock is a system call; a collection is CPU-bound.
         if phase == "start":
             self._gc_start = time.perf_counter()
             return
@@ -118,11 +122,11 @@ class Probes:
             if depth[name] or (when is not None and not when(*args, **kwargs)):
                 return original(*args, **kwargs)
             depth[name] += 1
-            start = time.perf_counter()
+            start = time.process_time()  # CPU time, like the requests' own figures
             try:
                 return original(*args, **kwargs)
             finally:
-                self.totals[name] += time.perf_counter() - start
+                self.totals[name] += time.process_time() - start
                 depth[name] -= 1
 
         timed.__wrapped__ = original  # type: ignore[attr-defined]
@@ -503,16 +507,23 @@ class Worker:
         self.process.stdin.flush()
         return self._read()
 
-    def close(self) -> None:
+    def quit(self) -> None:
+        """Ask the worker to exit (``close`` waits for it)."""
         if self.process.poll() is None:
             try:
                 assert self.process.stdin is not None
                 self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
                 self.process.stdin.close()
-                self.process.wait(timeout=20)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.quit()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @dataclass
@@ -597,7 +608,8 @@ def categorise(frames: list[str]) -> str:
     Inside our ``generate_stats``: serialisation if DDT's store ``serialize()`` is on the
     stack, else analysis. Elsewhere the innermost frame of the package decides (hooks.py or
     capture_orm.py: hooks; any other module: capture), unless Django's ``db`` package runs
-    below it: a hook or the cursor wrapper calling Django's own code is the view's time.
+    below it: a hook or the cursor wrapper calling Django's own code is the view's time (and
+    DDT's own code below our wrapper of its ``_postprocess`` is DDT's).
     The same rule for DDT's own frames (middleware, its panels, the toolbar's HTML); the rest
     is the view, Django and SQLite.
     """
@@ -615,7 +627,7 @@ def categorise(frames: list[str]) -> str:
             return CATEGORIES[2]
     if any(ours):
         innermost = max(i for i, mine in enumerate(ours) if mine)
-        if not any("/django/db/" in path(f) for f in frames[innermost + 1:]):
+        if not any("/django/db/" in path(f) or "/debug_toolbar/" in path(f) for f in frames[innermost + 1:]):
             name = path(frames[innermost]).rsplit("/", 1)[-1]
             return CATEGORIES[1] if name in ("hooks.py", "capture_orm.py") else CATEGORIES[0]
     ddt = [i for i, f in enumerate(frames) if "/debug_toolbar/" in path(f)]
@@ -790,7 +802,8 @@ def render(r: Results) -> str:
                        f"| {s.gc2_per_request(key, page):.2f} | {fmt(s.median(key, page, 'gc_s') * 1000, 2)} |")
         for over, base, label in (("sql+ours", "sql", "SQL panel + ours, over SQL panel alone"),
                                   ("default+ours", "default", "default panels + ours, over default panels"),
-                                  ("ours", "ddt", "ours alone, over DDT with no panels")):
+                                  ("ours", "ddt", "ours alone, over DDT with no panels"),
+                                  ("ours", "ours-noproofs", "ours alone, proofs on over proofs off")):
             if over in r.keys and base in r.keys:
                 ratios = s.paired(over, base, page, ratio=True)
                 added = statistics.median(s.paired(over, base, page, ratio=False)) / n * 1e6
@@ -821,7 +834,8 @@ def render(r: Results) -> str:
         return statistics.median(s.paired(a, b, page, ratio=False)) / at * 1e6
 
     out += [f"### Summary at N = {at:,}", "", "| configuration | ratio | µs per query added |", "|---|---:|---:|"]
-    for a, b, label in (("ours", "none", "ours alone"), ("zeal", "none", "django-zeal alone"),
+    for a, b, label in (("ours", "none", "ours alone"), ("ours-noproofs", "none", "ours alone, proofs off"),
+                        ("zeal", "none", "django-zeal alone"),
                         ("nplusone", "none", "nplusone alone"), ("sql", "none", "DDT SQL panel alone"),
                         ("default", "none", "DDT default panels"),
                         ("sql+ours", "sql", "SQL panel + ours, over SQL panel alone"),
@@ -859,19 +873,25 @@ def render(r: Results) -> str:
     # ------------------------------------------------------------ real pages
     if r.pages:
         out += ["### Real pages: DDT default panels with and without ours", "",
-                "| page | queries | ms no toolbar | ms default panels | ms default + ours "
-                "| (default + ours) / default (min–max) | ms added | ours' generate_stats ms |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "| page | configuration | ms per request | vs default panels (min–max) | ms added "
+                "| ours' generate_stats ms | proofs ms |", "|---|---|---:|---:|---:|---:|---:|"]
         for label, path in r.pages.items():
             if not all(s.has(k, path) for k in r.page_keys):
                 continue
-            ratios = s.paired("default+ours", "default", path, ratio=True)
-            added = statistics.median(s.paired("default+ours", "default", path, ratio=False)) * 1000
-            none = fmt(s.median("none", path) * 1000, 2) if "none" in r.page_keys else "n/a"
-            out.append(f"| {label} (`{path}`) | {r.page_info[path]['queries']} | {none} "
-                       f"| {fmt(s.median('default', path) * 1000, 2)} | {fmt(s.median('default+ours', path) * 1000, 2)} "
-                       f"| {statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f}) | {fmt(added, 2)} "
-                       f"| {fmt(s.median('default+ours', path, 'stats_s') * 1000, 2)} |")
+            name = f"{label}, `{path}`, {r.page_info[path]['queries']} queries"
+            for key in r.page_keys:
+                config = BY_KEY[key]
+                ratio = added = stats = proofs = ""
+                if key not in ("none", "default") and "default" in r.page_keys:
+                    ratios = s.paired(key, "default", path, ratio=True)
+                    ratio = f"{statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f})"
+                    added = fmt(statistics.median(s.paired(key, "default", path, ratio=False)) * 1000, 2)
+                if config.ours:
+                    stats = fmt(s.median(key, path, "stats_s") * 1000, 2)
+                    proofs = fmt(s.median(key, path, "proof_s") * 1000, 2) if r.info["proofs"] else "n/a"
+                out.append(f"| {name} | {config.label} | {fmt(s.median(key, path) * 1000, 2)} | {ratio} "
+                           f"| {added} | {stats} | {proofs} |")
+                name = ""
         out.append("")
     # ------------------------------------------------------------ profile
     for p in r.profiles:
@@ -958,6 +978,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-requests", type=int, default=30, help="requests profiled (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N=10 only, 2 rounds of 2 requests, small memory pass, no linearity or profile")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs after a good run")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffles (default: random, printed)")
     parser.add_argument("--output", default=str(ROOT / "build" / "bench.md"),
                         help="Markdown report file (default %(default)s; '' for none)")
@@ -1023,11 +1044,12 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     keys, notes = peers_available(args.keys, args.no_peers)
+    page_keys = [k for k in PAGE_CONFIGS if k in keys] if args.pages else []
+    keys = [k for k in keys if k not in PAGE_ONLY]
     log_dir = Path(tempfile.mkdtemp(prefix="ddtpp-bench-"))
     rows = max(args.sizes + args.linearity + [args.memory_n])
     log(f"starting {len(keys)} workers ({', '.join(keys)}; {rows:,} rows each; logs in {log_dir}); seed {seed}")
     workers = {key: Worker(BY_KEY[key], "synthetic", rows, log_dir) for key in keys}
-    page_keys = [k for k in ("none", "default", "default+ours") if k in keys] if args.pages else []
     page_workers = {key: Worker(BY_KEY[key], "demo", 0, log_dir) for key in page_keys} \
         if {"default", "default+ours"} <= set(page_keys) else {}
     samples = Samples()
@@ -1077,7 +1099,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, path in pages.items():
                 for worker in page_workers.values():
                     check_page(worker, path)
-                warm_up(page_workers, path, 2)
+                warm_up(page_workers, path, 1 if args.quick else 2)
                 run_rounds(page_workers, path, args.page_rounds, args.turn, samples, rng, f"{label} {path}")
         if args.profile_n and "ours" in workers:
             log(f"profiling ours alone at N={args.profile_n:,} with py-spy")
@@ -1091,7 +1113,10 @@ def main(argv: list[str] | None = None) -> int:
                                page_info[drf]["queries"])
                 profiles += [prof] if prof else []
     finally:
-        for worker in [*workers.values(), *page_workers.values()]:
+        everyone = [*workers.values(), *page_workers.values()]
+        for worker in everyone:  # all exit at once
+            worker.quit()
+        for worker in everyone:
             worker.close()
     results = Results(args, info, keys, samples, args.sizes,
                       [n for n in args.linearity if samples.has("ours", synthetic(n))], memory, pages,
@@ -1105,7 +1130,11 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
+        for raw in log_dir.glob("profile-*.txt"):  # py-spy's collapsed stacks, for flame graphs
+            shutil.copy(raw, output.parent / f"{output.stem}-{raw.name}")
         log(f"written to {output}")
+    if not args.keep_logs:
+        shutil.rmtree(log_dir, ignore_errors=True)
     return 0
 
 

@@ -45,6 +45,7 @@ class Config:
     apps: tuple[str, ...] = ()  # extra INSTALLED_APPS
     middleware: tuple[str, ...] = ()  # extra MIDDLEWARE (after the toolbar's, if any)
     peer: str = ""  # "zeal" / "nplusone": the module that must be importable
+    panel_settings: tuple[tuple[str, object], ...] = ()  # DDT_PREFETCH_PANEL entries
 
     @property
     def toolbar(self) -> bool:
@@ -67,10 +68,14 @@ CONFIGS: tuple[Config, ...] = (
     Config("none", "no toolbar"),
     Config("ddt", "DDT, no panels", panels=()),
     Config("ours", "ours alone", panels=(OUR_PANEL,)),
+    # The same with the replay proofs off (DDT_PREFETCH_PANEL["PROOFS"] = False): what they cost.
+    Config("ours-noproofs", "ours alone, proofs off", panels=(OUR_PANEL,), panel_settings=(("PROOFS", False),)),
     Config("sql", "DDT SQL panel alone", panels=(SQL_PANEL,)),
     Config("sql+ours", "SQL panel + ours", panels=(SQL_PANEL, OUR_PANEL)),
     Config("default", "DDT default panels", panels=DDT_DEFAULT_PANELS),
     Config("default+ours", "default panels + ours", panels=DEFAULT_PLUS_OURS),
+    Config("default+ours-noproofs", "default panels + ours, proofs off", panels=DEFAULT_PLUS_OURS,
+           panel_settings=(("PROOFS", False),)),
     # Peers, each enabled as its README says for development, outside the toolbar.
     Config("zeal", "django-zeal alone", apps=("zeal",), middleware=("zeal.middleware.zeal_middleware",), peer="zeal"),
     Config("nplusone", "nplusone alone", apps=("nplusone.ext.django",),

@@ -65,6 +65,9 @@ if CONFIG.toolbar:
         # None (panels fetched later, since the worker's environ says it is not multi-process).
     }
 
+if CONFIG.panel_settings:
+    DDT_PREFETCH_PANEL = dict(CONFIG.panel_settings)
+
 if HAS_DRF:
     REST_FRAMEWORK = {
         "DEFAULT_AUTHENTICATION_CLASSES": [],
