@@ -28,10 +28,13 @@ How it measures (issue 15):
   ``ddt_prefetch_panel.prove`` exists.
 - Peak memory: one request per configuration under ``tracemalloc`` (peak above the level
   before it), plus the peak RSS of the process during a request without tracemalloc.
+- "Proofs off" configurations (``DDT_PREFETCH_PANEL["PROOFS"] = False``) show what the
+  replay proofs cost.
 - Real pages: the demo's page with the most queries (found by the harness) and a DRF list
   with nested serializers (``api.py``), default panels with and without ours.
-- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000, each sample
-  attributed to capture, ORM hooks, analysis, store serialisation or the rest.
+- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000 and of default
+  panels + ours on the DRF page, each sample attributed to capture, ORM hooks, analysis,
+  store serialisation, DDT or the rest (``categorise``).
 
 Progress goes to stderr; the Markdown report goes to stdout and to ``--output``.
 """
@@ -509,11 +512,11 @@ class Worker:
 
     def quit(self) -> None:
         """Ask the worker to exit (``close`` waits for it)."""
-        if self.process.poll() is None:
+        stdin = self.process.stdin
+        if self.process.poll() is None and stdin is not None and not stdin.closed:
             try:
-                assert self.process.stdin is not None
-                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.process.stdin.close()
+                stdin.write(json.dumps({"op": "quit"}) + "\n")
+                stdin.close()
             except OSError:
                 pass
 
@@ -787,9 +790,9 @@ def render(r: Results) -> str:
     for n in r.sizes:
         page = synthetic(n)
         out += [f"### N = {n:,}", "",
-                "| configuration | ms per request | vs no toolbar (min–max) | µs per query added "
+                "| configuration | ms per request | wall ms | vs no toolbar (min–max) | µs per query added "
                 "| full GCs per request | GC ms per request |",
-                "|---|---:|---:|---:|---:|---:|"]
+                "|---|---:|---:|---:|---:|---:|---:|"]
         for key in r.keys:
             ms = s.median(key, page) * 1000
             if key == "none":
@@ -798,7 +801,8 @@ def render(r: Results) -> str:
                 ratios = s.paired(key, "none", page, ratio=True)
                 ratio = f"{statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f})"
                 added = fmt(statistics.median(s.paired(key, "none", page, ratio=False)) / n * 1e6)
-            out.append(f"| {BY_KEY[key].label} | {fmt(ms, 2)} | {ratio} | {added} "
+            out.append(f"| {BY_KEY[key].label} | {fmt(ms, 2)} | {fmt(s.median(key, page, 'wall') * 1000, 2)} "
+                       f"| {ratio} | {added} "
                        f"| {s.gc2_per_request(key, page):.2f} | {fmt(s.median(key, page, 'gc_s') * 1000, 2)} |")
         for over, base, label in (("sql+ours", "sql", "SQL panel + ours, over SQL panel alone"),
                                   ("default+ours", "default", "default panels + ours, over default panels"),
@@ -807,7 +811,7 @@ def render(r: Results) -> str:
             if over in r.keys and base in r.keys:
                 ratios = s.paired(over, base, page, ratio=True)
                 added = statistics.median(s.paired(over, base, page, ratio=False)) / n * 1e6
-                out.append(f"| *{label}* | | {statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f}) "
+                out.append(f"| *{label}* | | | {statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f}) "
                            f"| {fmt(added)} | | |")
         if "ours" in r.keys:
             stats = s.median("ours", page, "stats_s") * 1000
