@@ -31,6 +31,7 @@ import re
 import site
 import sys
 import sysconfig
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -190,23 +191,43 @@ def _is_method(code: Any) -> bool:
     return code.co_argcount > 0 and code.co_varnames[0] == "self"
 
 
-_manager_codes: dict[int, bool] = {}
+class PerCode:
+    """Answers cached per code object, by id and checked against a weak reference: code
+    that is freed and whose id is reused (exec'd or generated code) never inherits one."""
+
+    def __init__(self) -> None:
+        self._data: dict[int, tuple[Any, bool]] = {}
+
+    def get(self, code: Any) -> bool | None:
+        entry = self._data.get(id(code))
+        if entry is not None and entry[0]() is code:
+            return entry[1]
+        return None
+
+    def set(self, code: Any, value: bool) -> bool:
+        self._data[id(code)] = (weakref.ref(code), value)
+        return value
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+_manager_codes = PerCode()
 
 
 def _is_manager_code(frame: Any) -> bool:
     """Whether a project frame is a method of a manager or queryset (decided once per code)."""
     code = frame.f_code
-    known = _manager_codes.get(id(code))
+    known = _manager_codes.get(code)
     if known is None:
         from django.db.models.manager import BaseManager
         from django.db.models.query import QuerySet
 
         instance = frame.f_locals.get("self")
-        known = isinstance(instance, (BaseManager, QuerySet))
+        known = _manager_codes.set(code, isinstance(instance, (BaseManager, QuerySet)))
         if known:
             _CODES.append(code)
             _KINDS[id(code)] = MANAGER
-        _manager_codes[id(code)] = known
     return known
 
 
@@ -228,24 +249,23 @@ def first_user_frame(frame: Any) -> Any:
 # --------------------------------------------------------------------------- project or library
 
 
-_library_codes: dict[int, bool] = {}
-_orm_codes: dict[int, bool] = {}
+_library_codes = PerCode()
+_orm_codes = PerCode()
 
 
 def is_library_code(code: Any) -> bool:
     """Whether a code object is outside the project (see :func:`is_library_file`)."""
-    known = _library_codes.get(id(code))
+    known = _library_codes.get(code)
     if known is None:
-        known = _library_codes[id(code)] = is_library_file(code.co_filename)
+        known = _library_codes.set(code, is_library_file(code.co_filename))
     return known
 
 
 def is_orm_code(code: Any) -> bool:
     """Django's ORM, asgiref's thread hop and this package: frames that never decide a query."""
-    known = _orm_codes.get(id(code))
+    known = _orm_codes.get(code)
     if known is None:
-        path = os.path.abspath(code.co_filename)
-        known = _orm_codes[id(code)] = path.startswith(_orm_prefixes())
+        known = _orm_codes.set(code, os.path.abspath(code.co_filename).startswith(_orm_prefixes()))
     return known
 
 

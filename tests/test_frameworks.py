@@ -309,3 +309,25 @@ def test_no_harness_line_in_a_finding_of_a_framework_view(client, catalog):
         assert frame is None or not (frame["filename"].endswith("test_frameworks.py") and frame["lineno"] == harness)
     assert finding.evaluated_at["library"] is True
     assert finding.evaluated_at["function"] == "ListSerializer.to_representation"
+
+
+def test_index_evidence_stays_invisible_under_graphenes_debug_cursor(catalog):
+    """graphene-django's debug middleware (on by default with DEBUG) wraps every connection's
+    cursor and leaves it there: EXPLAIN must still bypass Django's query log."""
+    from graphene_django.debug.middleware import DjangoDebugContext
+
+    from tests.frameworks.catalog.models import Book
+
+    debug = DjangoDebugContext()  # wraps connection.cursor() as the middleware does
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            with detect() as report:
+                for title in ("Book 0.0", "Book 1.1", "Book 2.2"):
+                    list(Book.objects.filter(title=title))
+    finally:
+        debug.disable_instrumentation()
+    [finding] = report.by_kind("missing_index")
+    assert finding.model == "catalog.Book" and finding.evidence["plan"]
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert not [s for s in statements if "EXPLAIN" in s or "ddtpp_" in s]
+    assert len(statements) == 3
