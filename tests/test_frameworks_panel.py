@@ -81,30 +81,41 @@ def test_same_origin_after_a_warm_up_request(client, catalog):
 
 
 ALONE = """
+import sys
+
 import pytest
 from tests.frameworks.catalog.seed import seed
-from tests.frameworks.fakelib import ensure_installed
 from tests.frameworks.lines import line_of
 from tests.toolbar import get_with_toolbar, stored_stats
 
 
 @pytest.mark.django_db
 def test_first_request_of_the_process(client):
-    import sys
-    assert "tests.frameworks.catalog.api" not in sys.modules  # imported by the first request
+    assert {module!r} not in sys.modules  # imported by the first request, inside its capture
     seed(authors=3, books_per_author=2)
-    _, request_id = get_with_toolbar(client, "/fw/api/books/?format=json")
+    _, request_id = get_with_toolbar(client, {path!r})
     findings = stored_stats(request_id)["report"]["findings"]
     [finding] = [f for f in findings if f["relation"] == "catalog.Book.author"]
-    assert finding["origin"]["lineno"] == line_of("catalog/api.py", "    queryset = Book.objects.all()")
-    assert finding["callsite"]["function"] == "BookSerializer.author"
+    assert finding["origin"]["lineno"] == line_of({origin_file!r}, {origin_text!r})
+    assert finding["callsite"]["function"] == {function!r}
 """
 
+FIRST_REQUESTS = {
+    "drf": dict(module="tests.frameworks.catalog.api", path="/fw/api/books/?format=json",
+                origin_file="catalog/api.py", origin_text="    queryset = Book.objects.all()",
+                function="BookSerializer.author"),
+    "forms": dict(module="tests.frameworks.catalog.forms", path="/fw/forms/copy/",
+                  origin_file="catalog/forms.py", origin_text="    book = forms.ModelChoiceField(",
+                  function="CopyForm.book"),
+}
 
-def test_same_origin_when_the_first_request_imports_the_viewset(tmp_path):
-    """A fresh process whose first request imports the URLconf inside the capture."""
-    test_file = ROOT / "tests" / f"test_zz_alone_{os.getpid()}.py"
-    test_file.write_text(ALONE)
+
+@pytest.mark.parametrize("case", sorted(FIRST_REQUESTS))
+def test_same_origin_when_the_first_request_imports_the_module(case):
+    """A fresh process whose first request imports the URLconf (and the class whose body
+    builds the queryset) inside the capture: the same origin as after a warm-up."""
+    test_file = ROOT / "tests" / f"test_zz_alone_{case}_{os.getpid()}.py"
+    test_file.write_text(ALONE.format(**FIRST_REQUESTS[case]))
     try:
         # Its own test database name: on PostgreSQL this session's test database is in use.
         env = dict(os.environ, DDTPP_POSTGRES_DB=os.environ.get("DDTPP_POSTGRES_DB", "ddtpp") + f"_alone{os.getpid()}")
