@@ -20,9 +20,9 @@ off (the frames then simply read as library code, as before).
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -208,9 +208,6 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
     framework, field = origin.detail
     if framework != "strawberry":
         return {}
-    calls = re.findall(r"\.(select_related|prefetch_related|only)\((.*?)\)(?=\.|$)", fix)
-    if not calls:
-        return {}
     snippets: dict[str, str] = {}
     django_type = getattr(field, "django_type", None)
     type_name = getattr(django_type, "__name__", "YourType")
@@ -220,6 +217,9 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
         "def get_queryset(cls, queryset, info, **kwargs):\n"
         f"    return queryset{fix}"
     )
+    calls = _hint_calls(fix)
+    if not calls:
+        return snippets  # annotate() and friends have no field hint: get_queryset only
     hints = ", ".join(f"{method}=[{args}]" for method, args in calls)
     code = origin.code
     if code.rstrip().endswith("strawberry_django.field()"):
@@ -251,6 +251,24 @@ def overridable(site: BuildSite) -> bool:
     """The library built the queryset in a method of a project subclass."""
     detail = site.frame.detail if site.frame is not None else None
     return isinstance(detail, tuple) and detail[0] == "override" and is_project_class(detail[1])
+
+
+def _hint_calls(fix: str) -> list[tuple[str, str]]:
+    """``.select_related("a").prefetch_related(Prefetch(...))`` -> [(method, argument source)]
+    for the methods strawberry-django takes as field hints; [] if anything else is chained."""
+    source = "qs" + fix
+    try:
+        node: Any = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return []
+    calls = []
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr not in ("select_related", "prefetch_related", "only") or node.keywords:
+            return []
+        args = ", ".join(ast.get_source_segment(source, a) or "" for a in node.args)
+        calls.append((node.func.attr, args))
+        node = node.func.value
+    return list(reversed(calls)) if isinstance(node, ast.Name) and node.id == "qs" else []
 
 
 def place_note(site: BuildSite) -> str | None:
