@@ -679,8 +679,10 @@ def third_party_relation_hooks() -> list[HookSpec]:
             if owner is None or owner.__module__.split(".")[0] == "django":
                 continue  # Django's own descriptors are in HOOKS
             name = f"{owner.__module__}:{owner.__qualname__}.__get__"
+            # Only "self" is checked: third-party descriptors name the instance as they like
+            # (obj, instance); the wrapper passes it on positionally.
             specs.setdefault(name, HookSpec(
-                name, f"N+1s on {owner.__name__} relations", ("self", "instance"), _wrap_many_get))
+                name, f"N+1s on {owner.__name__} relations", ("self",), _wrap_many_get))
     return list(specs.values())
 
 
