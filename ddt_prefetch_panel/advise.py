@@ -193,6 +193,64 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
     return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]")
 
 
+@dataclass
+class Write:
+    """The same INSERT / UPDATE / DELETE run once per row from one call site."""
+
+    verb: str  # "INSERT" | "UPDATE" | "DELETE"
+    model: type
+    fields: list[str] = field(default_factory=list)  # fields the sampled save() calls changed
+    same: dict = field(default_factory=dict)  # field -> the one value every sampled row got
+    deltas: dict = field(default_factory=dict)  # field -> the one increment every sampled row got
+    unread: bool = False  # some sampled save() changes could not be read (or were expressions)
+
+
+def advise_write(write: Write) -> Advice:
+    """One statement for the whole loop: ``update()``, ``bulk_update()``, ``bulk_create()``, ``delete()``."""
+    manager = manager_expr(write.model)
+    name = write.model.__name__
+    if write.verb == "INSERT":
+        return Advice("bulk_create", {
+            "fix": f"{manager}.bulk_create(objs)  # objs = [{name}(...) for each row], instead of one create()/save() per row",
+        }, after_queries=1, note=(
+            f"One INSERT per row into {write.model._meta.label}: build the objects in the loop and save them "
+            "with one bulk_create() after it (save() and the pre_save/post_save signals are not called)."))
+    if write.verb == "DELETE":
+        return Advice("delete", {"fix": ".delete()", "queryset": f"{manager}.filter(pk__in=ids).delete()"},
+                      after_queries=1, note=(
+                          f"One delete() per row of {write.model._meta.label}: call delete() once on the queryset the "
+                          "loop iterates (cascades are collected once for all rows; Model.delete() overrides are not called)."))
+    if not write.fields or write.unread:
+        return Advice(None, note=(
+            f"save() runs one UPDATE per row of {write.model._meta.label}; which fields it changes could not be "
+            "read, so no bulk_update() field list is offered."))
+    computed = {}
+    for fname in write.fields:
+        if fname in write.same and python_literal(write.same[fname]) is not None:
+            computed[fname] = python_literal(write.same[fname])
+        elif fname in write.deltas:
+            delta = write.deltas[fname]
+            computed[fname] = f'F("{fname}") {"+" if delta >= 0 else "-"} {python_literal(abs(delta))}'
+        else:
+            break
+    else:
+        call = ".update(" + ", ".join(f"{k}={v}" for k, v in computed.items()) + ")"
+        fields = ", ".join(_quote(f) for f in write.fields)
+        snippets = {"fix": call, "queryset": f"{manager}.filter(...){call}",
+                    "bulk": f"{manager}.bulk_update(objs, [{fields}])  # if the new values differ per row"}
+        if any("F(" in v for v in computed.values()):
+            snippets["import"] = "from django.db.models import F"
+        return Advice("update", snippets, after_queries=1, note=(
+            "The sampled rows all got the same new value (or the same increment): if every row does, one update() "
+            "on the queryset the loop iterates replaces the save() per row (save(), auto_now and signals are not run)."))
+    fields = ", ".join(_quote(f) for f in write.fields)
+    return Advice("bulk_update", {
+        "fix": f"{manager}.bulk_update(objs, [{fields}])  # after the loop, instead of save() per row",
+    }, after_queries=1, note=(
+        f"save() in the loop writes each row of {write.model._meta.label} with its own UPDATE: change the objects "
+        "in the loop and write the changed fields once with bulk_update() (save() and signals are not called)."))
+
+
 def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
     """``link.target.device``: a generic FK followed by a relation of what it points to.
 

@@ -8,7 +8,9 @@ public API around it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from contextlib import contextmanager
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -17,17 +19,19 @@ from django.db.models import Prefetch
 from . import capture as cap
 from . import hooks, sqlshape
 from .advise import (
-    Advice, BulkGet, advise_in_bulk, advise_relation, advise_unused, combine_fixes, fix_line, flatten_select_related,
+    Advice, BulkGet, Write, advise_in_bulk, advise_relation, advise_write, advise_unused, combine_fixes, fix_line, flatten_select_related,
     nested_prefetch,
 )
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
 from .frames import BuildSite, StackResolver, build_site, is_project_class
 from .frameworks import fix_snippets, overridable, place_note, unused_snippets
-from .group import Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql
+from .group import (
+    Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql, write_of,
+)
 from .indexes import index_findings
 from .patch import attach_patches
-from .prove import Budget, Limits, Step, imports_for, isolated, namespace, prove, steps_for
+from .prove import Budget, Limits, Step, apply_fix, imports_for, isolated, namespace, prove, steps_for
 from .relate import KIND_LABELS, HopInfo, Relation, definition_site, describe_path, model_for_table, relate
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
@@ -44,6 +48,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings = n_plus_one_findings(n_plus_ones, context)
     plans = prove_fixes(n_plus_ones, config)
     prove_bulk_gets(n_plus_ones, config)
+    prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
     if "unused_prefetch" in context.kinds:
         findings += unused_prefetch_findings(capture, context)
@@ -90,20 +95,53 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         per_instance = group.prefetch_only and group.per_instance_prefetch is not None
         if group.prefetch_only and not per_instance:
             continue
+        write = write_of(group.buckets[0].sql)
         if group.count == 1:
-            if context.threshold > 1 or per_instance or not lazy_load_on_many(group):
+            if context.threshold > 1 or per_instance or write or not lazy_load_on_many(group):
                 continue
-        elif group.count < context.threshold or group.distinct_params() == 1:
+        elif group.count < context.threshold:
+            continue
+        same_statement = write is None and group.count > 1 and group.distinct_params() == 1
+        if same_statement and not group.hops:
             continue  # the same statement again and again: reported as a duplicate
-        relation = relate(group, roots_by_seq)
+        relation = None if write else relate(group, roots_by_seq)
         if per_instance and relation is None:
             continue  # instances loaded one by one (.get() each): nothing to batch
+        if same_statement and (relation is None or relation.root is None or relation.root.rows < 2):
+            continue  # one object's relation read again: a duplicate, not rows sharing a parent
         candidates.append((group, relation))
     items = [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
+    items = _fold_cascades(items)
     for item in items:
         if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
             item.relation.generic_models = _generic_targets(item.members)
     return items
+
+
+def _fold_cascades(items: list[NPlusOne]) -> list[NPlusOne]:
+    """A ``delete()`` per row also collects and deletes its cascades from the same line: those
+    statements belong to the delete finding (one ``queryset.delete()`` removes them all)."""
+    deletes: dict[tuple, NPlusOne] = {}
+    for item in items:
+        write = write_of(item.group.buckets[0].sql)
+        site = item.group.callsite
+        if write and write[0] == "DELETE" and site is not None:
+            key = (site.filename, site.lineno)
+            current = deletes.get(key)
+            # The row's own table is deleted last in each iteration (after its cascades).
+            if current is None or item.group.first_seq > current.group.first_seq:
+                deletes[key] = item
+    if not deletes:
+        return items
+    kept = []
+    for item in items:
+        site = item.group.callsite
+        host = deletes.get((site.filename, site.lineno)) if site is not None else None
+        if host is not None and host is not item:
+            host.absorbed.extend(item.members)
+            continue
+        kept.append(item)
+    return kept
 
 
 def lazy_load_on_many(group: Group) -> bool:
@@ -138,6 +176,20 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
     return [item.finding for item in n_plus_ones if item.finding is not None]
 
 
+def _written_between(duplicate: Duplicate, writes: list[tuple[str, int, int]]) -> bool:
+    """A table the statement reads was written while it repeated (``user.following.set(...)``
+    between two identical SELECTs): the second read may see other rows, so it is no duplicate."""
+    if not writes:
+        return False
+    shape = sqlshape.shape_on(duplicate.sql, duplicate.alias)
+    if shape is None:
+        return True  # when in doubt, say nothing
+    tables = {t.strip('"`[]').lower() for t in shape.tables}
+    first = min(b.first_seq for b in duplicate.buckets)
+    last = max(b.last_seq for b in duplicate.buckets)
+    return any(table in tables and start < last and end > first for table, start, end in writes)
+
+
 def scoped_allowed(buckets: list[cap.Bucket], finding: Finding) -> bool:
     """Every statement ran inside an ``ignore_n_plus_one(*patterns)`` block whose patterns match."""
     if not buckets or any(b.allow is None for b in buckets):
@@ -150,8 +202,11 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
     if "duplicate" not in context.kinds:
         return []
     owner_of = {id(b): number for number, item in enumerate(n_plus_ones) for g in item.members for b in g.buckets}
+    writes = [(w[1].lower(), b.first_seq, b.last_seq) for b in buckets if (w := write_of(b.sql))]
     findings = []
     for duplicate in exact_duplicates(buckets):
+        if write_of(duplicate.sql) or _written_between(duplicate, writes):
+            continue  # a write is never "reused"; a read after a write to its table may differ
         owners = {owner_of.get(id(b)) for b in duplicate.buckets}
         if len(owners) == 1 and None not in owners:
             continue  # repeats inside an N+1 the fix removes anyway
@@ -460,9 +515,13 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     # Only a project line that builds the queryset is rewritten: not a library's line, not a
     # framework declaration (whose fix has its own place, see frameworks.fix_snippets).
     rewritable = origin["code"] if origin and not site.library and not site.frame.declares else None
-    bulk = bulk_get(group) if relation is None else None
+    written = write_of(group.buckets[0].sql) if relation is None else None
+    write = build_write(members, *written) if written else None
+    bulk = bulk_get(group) if relation is None and written is None else None
     if relation is not None:
         advice = advise_relation(relation, rewritable, callsite.code if callsite else None)
+    elif write is not None:
+        advice = advise_write(write)
     elif bulk is not None:
         advice = advise_in_bulk(bulk, callsite.code if callsite else None)
     else:
@@ -470,7 +529,8 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
     if advice.origin is not None:
         origin = frame_dict_from(advice.origin)
-    model = _label(relation.model) if relation else _label(record.model) or _table_model(record)
+    model = _label(relation.model) if relation else _label(write.model) if write else (
+        _label(record.model) or _table_model(record))
     last = relation.last if relation else None
     avoidable = count - advice.after_queries if advice.method else count - 1
     finding = Finding(
@@ -509,6 +569,138 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
     return finding, advice
+
+
+def build_write(groups: list[Group], verb: str, table: str) -> Write | None:
+    """What a repeated write does: its model and, for save()'s UPDATEs, the fields the sampled
+    rows changed and whether they all got one value or one increment (``capture.Record.changes``)."""
+    model = model_for_table(table)
+    if model is None:
+        return None
+    write = Write(verb, model)
+    if verb != "UPDATE":
+        return write
+    samples = [r.changes for g in groups[:1] for r in g.records if r.changes is not None]
+    if not samples:
+        write.unread = True
+        return write
+    for changes in samples:
+        for name, _before, _after in changes:
+            if name not in write.fields:
+                write.fields.append(name)
+    for name in write.fields:
+        pairs = [next(((b, a) for n, b, a in changes if n == name), None) for changes in samples]
+        if any(p is None for p in pairs) or len(pairs) < 2:
+            continue  # not changed on every sampled row, or one sample: no single value to write
+        if any(hasattr(a, "resolve_expression") for _b, a in pairs):
+            write.unread = True  # F() expressions assigned in the loop: update(F(...)) is the user's own
+            continue
+        afters = [a for _b, a in pairs]
+        if all(a == afters[0] for a in afters):
+            write.same[name] = afters[0]
+        elif all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for pair in pairs for v in pair):
+            deltas = {a - b for b, a in pairs}
+            if len(deltas) == 1:
+                write.deltas[name] = deltas.pop()
+    return write
+
+
+WRITE_METHODS = ("update", "bulk_update", "bulk_create", "delete")
+_PK_WHERE = re.compile(r'WHERE\s+(?:\S+\.)?["`]?(\w+)["`]?\s*(=\s*%s|IN\s*\(\s*%s(?:\s*,\s*%s)*\s*\))\s*$', re.I)
+_INSERT_COLUMNS = re.compile(r"INTO\s+\S+\s*\(([^)]*)\)\s*VALUES", re.I)
+
+
+def prove_writes(items: list[NPlusOne], config: dict) -> None:
+    """Replay each write fix on rows of this request, in a savepoint that is rolled back: the
+    sampled rows' primary keys (UPDATE/DELETE) or values (INSERT), through the very fix text."""
+    limits = Limits.from_config(config)
+    for item in items:
+        finding, advice = item.finding, item.advice
+        if finding is None or advice is None or advice.method not in WRITE_METHODS or item.relation is not None:
+            continue
+        fix = finding.snippets.get("fix")
+        proof: dict[str, Any] = {"status": "skipped", "before": finding.count, "after": None, "rows": 0,
+                                 "detail": "", "fix": fix}
+        if not limits.enabled:
+            proof["detail"] = "Proofs are turned off (PROOFS=False)."
+        else:
+            proof.update(_replay_write(item.group, advice.method, fix, model_for_table(write_of(item.group.buckets[0].sql)[1])))
+        finding.proof = proof
+        if proof["status"] != "verified":
+            _withdraw(finding, proof)
+
+
+def _replay_write(group: Group, method: str, fix: str, model: type | None) -> dict:
+    if model is None:
+        return {"detail": "Not replayed: the table's model is unknown."}
+    names = namespace(model)
+    records = group.records
+    alias = group.alias
+    try:
+        if method == "bulk_create":
+            objs = [obj for obj in (_unsaved(model, r) for r in records) if obj is not None]
+            if not objs:
+                return {"detail": "Not replayed: the INSERTs' values could not be mapped to fields."}
+            with isolated(alias) as statements:
+                eval(fix, {"__builtins__": {}}, {**names, "objs": objs})  # noqa: S307 (our own snippet)
+            rows = len(objs)
+        else:
+            pks = list(dict.fromkeys(pk for r in records for pk in _pk_values(r, model)))
+            if not pks:
+                return {"detail": "Not replayed: the rows' primary keys could not be read from the statements."}
+            counts = []
+            for sample in ([pks[:1], pks] if method == "delete" and len(pks) > 1 else [pks]):
+                with isolated(alias) as statements:
+                    queryset = model._base_manager.db_manager(alias).filter(pk__in=sample)
+                    if method == "bulk_update":
+                        eval(fix, {"__builtins__": {}}, {**names, "objs": list(queryset)})  # noqa: S307
+                        statements[:] = statements[1:]  # the SELECT that loaded objs is the loop's own
+                    else:
+                        apply_fix(queryset, fix, names)
+                counts.append(len([s for s in statements if not is_transaction_control(s)]))
+            if len(set(counts)) > 1:
+                return {"status": "failed", "after": counts[-1], "rows": len(pks), "detail": (
+                    f"The count still grows with the rows ({counts[0]} at 1 row, {counts[-1]} at {len(pks)}).")}
+            rows = len(pks)
+    except Exception as exc:  # a constraint, a custom manager: the fix is not shown
+        return {"status": "failed", "detail": f"{fix} raised {type(exc).__name__}: {str(exc)[:200]}"}
+    after = len([s for s in statements if not is_transaction_control(s)])
+    if after >= group.count or (method != "delete" and after != 1):
+        return {"status": "failed", "after": after, "rows": rows,
+                "detail": f"The fix ran {after} statements for {rows} rows."}
+    return {"status": "verified", "after": after, "rows": rows, "detail": (
+        f"Replayed on {rows} rows of this request (rolled back): {after} statement"
+        f"{'s' if after != 1 else ''} instead of one per row.")}
+
+
+def _pk_values(record: cap.Record, model: type) -> list:
+    """Primary keys an ORM ``UPDATE ... WHERE pk = %s`` / ``DELETE ... WHERE pk IN (...)`` wrote."""
+    match = _PK_WHERE.search(record.sql)
+    params = record.params
+    if match is None or match.group(1) != model._meta.pk.column or not isinstance(params, (list, tuple)):
+        return []
+    count = match.group(2).count("%s")
+    return list(params[-count:]) if count <= len(params) else []
+
+
+def _unsaved(model: type, record: cap.Record) -> Any:
+    """An unsaved instance with the values one INSERT wrote (primary key left out)."""
+    match = _INSERT_COLUMNS.search(record.sql)
+    params = record.params
+    if match is None or not isinstance(params, (list, tuple)):
+        return None
+    columns = [c.strip().strip('"`[]') for c in match.group(1).split(",")]
+    if len(columns) != len(params):
+        return None  # a multi-row INSERT: already batched
+    by_column = {f.column: f for f in model._meta.concrete_fields}
+    values = {}
+    for column, value in zip(columns, params):
+        field = by_column.get(column)
+        if field is None:
+            return None
+        if not field.primary_key:
+            values[field.attname] = value
+    return model(**values)
 
 
 def bulk_get(group: Group) -> BulkGet | None:

@@ -118,6 +118,7 @@ class Record:
     seq: int = 0  # position in the capture
     allow: tuple | None = None  # ALLOW-style patterns of the ignore_n_plus_one(*patterns) block it ran in
     per_instance: bool = False  # issued by prefetch_related_objects([one_instance], ...) called by user code
+    changes: tuple | None = None  # save()'s UPDATE: ((field name, value before, value saved), ...) of changed fields
 
 
 # Per bucket (same alias, SQL text, raw stack): what is kept beyond exact counts and times.
@@ -142,6 +143,7 @@ class Bucket:
     # (id of the relation descriptor, path of the instance it was read on): hops that look
     # alike (same SQL, same line) but differ in path stay apart (x.parent.parent, a/z paths).
     hop_key: tuple | None = None
+    last_seq: int = 0
     count: int = 0
     duration: float = 0.0
     errors: int = 0
@@ -155,6 +157,7 @@ class Bucket:
 
     def add(self, record: Record) -> None:
         self.count += 1
+        self.last_seq = record.seq
         self.duration += record.duration
         if record.error:
             self.errors += 1
@@ -202,6 +205,7 @@ class Capture:
     roots: list[Root] = field(default_factory=list)
     accessed: set = field(default_factory=set)  # (id(root), path) pairs that were read
     loaded: dict = field(default_factory=dict)  # (id(root), path) -> objects eager loading put there (>= 1)
+    diffed: dict = field(default_factory=dict)  # (model, stack key) -> save() calls whose changed fields were read
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections this capture gave the wrapper
@@ -298,6 +302,8 @@ current_query: ContextVar[Any] = ContextVar("ddt_prefetch_panel_query", default=
 active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", default=None)
 # (parent Source, attribute) while prefetch_related loads one level.
 active_prefetch: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_prefetch", default=None)
+# The fields a save() changes, while its UPDATE runs (hooks._wrap_do_update, a few per model).
+write_changes: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_write_changes", default=None)
 # Set while prefetch_related_objects(), called by the user's code (not by a queryset), prefetches
 # a single instance: in a loop, that is the N+1 it exists to avoid.
 per_instance_prefetch: ContextVar[bool] = ContextVar("ddt_prefetch_panel_per_instance", default=False)
@@ -384,6 +390,7 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         call=call,
         allow=allow,
         per_instance=pending_prefetch is not None and per_instance_prefetch.get(),
+        changes=write_changes.get(),
     )
     pending = evaluating.get()
     if pending is not None and pending[0] is query and pending[1] is not None:

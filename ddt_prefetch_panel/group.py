@@ -67,6 +67,22 @@ def is_transaction_control(sql: str) -> bool:
     return bool(_CONTROL.match(sql))
 
 
+_WRITE = re.compile(
+    r"""\s*(?:(?P<insert>INSERT)\s+(?:OR\s+\w+\s+)?INTO|(?P<update>UPDATE)|(?P<delete>DELETE)\s+FROM)\s+
+    (?P<table>"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w.]+)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def write_of(sql: str) -> tuple[str, str] | None:
+    """``("UPDATE", "shop_order")`` for a write statement, else None."""
+    match = _WRITE.match(sql)
+    if match is None:
+        return None
+    verb = next(name for name in ("insert", "update", "delete") if match.group(name))
+    return verb.upper(), match.group("table").strip('"`[]')
+
+
 def redact_sql(sql: str) -> str:
     """The statement with string and number literals replaced by ``?``."""
 

@@ -623,6 +623,50 @@ def _per_instance_call(frame: Any) -> bool:
     return isinstance(instances, (list, tuple)) and len(instances) == 1
 
 
+# save() calls per model and call stack whose changed fields are read (one SELECT each, capture suspended): the
+# analysis needs a few samples to say which fields bulk_update() must write, or whether every row
+# got the same value or the same increment (queryset.update()).
+DIFFS_PER_MODEL = 3
+
+
+def _wrap_do_update(original):
+    def _do_update(self, base_qs, using, pk_val, values, *args, **kwargs):
+        capture = cap._current.get()
+        if capture is None or cap.suspended.get() or not values:
+            return original(self, base_qs, using, pk_val, values, *args, **kwargs)
+        key = (type(self), stack_key(sys._getframe(1), capture.anchor))
+        seen = capture.diffed.get(key, 0)
+        if seen >= DIFFS_PER_MODEL:
+            return original(self, base_qs, using, pk_val, values, *args, **kwargs)
+        capture.diffed[key] = seen + 1
+        try:
+            changes = _changes(base_qs, using, pk_val, values)
+        except Exception:  # reading the row is best effort; the save must run regardless
+            changes = None
+        token = cap.write_changes.set(changes)
+        try:
+            return original(self, base_qs, using, pk_val, values, *args, **kwargs)
+        finally:
+            cap.write_changes.reset(token)
+
+    return _do_update
+
+
+def _changes(base_qs: Any, using: str, pk_val: Any, values: list) -> tuple:
+    """(field name, value in the database, value being saved) for each field save() changes."""
+    names = [field.attname for field, _model, _value in values]
+    with cap.suspend():
+        row = base_qs.using(using).filter(pk=pk_val).values(*names).first()
+    if row is None:
+        return ()
+    changed = []
+    for field, _model, value in values:
+        before = row.get(field.attname)
+        if hasattr(value, "resolve_expression") or value != before:
+            changed.append((field.name, before, value))
+    return tuple(changed)
+
+
 def _wrap_toolbar_postprocess(original):
     """DDT's panels generate their stats and the toolbar renders in ``_postprocess``: the
     queries they make (history store, template contexts, other panels) are the toolbar's."""
@@ -724,6 +768,9 @@ HOOKS: list[HookSpec] = [
     HookSpec("django.db.models.query:prefetch_one_level",
              "which statements prefetch_related ran (unused prefetches)",
              ("instances", "prefetcher", "lookup", "level"), _wrap_prefetch_one_level),
+    HookSpec("django.db.models.base:Model._do_update",
+             "which fields a save() in a loop changes (bulk_update / update advice)",
+             ("self", "base_qs", "using", "pk_val", "values"), _wrap_do_update),
     HookSpec("django.db.models.query:QuerySet._fetch_all",
              "reads of prefetched results that bypass the related manager (django-taggit, libraries)",
              ("self",), _wrap_fetch_all),

@@ -258,3 +258,87 @@ def test_unused_prefetch_built_many_times_at_one_place_is_one_finding(pizzeria):
     [finding] = _unused(report)
     assert finding.lookup == "pizzas" and finding.count == 3
     assert "Built 3 times" in finding.note
+
+
+# --------------------------------------------------------------------------- item 6: writes per row
+
+
+def _by_method(report) -> dict:
+    return {f.method: f for f in _n_plus_ones(report)}
+
+
+def test_save_per_row_gets_bulk_update_with_the_changed_fields(pizzeria):
+    with detect() as report:
+        for i, order in enumerate(Order.objects.all()):
+            order.notes = f"note {i}"
+            order.save()
+    [finding] = _n_plus_ones(report)
+    assert (finding.model, finding.method) == ("shop.Order", "bulk_update")
+    assert finding.snippets["fix"].startswith('Order.objects.bulk_update(objs, ["notes"])')
+    assert finding.proof["status"] == "verified" and finding.proof["after"] == 1
+    assert not [f for f in report.findings if f.kind == "duplicate"]
+
+
+def test_same_value_or_same_increment_per_row_gets_queryset_update(pizzeria):
+    from shop.models import LoyaltyCard
+
+    with detect() as report:
+        for order in Order.objects.all():
+            order.status = "archived"
+            order.save()
+        for card in LoyaltyCard.objects.all():
+            card.points += 5
+            card.save()
+    fixes = {f.model: f for f in _n_plus_ones(report)}
+    assert fixes["shop.Order"].method == "update"
+    assert fixes["shop.Order"].snippets["fix"] == '.update(status="archived")'
+    assert fixes["shop.LoyaltyCard"].snippets["fix"] == '.update(points=F("points") + 5)'
+    assert fixes["shop.LoyaltyCard"].snippets["import"] == "from django.db.models import F"
+    assert all(f.proof["status"] == "verified" for f in fixes.values())
+
+
+def test_create_per_row_gets_bulk_create_and_delete_per_row_gets_queryset_delete(pizzeria):
+    from shop.models import Category
+
+    with detect() as report:
+        for i in range(4):
+            Category.objects.create(name="same name")  # identical INSERTs: never "reuse the result"
+        for category in Category.objects.filter(name="same name"):
+            category.delete()
+    methods = _by_method(report)
+    assert methods["bulk_create"].model == "shop.Category" and methods["bulk_create"].count == 4
+    assert methods["bulk_create"].proof["status"] == "verified"
+    assert methods["delete"].snippets["fix"] == ".delete()"
+    assert methods["delete"].proof["status"] == "verified"
+    assert [f for f in report.findings if f.kind == "duplicate"] == []
+
+
+def test_the_same_select_around_a_write_to_its_table_is_no_duplicate():
+    from tests.peers.social.models import User
+
+    hub, *others = [User.objects.create(username=n) for n in ("hub", "a", "b", "c")]
+    with detect(KINDS=["duplicate"]) as report:
+        for chosen in (others[:1], others[1:]):
+            list(User.objects.filter(followers=hub))
+            hub.following.set(chosen)
+    assert report.findings == []
+    with detect(KINDS=["duplicate"]) as report:  # without the write in between it is one
+        for _ in range(2):
+            list(User.objects.filter(followers=hub))
+    [finding] = report.findings
+    assert finding.count == 2
+
+
+# --------------------------------------------------------------------------- item 7: rows sharing a parent
+
+
+def test_rows_sharing_one_parent_are_an_n_plus_one_not_a_duplicate(pizzeria):
+    customer = Customer.objects.create(name="regular", email="regular@example.com", city="Here")
+    for _ in range(4):
+        Order.objects.create(customer=customer, created="2025-01-01T00:00:00Z")
+    with detect() as report:
+        for order in Order.objects.filter(customer=customer):
+            order.customer.name
+    [finding] = [f for f in report.findings if f.kind in ("n_plus_one", "duplicate")]
+    assert (finding.kind, finding.relation, finding.method) == ("n_plus_one", "shop.Order.customer", "select_related")
+    assert finding.proof["status"] == "verified"

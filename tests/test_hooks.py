@@ -117,6 +117,16 @@ def probe_fetch_all() -> None:
     assert any(path == ("pizzas",) for _root, path in capture.accessed)
 
 
+def probe_do_update() -> None:
+    # save() in a loop: the UPDATE carries the fields it changed (for bulk_update advice).
+    with cap.capturing() as capture:
+        for order in Order.objects.all()[:2]:
+            order.notes = f"probe {order.pk}"
+            order.save()
+    changes = [r.changes for r in capture.records if r.sql.startswith("UPDATE")]
+    assert changes and all(c and c[0][0] == "notes" for c in changes)
+
+
 def probe_generic_fk() -> None:
     with cap.capturing() as capture:
         for review in Review.objects.exclude(object_id=None)[:2]:
@@ -168,6 +178,7 @@ PROBES = {
     "django.db.models.query_utils:DeferredAttribute.__get__": probe_deferred,
     "django.db.models.query:prefetch_one_level": probe_prefetch_one_level,
     "django.db.models.query:QuerySet._fetch_all": probe_fetch_all,
+    "django.db.models.base:Model._do_update": probe_do_update,
     "django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__": probe_generic_fk,
     "asgiref.sync:SyncToAsync.__call__": probe_sync_to_async,
 }
