@@ -243,7 +243,9 @@ def test_per_row_multi_table_downcast(blog):
         blog_views.specific_titles()
     finding = only(report, "blog.Page.articlepage")
     assert finding.method == "select_related"
-    assert finding.snippets["fix"] == '.select_related("articlepage")'
+    # One downcast per child model; the fix may load them together.
+    assert finding.snippets["fix"].startswith('.select_related("articlepage"')
+    assert_verified(finding)
     assert at(finding.origin, "blog/views.py", '    pages = Page.objects.order_by("pk")')
 
 
