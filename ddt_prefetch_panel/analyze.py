@@ -273,18 +273,28 @@ def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
             plans.append(plan)
             for item, _after, _read in entries:
                 together.add(id(item))
-                item.finding.proof = {**plan.proof, "fix": item.advice.proof_call or item.advice.snippets.get("fix"),
-                                      "detail": f"Verified together with the other fixes on this queryset: "
-                                                f"{plan.proof['detail']}"}
+                # Proven as one call: each finding shows that call (its own part alone was not
+                # replayed on its own, so it is not offered as a paste-able line).
+                item.finding.proof = {**plan.proof, "detail": f"Verified together with the other fixes on this "
+                                                              f"queryset: {plan.proof['detail']}"}
+                snippets = item.finding.snippets
+                for key in ("line", "access", "import", "queryset"):
+                    snippets.pop(key, None)
+                snippets["fix"] = plan.fix
+                if plan.line:
+                    snippets["line"] = plan.line
+                if plan.imports:
+                    snippets["import"] = "\n".join(plan.imports)
     proven: list[tuple[NPlusOne, list, list]] = []
     for item in candidates:
-        if id(item) not in together:
-            proof, after, as_read = _first_proven(item, limits, budget)
-            item.finding.proof = proof
-            if proof["status"] == "verified" and item.relation.root is not None:
-                proven.append((item, after, as_read))
-            elif not (proof["status"] == "skipped" and not limits.enabled):
-                _withdraw(item.finding, proof)
+        if id(item) in together:
+            continue
+        proof, after, as_read = _first_proven(item, limits, budget)
+        item.finding.proof = proof
+        if proof["status"] == "verified" and item.relation.root is not None:
+            proven.append((item, after, as_read))
+        elif not (proof["status"] == "skipped" and not limits.enabled):
+            _withdraw(item.finding, proof)
         finding = item.finding
         if finding.snippets.get("fix", "").startswith("."):
             needed = imports_for(finding.snippets["fix"], {**_proof_names(item.relation), **item.advice.bindings})

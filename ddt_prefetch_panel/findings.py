@@ -160,11 +160,10 @@ def _finding_markdown(finding: Finding) -> str:
     fix = snippets.get("line") or snippets.get("fix")
     if fix and proof.get("status") != "failed":
         place = f" at `{where(finding.origin, with_function=False)}`" if snippets.get("line") and finding.origin else ""
-        lines += ["", f"Fix{place}{proof_text(proof)}:", "", "```python", fix, "```"]
+        imports = [line for line in (snippets.get("import") or "").splitlines() if line]
+        lines += ["", f"Fix{place}{proof_text(proof)}:", "", "```python", *imports, fix, "```"]
         if snippets.get("access"):
             lines += ["", "and at the call site:", "", "```python", snippets["access"], "```"]
-        if snippets.get("import"):
-            lines += ["", f"with `{snippets['import']}`"]
     elif fix:
         lines += ["", f"No paste-able fix{proof_text(proof)}."]
     if finding.note:
