@@ -138,9 +138,9 @@ def graphql_owner(parent_type: Any, name: str) -> tuple[type, str, Any] | None:
     graphene_type = getattr(parent_type, "graphene_type", None)
     if graphene_type is not None:
         fields = getattr(getattr(graphene_type, "_meta", None), "fields", None) or {}
-        for python_name in fields:
+        for python_name, field in fields.items():
             if name in (python_name, _camel(python_name)):
-                return graphene_type, python_name, ("graphene", None)
+                return graphene_type, python_name, ("graphene", field)
     return None
 
 
@@ -206,6 +206,8 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
     if origin.detail[0] == "override":
         return _override_snippets(origin.detail, fix)
     framework, field = origin.detail
+    if framework == "graphene":
+        return _graphene_snippets(field, fix)
     if framework != "strawberry":
         return {}
     snippets: dict[str, str] = {}
@@ -228,6 +230,22 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
         snippets["hints"] = f"strawberry_django.field({hints})"
     snippets["hints"] += "  # with DjangoOptimizerExtension() in the schema's extensions"
     return snippets
+
+
+def _graphene_snippets(field: Any, fix: str) -> dict[str, str]:
+    """graphene-django built the queryset for a field (``DjangoListField(BookNode)``): the
+    node type's ``get_queryset`` classmethod is where every such field's queryset passes."""
+    node = getattr(field, "type", None)
+    while node is not None and not hasattr(getattr(node, "_meta", None), "model"):
+        node = getattr(node, "of_type", None)  # NonNull(List(NonNull(BookNode)))
+    if not isinstance(node, type) or not is_project_class(node):
+        return {}
+    return {"get_queryset": (
+        f"# in {node.__name__}\n"
+        "@classmethod\n"
+        "def get_queryset(cls, queryset, info):\n"
+        f"    return queryset{fix}"
+    )}
 
 
 def _override_snippets(detail: tuple, fix: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ import tests.urls  # noqa: F401  (imports every framework module now, before any
 from ddt_prefetch_panel import detect
 from tests.frameworks.blog import views as blog_views
 from tests.frameworks.blog.seed import seed as seed_blog
-from tests.frameworks.catalog import exports, gql_strawberry
+from tests.frameworks.catalog import exports, gql_graphene, gql_strawberry
 from tests.frameworks.catalog import views as catalog_views
 from tests.frameworks.catalog.forms import CopyForm
 from tests.frameworks.catalog.seed import seed as seed_catalog
@@ -164,6 +164,34 @@ def test_graphene_django_object_type(client, catalog):
     assert at(finding.origin, "catalog/gql_graphene.py", "        return Book.objects.all()")
     assert finding.snippets["line"] == 'return Book.objects.all().select_related("author")'
     assert_verified(finding)
+
+
+def test_graphene_django_list_field_fix_goes_into_the_node_types_get_queryset(client, catalog):
+    query = {"query": "{ allBooks { title author { name } } }"}
+    with detect() as report:
+        response = client.post("/fw/graphql/graphene/", query, content_type="application/json")
+    assert "errors" not in response.json()
+    finding = only(report, "catalog.Book.author")
+    assert finding.callsite["function"] == "BookNode.author"
+    assert at(finding.origin, "catalog/gql_graphene.py", "    all_books = DjangoListField(BookNode)")
+    assert finding.origin["function"] == "Query.all_books"
+    assert "line" not in finding.snippets and finding.library is False
+    snippet = finding.snippets["get_queryset"]
+    assert snippet == (
+        "# in BookNode\n@classmethod\ndef get_queryset(cls, queryset, info):\n"
+        '    return queryset.select_related("author")'
+    )
+    assert_verified(finding)
+    # Pasted into BookNode, the query count is constant.
+    namespace: dict = {}
+    exec(textwrap.dedent(snippet.split("\n", 1)[1]).replace("@classmethod\n", ""), namespace)
+    gql_graphene.BookNode.get_queryset = classmethod(namespace["get_queryset"])
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post("/fw/graphql/graphene/", query, content_type="application/json")
+    finally:
+        del gql_graphene.BookNode.get_queryset  # back to DjangoObjectType's
+    assert "errors" not in response.json() and len(queries) == 1
 
 
 # --------------------------------------------------------------------------- forms, Jinja2, async

@@ -1,7 +1,7 @@
 """graphene-django: DjangoObjectType nodes and a resolver that returns a queryset."""
 
 import graphene
-from graphene_django import DjangoObjectType
+from graphene_django import DjangoListField, DjangoObjectType
 
 from .models import Author, Book
 
@@ -20,6 +20,7 @@ class BookNode(DjangoObjectType):
 
 class Query(graphene.ObjectType):
     books = graphene.List(BookNode)
+    all_books = DjangoListField(BookNode)  # graphene-django builds this queryset itself
 
     def resolve_books(root, info):
         return Book.objects.all()
