@@ -858,7 +858,21 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         snippets={"fix": fix},
         callsites=frames,
         alias=record.alias,
+        library=_library_duplicate(duplicate),
     )
+
+
+def _library_duplicate(duplicate: Any) -> bool:
+    """Every repeat issued by library code that no project frame drove, and none of them a
+    relation read on a queryset the project built (that one the project's fix covers)."""
+    if not all(build_site(bucket.stack).library for bucket in duplicate.buckets):
+        return False
+    for bucket in duplicate.buckets:
+        for record in bucket.samples:
+            source = record.hop.source if record.hop is not None else None
+            if source is not None and not build_site(source.root.origin).library:
+                return False
+    return True
 
 
 def _eager_lookups(root: cap.Root) -> list[tuple[str, tuple[str, ...]]]:

@@ -261,7 +261,8 @@ def is_library_code(code: Any) -> bool:
 
 
 def is_orm_code(code: Any) -> bool:
-    """Django's ORM, asgiref's thread hop and this package: frames that never decide a query."""
+    """Django's ORM and database layer, asgiref's thread hop, the toolbar's cursor wrapper and
+    this package: frames that never decide a query."""
     known = _orm_codes.get(code)
     if known is None:
         known = _orm_codes.set(code, os.path.abspath(code.co_filename).startswith(_orm_prefixes()))
@@ -271,12 +272,14 @@ def is_orm_code(code: Any) -> bool:
 @lru_cache(maxsize=1)
 def _orm_prefixes() -> tuple[str, ...]:
     import asgiref
+    import debug_toolbar
     import django
 
     django_dir = os.path.dirname(os.path.abspath(django.__file__))
     return (
         os.path.join(django_dir, "db") + os.sep,
         os.path.dirname(os.path.abspath(asgiref.__file__)) + os.sep,
+        os.path.dirname(os.path.abspath(debug_toolbar.__file__)) + os.sep,  # its cursor wrapper
         os.path.dirname(os.path.abspath(__file__)) + os.sep,
     )
 

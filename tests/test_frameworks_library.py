@@ -66,6 +66,21 @@ def test_user_built_queryset_looped_in_the_library_is_the_projects(catalog):
     assert finding.proof["status"] == "verified"
 
 
+def test_duplicates_issued_by_library_code_are_library_only(catalog):
+    with detect() as report:
+        exports.export_typed()
+    [duplicate] = report.by_kind("duplicate")
+    assert duplicate.model == "contenttypes.ContentType"
+    assert duplicate.library is True
+
+
+def test_the_projects_own_duplicates_are_not_library_only(catalog):
+    with detect() as report:
+        exports.repeated_lookups()
+    [duplicate] = report.by_kind("duplicate")
+    assert duplicate.library is False
+
+
 def test_no_index_advice_on_models_of_apps_outside_the_project(db):
     from django.contrib.auth.models import Permission
 

@@ -15,3 +15,11 @@ def export_visible():
 
 def imprints():
     return [book.imprint.name for book in Book.objects.order_by("pk")]
+
+
+def export_typed():
+    return ddtpp_fakelib.export_with_types(Book.objects.order_by("pk"))
+
+
+def repeated_lookups():
+    return [Book.objects.filter(title="Book 0.0").first() for _ in range(3)]
