@@ -900,10 +900,12 @@ def render(r: Results) -> str:
     # ------------------------------------------------------------ profile
     for p in r.profiles:
         out += [f"### Where the time goes: {p['label']}, `{p['path']}` ({p['n']:,} queries; py-spy, "
-                f"{p['samples']:,} samples over {p['requests']} requests of {p['request_ms']:.0f} ms wall)", "",
-                "| part | share of the request | ms per request | µs per query |", "|---|---:|---:|---:|"]
+                f"{p['samples']:,} samples over {p['requests']} requests of {p['cpu_ms']:.0f} ms CPU, "
+                f"{p['request_ms']:.0f} ms wall)", "",
+                "| part | share of the samples | ms per request (share × CPU time) | µs per query |",
+                "|---|---:|---:|---:|"]
         for category, share in p["categories"].items():
-            ms = share * p["request_ms"]
+            ms = share * p["cpu_ms"]
             out.append(f"| {category} | {share * 100:.1f} % | {ms:.1f} | {ms / p['n'] * 1000:.1f} |")
         out += ["", "Hottest leaf functions in our parts (share of all samples):", ""]
         out += [f"- `{name}`: {share * 100:.1f} %" for name, share in p["functions"]]
