@@ -211,6 +211,11 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
         if len(owners) == 1 and None not in owners:
             continue  # repeats inside an N+1 the fix removes anyway
         finding = _duplicate(duplicate, context)
+        if owners != {None}:
+            # Some of them belong to an N+1 whose fix removes them (counted there): only the
+            # repeats outside it are this finding's to save.
+            outside = duplicate.count_in([b for b in duplicate.buckets if owner_of.get(id(b)) is None])
+            finding.avoidable = max(0, outside - 1)
         if not scoped_allowed(duplicate.buckets, finding):
             findings.append(finding)
     return findings
@@ -465,7 +470,9 @@ def summarize(capture: cap.Capture, findings: list[Finding], allowed: int) -> di
         "duration_ms": round(sum(b.duration for b in buckets) * 1000, 3),
         "n_plus_one": sum(1 for f in findings if f.kind == "n_plus_one"),
         "duplicates": sum(1 for f in findings if f.kind == "duplicate"),
-        "avoidable": sum(f.avoidable for f in findings),
+        # Each finding counts only its own statements (a duplicate's repeats inside an N+1 are the
+        # N+1's), so the sum never exceeds the statements run.
+        "avoidable": min(capture.seq, sum(f.avoidable for f in findings)),
         "errors": sum(b.errors for b in buckets),
         "dropped": capture.dropped,
         "allowed": allowed,

@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "EXPLAIN_TRY_INDEX": False,
     # A single statement slower than this is checked for missing indexes even if not repeated.
     "SLOW_QUERY_MS": 50,
+    # No index advice on a table with fewer rows than this (counted up to this bound, capture
+    # suspended): a table of a few rows is one page, where no plan differs. Kept low because dev
+    # databases hold small samples of production's tables; 0 turns the check off.
+    "INDEX_MIN_ROWS": 10,
     # Stack frames kept per finding.
     "MAX_FRAMES": 30,
     # Links that open file:line in an editor: a preset ("vscode", "pycharm", "sublime", "idea", ...)
@@ -66,6 +70,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "EXPLAIN": (bool,),
     "EXPLAIN_TRY_INDEX": (bool,),
     "SLOW_QUERY_MS": (int, float),
+    "INDEX_MIN_ROWS": (int,),
     "MAX_FRAMES": (int,),
     "EDITOR_URL": (str, type(None)),
     "PROOFS": (bool,),
@@ -128,6 +133,8 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
             continue
         if name == "PROOF_MAX_ROWS" and value < 2:
             errors.append(("E001", f"{SETTING_NAME}['PROOF_MAX_ROWS'] must be at least 2."))
+        if name == "INDEX_MIN_ROWS" and value < 0:
+            errors.append(("E001", f"{SETTING_NAME}['INDEX_MIN_ROWS'] must be at least 0."))
         if name == "THRESHOLD" and value < 1:
             errors.append(("E001", f"{SETTING_NAME}['THRESHOLD'] must be at least 1."))
         if name == "KINDS":

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from .capture import Bucket, Record, params_hash
-from .frames import Frame, StackResolver, callsite_of
+from .frames import Frame, StackResolver, callsite_of, is_library_code, is_orm_code
 
 # --------------------------------------------------------------------------- fingerprint
 
@@ -168,14 +168,30 @@ def group_buckets(buckets: Iterable[Bucket], resolve: StackResolver) -> list[Gro
     two descriptors to one model.
     """
     groups: dict[tuple, Group] = {}
+    sites: dict[int, tuple | None] = {}
     for bucket in buckets:
         stack = resolve(bucket.stack)
-        key = (bucket.alias, fingerprint(bucket.sql), stack, bucket.hop_key)
+        site = sites.get(id(bucket.stack), ())
+        if site == ():
+            site = sites[id(bucket.stack)] = library_site(bucket.stack)
+        key = (bucket.alias, fingerprint(bucket.sql), stack, bucket.hop_key, site)
         group = groups.get(key)
         if group is None:
             group = groups[key] = Group(bucket.alias, key[1], stack)
         group.buckets.append(bucket)
     return list(groups.values())
+
+
+def library_site(raw: tuple) -> tuple | None:
+    """(file, line) of the innermost frame outside the ORM when it is library code: two library
+    lines that issue the same SQL for the same project frames are two call sites, not one
+    (the tidied stack drops library frames)."""
+    for entry in raw:
+        code = entry[0]
+        if not hasattr(code, "co_filename") or is_orm_code(code):
+            continue
+        return (code.co_filename, entry[1]) if is_library_code(code) else None
+    return None
 
 
 @dataclass
@@ -188,6 +204,11 @@ class Duplicate:
     duration: float
     buckets: list[Bucket]
     sample: Record
+    key: int = 0  # the parameters' hash (Bucket.params key)
+
+    def count_in(self, buckets: list[Bucket]) -> int:
+        """How many of these identical statements ran in ``buckets``."""
+        return sum(b.params.get(self.key, 0) for b in buckets)
 
 
 def exact_duplicates(buckets: Iterable[Bucket]) -> list[Duplicate]:
@@ -202,7 +223,7 @@ def exact_duplicates(buckets: Iterable[Bucket]) -> list[Duplicate]:
     for (alias, sql, key), (count, duration, owners) in seen.items():
         if count > 1:
             sample = next((r for b in owners for r in b.samples if params_hash(r.params) == key), owners[0].samples[0])
-            duplicates.append(Duplicate(alias, sql, count, duration, owners, sample))
+            duplicates.append(Duplicate(alias, sql, count, duration, owners, sample, key))
     return duplicates
 
 

@@ -684,12 +684,32 @@ def index_findings(groups: list[Group], config: dict, context: Context) -> list[
     """``missing_index`` findings for the repeated or slow SELECTs of one capture."""
     introspect = Introspection()
     findings = []
+    minimum = int(config.get("INDEX_MIN_ROWS", 10))
+    sizes: dict[tuple[str, str], int | None] = {}
     for candidate in _candidates(_considered(groups, config), introspect):
+        key = (candidate.alias, candidate.table)
+        if minimum and key not in sizes:
+            sizes[key] = table_rows(candidate.alias, candidate.table, minimum)
+        if minimum and sizes[key] is not None and sizes[key] < minimum:
+            continue  # a table this small is one page: an index changes nothing
         finding = _finding(candidate, config, context, introspect)
         if finding.evidence and finding.evidence.get("uses_index"):
             continue  # the plan already uses an index on this table: the advice would be wrong
         findings.append(finding)
     return findings
+
+
+def table_rows(alias: str, table: str, bound: int) -> int | None:
+    """Rows of ``table``, counted up to ``bound`` (so the count stays cheap on a large table), in
+    the analysis's rolled-back sandbox; None when it cannot be read."""
+    connection = connections[alias]
+    try:
+        with sandbox(alias) as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {connection.ops.quote_name(table)} LIMIT {int(bound)}) AS ddtpp_rows")
+            return int(cursor.fetchone()[0])
+    except Exception:  # unknown: the advice stands
+        return None
 
 
 def is_project_model(model: type) -> bool:

@@ -342,3 +342,37 @@ def test_rows_sharing_one_parent_are_an_n_plus_one_not_a_duplicate(pizzeria):
     [finding] = [f for f in report.findings if f.kind in ("n_plus_one", "duplicate")]
     assert (finding.kind, finding.relation, finding.method) == ("n_plus_one", "shop.Order.customer", "select_related")
     assert finding.proof["status"] == "verified"
+
+
+# --------------------------------------------------------------------------- item 9: counts and noise
+
+
+def test_statements_are_counted_once_in_the_summary(pizzeria):
+    with detect(KINDS=["n_plus_one", "duplicate"]) as report:
+        orders = list(Order.objects.all())
+        for order in orders:  # an N+1 whose statements repeat (customers with several orders)
+            Customer.objects.filter(pk=order.customer_id).first()
+        first = orders[0].customer_id
+        for _ in range(3):  # the same statement from another line: a duplicate of the N+1's ones
+            Customer.objects.filter(pk=first).first()
+    summary = report.summary
+    assert summary["avoidable"] <= summary["queries"]
+    duplicates = [f for f in report.findings if f.kind == "duplicate"]
+    assert all(f.avoidable <= 2 for f in duplicates)  # only its own 3 statements, one kept
+    assert sum(f.avoidable for f in report.findings) == summary["avoidable"]
+
+
+def test_two_library_lines_are_two_call_sites(pizzeria):
+    """The same SQL from two lines of a library, called from one project line, is two N+1s: the
+    tidied stack (project frames only) is the same, the library lines are not."""
+    import sysconfig
+
+    source = "def evaluate(queryset):\n    return list(queryset)\n\n\ndef evaluate_too(queryset):\n    return list(queryset)\n"
+    library: dict = {}
+    exec(compile(source, f"{sysconfig.get_paths()['purelib']}/ddtpp_two_lines.py", "exec"), library)  # noqa: S102
+    customers = list(Customer.objects.filter(order__isnull=False).distinct()[:6])
+    with detect(KINDS=["n_plus_one"]) as report:
+        for i, customer in enumerate(Customer.objects.filter(pk__in=[c.pk for c in customers])):
+            library["evaluate" if i % 2 else "evaluate_too"](Order.objects.filter(customer=customer))
+    findings = _n_plus_ones(report)
+    assert len(findings) == 2 and sorted(f.count for f in findings) == [3, 3]

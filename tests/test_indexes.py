@@ -468,3 +468,21 @@ def test_two_valued_columns_alone_get_no_index_advice(orders):
         for _ in range(3):
             list(Pizza.objects.filter(vegetarian=True))
     assert missing(report) == []
+
+
+def test_tables_under_index_min_rows_get_no_index_advice(orders):
+    def loop():
+        for status in ("new", "paid", "delivered"):
+            list(Order.objects.filter(status=status))
+
+    rows = Order.objects.count()
+    with detect(INDEX_MIN_ROWS=rows + 1) as report:  # a table smaller than the setting: one page
+        loop()
+    assert report.by_kind("missing_index") == []
+    with detect(INDEX_MIN_ROWS=rows) as report:
+        loop()
+    assert len(report.by_kind("missing_index")) == 1
+    Order.objects.all().delete()
+    with detect() as report:  # an empty table: never
+        loop()
+    assert report.by_kind("missing_index") == []
