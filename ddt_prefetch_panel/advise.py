@@ -99,7 +99,7 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
             advice.note = ((advice.note + " ") if advice.note else "") + (
                 f"The fix uses {names} for the value(s) your loop filters by: define them where the queryset is built.")
         return advice
-    return _advise_lookup(relation, origin_code)
+    return _advise_lookup(relation, origin_code, callsite_code)
 
 
 def _advise_prefetch_objects(relation: Relation, origin_code: str | None) -> Advice:
@@ -318,7 +318,7 @@ def _assigned_name(code: str) -> str | None:
     return None
 
 
-def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
+def _advise_lookup(relation: Relation, origin_code: str | None, callsite_code: str | None = None) -> Advice:
     hops = relation.hops
     lookup = relation.lookup
     method = "select_related" if all(h.single for h in hops) else "prefetch_related"
@@ -339,8 +339,58 @@ def _advise_lookup(relation: Relation, origin_code: str | None) -> Advice:
         bulk = _bulk_snippet(relation, origin_code)
         if bulk:
             snippets["bulk"] = bulk
+        # The loop queries by hand: the prefetch serves it only once the loop reads the
+        # relation. That rewrite of the loop line is part of the fix (and of its proof).
+        access = rewrite_hand_written(callsite_code, relation) if callsite_code else None
+        if access:
+            snippets["access"] = access
     levels = 0 if method == "select_related" else prefetch_levels(hops)
     return Advice(method, snippets, after_queries=levels)
+
+
+def rewrite_hand_written(code: str, relation: Relation) -> str | None:
+    """``Pizza.objects.filter(order_id=order.id)`` -> ``order.pizzas.all()``;
+    ``Customer.objects.get(pk=order.customer_id)`` -> ``order.customer``.
+
+    Only a query on the relation's own key and nothing else is rewritten: anything more
+    (other filters, ordering) would change what the loop reads.
+    """
+    last = relation.last
+    if last is None or len(relation.path) != 1 or last.target is None:
+        return None
+    text = code.strip()
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    source = text + suffix
+    parents = _parent_map(tree)
+    field = last.field
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.keywords) == 1
+                and not node.args and isinstance(node.func.value, ast.Attribute)
+                and _names_model(node.func.value.value, last.target.__name__)):
+            continue
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            continue  # more is chained on: not a plain relation read
+        keyword, value = node.keywords[0].arg, node.keywords[0].value
+        owner = None
+        if last.kind == "reverse_fk" and node.func.attr == "filter":
+            if keyword in (field.attname, f"{field.name}_id", f"{field.name}__pk", f"{field.name}__id"):
+                if isinstance(value, ast.Attribute) and value.attr in ("id", "pk"):
+                    owner = value.value
+            elif keyword == field.name:
+                owner = value
+            replacement = f".{last.accessor}.all()"
+        elif last.single and node.func.attr == "get" and keyword in ("pk", "id"):
+            if isinstance(value, ast.Attribute) and value.attr == field.attname:
+                owner = value.value
+            replacement = f".{last.accessor}"
+        if owner is None:
+            continue
+        owner_text = ast.get_source_segment(source, owner) or ""
+        return _splice(source, suffix, node.col_offset, node.end_col_offset, owner_text + replacement)
+    return None
 
 
 def nested_prefetch(model: type, fix: str) -> str | None:
@@ -468,7 +518,7 @@ def _selected(select_related: Any, path: tuple[str, ...]) -> bool:
 
 def rewrite_line(code: str, model_name: str, method: str, lookup: str | None,
                  existing: list[str], replace_args: list[str] | None = None,
-                 raw_args: list[str] | None = None) -> str | None:
+                 raw_args: list[str] | None = None, replaces: str | None = None) -> str | None:
     """The origin line with the fix applied, or None if the line cannot be read.
 
     Finds the queryset chain that starts at ``Model.<manager>`` (or the statement's value),
@@ -485,7 +535,10 @@ def rewrite_line(code: str, model_name: str, method: str, lookup: str | None,
     existing_call = _call_in_chain(chain, method)
     if existing_call is not None and raw_args:
         if method == "prefetch_related":
-            raw_args = [ast.get_source_segment(source, a) or "" for a in existing_call.args] + raw_args
+            # A plain lookup the new Prefetch supersedes goes (it would load the relation twice).
+            kept = [a for a in existing_call.args
+                    if not (replaces and isinstance(a, ast.Constant) and a.value == replaces)]
+            raw_args = [ast.get_source_segment(source, a) or "" for a in kept] + raw_args
         else:
             existing_call = None  # e.g. a second annotate() composes with the user's own
     if existing_call is not None:
@@ -772,7 +825,8 @@ def _advise_prefetch_object(relation: Relation, origin_code: str | None, callsit
     snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
                 "import": "from django.db.models import Prefetch"}
     if origin_code:
-        after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", None, [], raw_args=[prefetch])
+        after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", None, [],
+                             raw_args=[prefetch], replaces=relation.lookup)
         if after and after != origin_code.strip():
             snippets["line"] = after
     access = rewrite_access(callsite_code, accessor, to_attr, as_list=True) if callsite_code else None
@@ -968,6 +1022,9 @@ def rewrite_access(code: str, accessor: str, new_name: str, as_list: bool = Fals
 
 def _rewrite_template_access(text: str, accessor: str, new_name: str, as_list: bool) -> str | None:
     pattern = re.compile(r"\.%s(?:\.(all|count|exists|first))?\b" % re.escape(accessor))
+
+    if as_list and re.search(r"\.%s\.last\b" % re.escape(accessor), text):
+        return None  # a list has no .last in a template, and a filter cannot be followed by .attr
 
     def replace(match: re.Match) -> str:
         if not as_list:

@@ -20,7 +20,7 @@ from . import capture as cap
 from . import hooks, sqlshape
 from .advise import (
     Advice, BulkGet, Write, advise_in_bulk, advise_relation, advise_write, advise_unused, combine_fixes, fix_line, flatten_select_related,
-    nested_prefetch,
+    nested_prefetch, rewrite_access,
 )
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
@@ -234,6 +234,17 @@ class FixPlan:
     proof: dict
     origin: dict | None
 
+    @property
+    def access(self) -> list[dict]:
+        """Loop lines the fix also changes (a to_attr list or an annotation is read there):
+        the proof covers the origin line and these together."""
+        out = []
+        for finding in self.findings:
+            line = finding.snippets.get("access")
+            if line and finding.callsite and not any(a["line"] == line for a in out):
+                out.append({"callsite": finding.callsite, "line": line})
+        return out
+
 
 _PASTEABLE = ("fix", "line", "queryset", "access", "import", "bulk")
 
@@ -283,7 +294,7 @@ def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
                 item.finding.proof = {**plan.proof, "detail": f"Verified together with the other fixes on this "
                                                               f"queryset: {plan.proof['detail']}"}
                 snippets = item.finding.snippets
-                for key in ("line", "access", "import", "queryset"):
+                for key in ("line", "import", "queryset"):
                     snippets.pop(key, None)
                 snippets["fix"] = plan.fix
                 if plan.line:
@@ -322,6 +333,14 @@ def _by_root(entries: list[tuple[NPlusOne, list, list]]) -> list[list[tuple[NPlu
 def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict, list, list]:
     """Try the advice and its fallbacks in order; adopt the first that the replay verifies."""
     relation, finding = item.relation, item.finding
+    if relation.via_sql and limits.enabled and not item.advice.snippets.get("access"):
+        # The loop runs its own query (Model.objects.filter(fk_id=...)), not the relation: a
+        # replay that reads the relation would prove a loop the user did not write.
+        accessor = relation.path[-1] if relation.path else "the relation"
+        return {"status": "skipped", "before": None, "after": None, "rows": 0, "fix": None, "detail": (
+            f"The loop runs its own query instead of reading {relation.relation or accessor}: a prefetch "
+            f"cannot serve it until the loop reads the relation (e.g. `obj.{accessor}.all()`), and that "
+            "rewrite of your loop cannot be replayed here.")}, [], []
     names = _proof_names(relation)
     failures: list[str] = []
     for candidate in [item.advice, *item.advice.fallbacks]:
@@ -387,8 +406,6 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
 
 
 def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
-    first = entries[0][0]
-    root = first.relation.root
     single = [_single_plan(item) for item, _after, _read in entries]
     if len(entries) == 1:
         return single
@@ -409,13 +426,13 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     as_read = [path for _item, _paths, read in entries for path in read]
     proof = prove(root, combined, after, limits, budget, names, as_read)
     if proof["status"] != "verified":
-        return single
+        return None
     proof["fix"] = combined
     origin = first.finding.origin
     line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
-    imports = imports_for(combined, names)
-    return [FixPlan(root, combined, line, imports, [item.relation.lookup for item, _a, _r in entries],
-                    [item.finding for item, _a, _r in entries], proof, origin)]
+    return FixPlan(root, combined, line, imports_for(combined, names),
+                   [item.relation.lookup for item, _a, _r in entries],
+                   [item.finding for item, _a, _r in entries], proof, origin)
 
 
 def _plan_names(entries: list) -> dict[str, Any]:
@@ -451,6 +468,7 @@ def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:
             "import": "\n".join(plan.imports),
             "lookups": plan.lookups,
             "findings": sorted(members),
+            "access": plan.access,
             "proof": plan.proof,
         })
     return fixes
@@ -546,6 +564,8 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
     if advice.origin is not None:
         origin = frame_dict_from(advice.origin)
+    if relation is not None and callsite is not None and origin is not None:
+        _one_edit_per_line(advice, relation, origin, frame_dict(callsite))
     model = _label(relation.model) if relation else _label(write.model) if write else (
         _label(record.model) or _table_model(record))
     last = relation.last if relation else None
@@ -807,6 +827,23 @@ def _library_only(site: BuildSite, relation: Relation | None) -> bool:
     return build_site(relation.root.evaluated).library
 
 
+def _one_edit_per_line(advice: Advice, relation: Relation, origin: dict, callsite: dict) -> None:
+    """A comprehension builds the queryset and reads the relation on one line: the origin
+    rewrite and the loop rewrite become one line (two separate edits of it cannot both hold)."""
+    snippets = advice.snippets
+    line, access = snippets.get("line"), snippets.get("access")
+    same = (origin.get("filename"), origin.get("lineno")) == (callsite.get("filename"), callsite.get("lineno"))
+    if not (line and access and same and relation.path):
+        return
+    name = advice.to_attr or advice.annotation
+    merged = rewrite_access(line, relation.path[-1], name, as_list=bool(advice.to_attr)) if name else None
+    snippets.pop("access")
+    if merged:
+        snippets["line"] = merged
+    else:
+        snippets.pop("line")  # neither edit holds alone: the panel shows the call, not a line
+
+
 def _distinct_lines(frames: Any) -> list[dict]:
     """Call sites, once per file and line (a loop and its generator expression share one)."""
     seen: set[tuple] = set()
@@ -929,6 +966,8 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
             levels = unused_levels(capture, root, path, used)
             if not levels:
                 continue  # the unread levels hang under levels that loaded nothing: say nothing
+            if site.frame.declares and path[0] not in (origin.get("code") or ""):
+                continue  # a framework added it to a declared field (an optimizer), not the project
             hops = describe_path(root.model, path)
             batches = [b for key, batch in prefetch_time.items()
                        if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
@@ -985,6 +1024,22 @@ def per_level(main: Finding, capture: cap.Capture, root: cap.Root, path: tuple[s
     said = (f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
             if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
     extra = main.note[len(said):].strip() if main.note and main.note.startswith(said) else ""
+    snippets = dict(main.snippets)
+    code = (main.origin or {}).get("code") or ""
+    if path[0] not in code and "conditional" not in snippets:
+        # Added where the queryset is shared (a manager, a get_queryset(), a queryset built
+        # once and reused): removing it there would bring the N+1 back on the paths that read it.
+        snippets = {
+            "fix": f'# .{main.method}("{lookup}") is added where this queryset is shared: keep it only on the code '
+                   "paths that read it",
+            "conditional": (
+                f"def with_{path[0]}(self):  # on the QuerySet (or manager) that adds it today\n"
+                f'    return self.{main.method}("{lookup}")\n'
+                f"# ...and call .with_{path[0]}() where {lookup!r} is read, not for this page"),
+        }
+        extra = (extra + " " if extra else "") + (
+            f"{lookup!r} is not added on the line that built this queryset but where it is shared (a manager or "
+            "get_queryset()): make it conditional rather than removing it.")
     out = []
     for depth in levels:
         hop = hops[depth - 1]
@@ -1005,7 +1060,7 @@ def per_level(main: Finding, capture: cap.Capture, root: cap.Root, path: tuple[s
             count=sum(b.count for b in batches), avoidable=sum(b.count for b in batches),
             duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
             sql=context.sql(batches[0].samples[0]) if batches else main.sql,
-            snippets=dict(main.snippets), note=note + (" " + extra if extra else ""),
+            snippets=dict(snippets), note=note + (" " + extra if extra else ""),
         ))
     return out
 
@@ -1033,7 +1088,6 @@ def merge_unused(findings: list[Finding]) -> list[Finding]:
         if times[key] > 1:
             finding.note = f"{finding.note} (Built {times[key]} times on this page; counts are totals.)"
     return out
-
 
 
 @contextmanager

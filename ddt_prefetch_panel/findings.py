@@ -367,6 +367,9 @@ def fixes_markdown(fixes: list[dict]) -> list[str]:
         code = [line for line in (fix.get("import") or "").splitlines() if line]
         code.append(fix.get("line") or fix.get("fix") or "")
         lines += ["", "```python", *code, "```", ""]
+        for access in fix.get("access") or []:
+            lines += [f"and in the loop at `{where(access.get('callsite'))}`:", "", "```",
+                      access.get("line", ""), "```", ""]
     return lines
 
 

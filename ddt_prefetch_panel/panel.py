@@ -283,6 +283,8 @@ def fix_card(index: int, fix: dict, findings: list[dict], editor: str | None) ->
         "fix": fix.get("fix") or "",
         "line": fix.get("line"),
         "import": fix.get("import") or "",
+        # Loop lines the fix changes too (to_attr lists, annotations): proven together.
+        "access": [a for a in fix.get("access") or [] if isinstance(a, dict) and a.get("line")],
         "lookups": list(fix.get("lookups") or []),
         "proof": proof,
         # Analysis only keeps fixes whose replay did not fail; a failed one is not paste-able.

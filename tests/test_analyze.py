@@ -376,3 +376,66 @@ def test_two_library_lines_are_two_call_sites(pizzeria):
             library["evaluate" if i % 2 else "evaluate_too"](Order.objects.filter(customer=customer))
     findings = _n_plus_ones(report)
     assert len(findings) == 2 and sorted(f.count for f in findings) == [3, 3]
+
+
+import strawberry  # noqa: E402 (the optimizer scenario's types must live at module level)
+import strawberry_django  # noqa: E402
+from strawberry import auto  # noqa: E402
+from strawberry_django.optimizer import DjangoOptimizerExtension  # noqa: E402
+
+from tests.frameworks.catalog.models import Author, Book, Publisher  # noqa: E402
+
+
+@strawberry_django.type(Book, name="OptimizedBook")
+class OptimizedBook:
+    title: auto
+
+
+@strawberry_django.type(Author, name="OptimizedAuthor")
+class OptimizedAuthor:
+    name: auto
+    books: list[OptimizedBook]
+
+
+@strawberry_django.type(Publisher, name="OptimizedPublisher")
+class OptimizedPublisher:
+    name: auto
+    authors: list[OptimizedAuthor]
+
+
+@strawberry.type(name="Query")
+class OptimizedQuery:
+    publishers: list[OptimizedPublisher] = strawberry_django.field()
+
+
+optimized_schema = strawberry.Schema(query=OptimizedQuery, extensions=[DjangoOptimizerExtension])
+
+
+def test_prefetches_a_graphql_optimizer_adds_and_reads_are_never_flagged(db):
+    from tests.frameworks.catalog.seed import seed
+
+    seed()
+    for query in ("{ publishers { name authors { name books { title } } } }", "{ publishers { name } }"):
+        with detect(KINDS=["unused_prefetch", "n_plus_one"]) as report:
+            result = optimized_schema.execute_sync(query)
+        assert not result.errors and result.data["publishers"]
+        assert report.findings == [], query  # the optimizer's reads go to the prefetch cache itself
+
+
+def test_prefetch_added_by_a_shared_manager_gets_conditional_advice_not_removal(pizzeria):
+    from django.db import models
+
+    class PrefetchingManager(models.Manager):
+        def get_queryset(self):
+            return super().get_queryset().prefetch_related("pizzas")
+
+    manager = PrefetchingManager()
+    manager.model = Order
+    with detect(KINDS=["unused_prefetch"]) as report:
+        orders = list(manager.filter(status="new"))
+    assert orders
+    [finding] = _unused(report)
+    assert finding.lookup == "pizzas"
+    assert "remove" not in finding.snippets["fix"] and "line" not in finding.snippets
+    assert "def with_pizzas(self)" in finding.snippets["conditional"]
+    assert "make it conditional rather than removing it" in finding.note

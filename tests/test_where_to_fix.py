@@ -200,6 +200,20 @@ def test_hand_written_loop_names_the_mirrored_relation(pizzeria):
     assert finding.snippets["fix"] == '.prefetch_related("pizzas")'
     assert finding.snippets["bulk"] == "Pizza.objects.filter(order__in=orders)"
     assert finding.origin["code"] == "orders = Order.objects.all()"
+    # The prefetch serves the loop only once the loop reads the relation: that line is part of
+    # the fix, and the proof covers both (a prefetch on the origin line alone changes nothing).
+    assert finding.snippets["access"] == "list(order.pizzas.all())"
+    assert finding.proof["status"] == "verified"
+
+
+def test_hand_written_loop_with_more_filters_gets_no_line_and_says_why(pizzeria):
+    with detect() as report:
+        for order in Order.objects.all():
+            list(Pizza.objects.filter(order_id=order.id).order_by("-price"))
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation == "shop.Order.pizzas"
+    assert "fix" not in finding.snippets and "line" not in finding.snippets
+    assert "runs its own query" in finding.note
 
 
 def test_hand_written_get_per_row_names_the_forward_relation(pizzeria):
@@ -210,6 +224,8 @@ def test_hand_written_get_per_row_names_the_forward_relation(pizzeria):
     assert finding.relation == "shop.Order.customer"
     assert finding.method == "select_related"
     assert finding.snippets["bulk"] == "Customer.objects.in_bulk([...])"
+    assert finding.snippets["access"] == "order.customer"
+    assert finding.proof["status"] == "verified"
 
 
 def test_duplicates_list_every_call_site_and_advise_reuse(pizzeria):
@@ -266,3 +282,31 @@ def test_prefetch_used_only_in_a_template_is_not_unused(client, pizzeria):
     _, request_id = get_with_toolbar(client, "/template-loop/fixed/")
     findings = stored_stats(request_id)["report"]["findings"]
     assert [f for f in findings if f["kind"] == "unused_prefetch"] == []
+
+
+def test_a_comprehension_gets_one_line_with_both_edits(pizzeria):
+    """Origin and loop on one line: the rewritten origin and the rewritten read are one line."""
+    with detect() as report:
+        result = [len(o.pizzas.filter(vegetarian=True)) for o in Order.objects.order_by("pk")]
+    [finding] = report.by_kind("n_plus_one")
+    line = finding.snippets["line"]
+    assert "access" not in finding.snippets
+    assert line == ('result = [len(o.vegetarian_pizzas) for o in Order.objects.order_by("pk").prefetch_related('
+                    'Prefetch("pizzas", queryset=Pizza.objects.filter(vegetarian=True), to_attr="vegetarian_pizzas"))]')
+    namespace = {"Order": Order, "Pizza": Pizza, "Prefetch": Prefetch}
+    with CaptureQueriesContext(connection) as captured:
+        exec(line, namespace)  # noqa: S102 (the product's own line, pasted)
+    assert namespace["result"] == result and len(captured) == 2
+
+
+def test_a_template_last_is_never_rewritten_to_a_list(pizzeria):
+    """``{{ o.pizzas.last.name }}``: a to_attr list has no ``.last`` in a template (it would
+    render nothing), and a plain prefetch does not serve ``last()``: no fix, and it says so."""
+    from django.template import Context, Template
+
+    template = Template("{% for o in orders %}{{ o.pizzas.last.name }},{% endfor %}")
+    with detect() as report:
+        template.render(Context({"orders": Order.objects.order_by("pk")}))
+    [finding] = report.by_kind("n_plus_one")
+    assert all("to_attr" not in text for text in finding.snippets.values())
+    assert "line" not in finding.snippets and finding.proof["status"] == "failed"
