@@ -52,8 +52,15 @@ def finding_edits(finding: dict, fixes: list[dict] | None = None) -> tuple[list[
     if origin_edit is None:
         return [], []
     edits.append(origin_edit)
-    if snippets.get("access"):
-        access_edit = _edit(finding.get("callsite") or {}, snippets["access"])
+    # A combined fix is proven with every loop line it changes: they go in together.
+    if combined:
+        accesses = [(a.get("callsite") or {}, a.get("line")) for a in combined.get("access") or []]
+    else:
+        accesses = [(finding.get("callsite") or {}, snippets.get("access"))]
+    for callsite, line in accesses:
+        if not line:
+            continue
+        access_edit = _edit(callsite, line)
         if access_edit is None or (access_edit.path, access_edit.lineno) == (origin_edit.path, origin_edit.lineno):
             return [], []  # the fixed origin line alone would read a renamed attribute that is not there
         edits.append(access_edit)

@@ -216,3 +216,37 @@ def test_one_root_two_relations_patch_the_combined_fix(pizzeria, tmp_path, setti
     with CaptureQueriesContext(connection) as queries:
         assert fixed.rows() == expected
     assert len(queries) == 2
+
+
+def test_combined_fix_patch_carries_every_loop_line_it_changes(pizzeria, tmp_path, settings):
+    project = tmp_path / "project"
+    (project / "reports").mkdir(parents=True)
+    (project / "reports" / "loops.py").write_text(textwrap.dedent('''\
+        from shop.models import Order
+
+
+        def rows():
+            out = []
+            for order in Order.objects.order_by("pk"):
+                name = order.customer.name
+                veggie = sorted(p.name for p in order.pizzas.filter(vegetarian=True))
+                out.append((name, veggie))
+            return out
+        '''))
+    settings.BASE_DIR = project
+    module = _load(project / "reports" / "loops.py", "shop")
+    with detect() as report:
+        expected = module.rows()
+    findings = [f.to_dict() for f in report.by_kind("n_plus_one")]
+    assert len(findings) == 2 and {f["fix_id"] for f in findings} == {0}
+    [patch] = {f["snippets"]["patch"] for f in findings}
+    assert "+        veggie = sorted(p.name for p in order.vegetarian_pizzas)\n" in patch
+    assert "+from django.db.models import Prefetch\n" in patch and "Pizza" in patch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    _git_apply(patch, copy)
+    fixed = _load(copy / "reports" / "loops.py", "shop")
+    with CaptureQueriesContext(connection) as queries:
+        assert fixed.rows() == expected
+    assert len(queries) == 2
