@@ -77,6 +77,7 @@ class NPlusOne:
     finding: Finding | None = None
     advice: Advice | None = None
     scoped: bool = False  # dropped by the patterns of an ignore_n_plus_one() block
+    mirror: Any = None  # the foreign key whose values a hand-written .get() loop looked up
 
     @property
     def members(self) -> list[Group]:
@@ -112,6 +113,12 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         candidates.append((group, relation))
     items = [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
     items = _fold_cascades(items)
+    earlier = None
+    for item in items:
+        if item.relation is None and write_of(item.group.buckets[0].sql) is None:
+            if earlier is None:
+                earlier = sorted(capture.buckets.values(), key=lambda b: b.first_seq)
+            item.mirror = mirrored_field(item.group, earlier)
     for item in items:
         if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
             item.relation.generic_models = _generic_targets(item.members)
@@ -171,9 +178,49 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
         return []
     for item in n_plus_ones:
         item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context)
+        if item.mirror is not None:
+            _name_mirror(item.finding, item.mirror)
         if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
             item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
     return [item.finding for item in n_plus_ones if item.finding is not None]
+
+
+_SELECTED = re.compile(r"^\s*SELECT\s+(?P<columns>.*?)\s+FROM\s+(?P<table>\S+)", re.I | re.S)
+
+
+def mirrored_field(group: Group, earlier: list[cap.Bucket]) -> Any:
+    """The foreign key a per-value ``get()`` loop mirrors: the last SELECT before the loop that read
+    a column pointing at the fetched model (``values_list("publisher_id")`` -> ``Book.publisher``)."""
+    bulk = bulk_get(group)
+    if bulk is None:
+        return None
+    for bucket in reversed([b for b in earlier if b.first_seq < group.first_seq]):
+        match = _SELECTED.match(bucket.sql)
+        model = model_for_table(match.group("table")) if match else None
+        if model is None or model is bulk.model:
+            continue
+        columns = match.group("columns")
+        for field in model._meta.concrete_fields:
+            if (field.many_to_one or field.one_to_one) and field.remote_field.model is bulk.model and (
+                    f'"{field.column}"' in columns or f"`{field.column}`" in columns):
+                target = field.target_field
+                if bulk.field == ("pk" if target.primary_key else target.name):
+                    return field
+    return None
+
+
+def _name_mirror(finding: Finding, field: Any) -> None:
+    """Name the relation a hand-written loop mirrors, and the fix that follows it instead."""
+    label = f"{field.model._meta.label}.{field.name}"
+    finding.relation = label
+    finding.relation_kind = KIND_LABELS["forward_o2o" if field.one_to_one else "forward_fk"]
+    finding.related_model = _label(field.remote_field.model)
+    site = definition_site(field)
+    finding.defined_at = {**site, "filename": display_path(site["filename"])} if site else None
+    finding.note = (f"{finding.note} " if finding.note else "") + (
+        f"It mirrors {label}: the loop reads {field.attname} values and fetches each "
+        f"{field.remote_field.model.__name__} by it; select_related(\"{field.name}\") on the "
+        f"{field.model.__name__} queryset (reading .{field.name}) serves the same objects.")
 
 
 def _written_between(duplicate: Duplicate, writes: list[tuple[str, int, int]]) -> bool:

@@ -148,6 +148,9 @@ def test_get_per_value_gets_in_bulk_with_the_rewritten_loop_line(pizzeria):
             Customer.objects.get(pk=customer_id).name
     [finding] = _n_plus_ones(report)
     assert (finding.model, finding.method) == ("shop.Customer", "in_bulk")
+    assert (finding.relation, finding.relation_kind, finding.related_model) == (
+        "shop.Order.customer", "forward FK", "shop.Customer")  # what the loop mirrors
+    assert finding.defined_at["code"].startswith("customer = models.ForeignKey(")
     assert finding.snippets["fix"].startswith("customer_by_pk = Customer.objects.in_bulk(values)")
     assert finding.snippets["access"] == "customer_by_pk[customer_id].name"
     assert finding.proof["status"] == "verified" and finding.proof["after"] == 1
