@@ -991,6 +991,7 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
         if bucket.prefetch is not None:
             prefetch_time.setdefault(bucket.prefetch, []).append(bucket)
     findings = []
+    rows: dict[int, int] = {}  # id(finding) -> rows of its queryset
     for root in capture.roots:
         if root.rows == 0:
             continue
@@ -1045,8 +1046,10 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
                       if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
                 + (" " + framework[1] if framework else ""),
             ))
-            findings[-1:] = per_level(findings[-1], capture, root, path, used, levels, prefetch_time, context)
-    return merge_unused(findings)
+            produced = per_level(findings[-1], capture, root, path, used, levels, prefetch_time, context)
+            findings[-1:] = produced
+            rows.update((id(f), root.rows) for f in produced)
+    return merge_unused(findings, rows)
 
 
 def unused_levels(capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int) -> list[int]:
@@ -1112,16 +1115,19 @@ def per_level(main: Finding, capture: cap.Capture, root: cap.Root, path: tuple[s
     return out
 
 
-def merge_unused(findings: list[Finding]) -> list[Finding]:
+def merge_unused(findings: list[Finding], rows: dict[int, int] | None = None) -> list[Finding]:
     """One unused-prefetch finding per (origin, lookup, method): a queryset built once per search
     hit or per template include is one problem, with its querysets and rows counted."""
+    rows = rows or {}
     merged: dict[tuple, Finding] = {}
     times: dict[tuple, int] = {}
+    total: dict[tuple, int] = {}
     out: list[Finding] = []
     for finding in findings:
         origin = finding.origin or {}
         key = (origin.get("filename"), origin.get("lineno"), finding.lookup, finding.method)
         first = merged.get(key)
+        total[key] = total.get(key, 0) + rows.get(id(finding), 0)
         if first is None:
             merged[key] = finding
             times[key] = 1
@@ -1133,7 +1139,8 @@ def merge_unused(findings: list[Finding]) -> list[Finding]:
         first.duration_ms = round(first.duration_ms + finding.duration_ms, 3)
     for key, finding in merged.items():
         if times[key] > 1:
-            finding.note = f"{finding.note} (Built {times[key]} times on this page; counts are totals.)"
+            finding.note = (f"{finding.note} (Built {times[key]} times on this page, {total[key]} rows in all; "
+                            "counts are totals.)")
     return out
 
 

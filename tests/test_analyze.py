@@ -256,11 +256,12 @@ def test_reads_of_the_prefetch_cache_by_third_party_code_count_as_use():
 
 def test_unused_prefetch_built_many_times_at_one_place_is_one_finding(pizzeria):
     with detect() as report:
-        for customer in Customer.objects.filter(order__isnull=False).distinct()[:3]:
-            list(Order.objects.filter(customer=customer).prefetch_related("pizzas"))
+        loaded = [list(Order.objects.filter(customer=customer).prefetch_related("pizzas"))
+                  for customer in Customer.objects.filter(order__isnull=False).distinct()[:3]]
     [finding] = _unused(report)
     assert finding.lookup == "pizzas" and finding.count == 3
-    assert "Built 3 times" in finding.note
+    assert "Built 3 times on this page" in finding.note
+    assert f"{sum(len(orders) for orders in loaded)} rows in all" in finding.note
 
 
 # --------------------------------------------------------------------------- item 6: writes per row
