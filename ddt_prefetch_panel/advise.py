@@ -199,9 +199,9 @@ class Write:
 
     verb: str  # "INSERT" | "UPDATE" | "DELETE"
     model: type
-    fields: list[str] = field(default_factory=list)  # fields the sampled save() calls changed
-    same: dict = field(default_factory=dict)  # field -> the one value every sampled row got
-    deltas: dict = field(default_factory=dict)  # field -> the one increment every sampled row got
+    fields: list[str] = field(default_factory=list)  # fields the save() calls changed (read before a few)
+    same: dict = field(default_factory=dict)  # field -> the one value every save wrote
+    deltas: dict = field(default_factory=dict)  # field -> the one increment every save wrote
     unread: bool = False  # some sampled save() changes could not be read (or were expressions)
 
 
@@ -241,8 +241,8 @@ def advise_write(write: Write) -> Advice:
         if any("F(" in v for v in computed.values()):
             snippets["import"] = "from django.db.models import F"
         return Advice("update", snippets, after_queries=1, note=(
-            "The sampled rows all got the same new value (or the same increment): if every row does, one update() "
-            "on the queryset the loop iterates replaces the save() per row (save(), auto_now and signals are not run)."))
+            "Every save() of the loop wrote the same value (or the same increment to the value it read): one "
+            "update() on the queryset the loop iterates replaces them (save(), auto_now and signals are not run)."))
     fields = ", ".join(_quote(f) for f in write.fields)
     return Advice("bulk_update", {
         "fix": f"{manager}.bulk_update(objs, [{fields}])  # after the loop, instead of save() per row",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from contextlib import contextmanager
-from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -656,36 +655,31 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
 
 
 def build_write(groups: list[Group], verb: str, table: str) -> Write | None:
-    """What a repeated write does: its model and, for save()'s UPDATEs, the fields the sampled
-    rows changed and whether they all got one value or one increment (``capture.Record.changes``)."""
+    """What a repeated write does: its model and, for save()'s UPDATEs, the fields its saves changed
+    and whether every save wrote one value or one increment (``capture.SaveSummary``)."""
     model = model_for_table(table)
     if model is None:
         return None
     write = Write(verb, model)
     if verb != "UPDATE":
         return write
-    samples = [r.changes for g in groups[:1] for r in g.records if r.changes is not None]
-    if not samples:
+    summaries = list({id(r.changes): r.changes for g in groups[:1] for r in g.records if r.changes is not None}.values())
+    if not summaries:
         write.unread = True
         return write
-    for changes in samples:
-        for name, _before, _after in changes:
-            if name not in write.fields:
-                write.fields.append(name)
+    for summary in summaries:
+        write.unread = write.unread or summary.unread
+        write.fields += [name for name in summary.changed if name not in write.fields]
+    if len(summaries) != 1 or summaries[0].saves < 2:
+        return write  # one value or one increment needs every save of one call site behind it
+    summary = summaries[0]
     for name in write.fields:
-        pairs = [next(((b, a) for n, b, a in changes if n == name), None) for changes in samples]
-        if any(p is None for p in pairs) or len(pairs) < 2:
-            continue  # not changed on every sampled row, or one sample: no single value to write
-        if any(hasattr(a, "resolve_expression") for _b, a in pairs):
-            write.unread = True  # F() expressions assigned in the loop: update(F(...)) is the user's own
-            continue
-        afters = [a for _b, a in pairs]
-        if all(a == afters[0] for a in afters):
-            write.same[name] = afters[0]
-        elif all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for pair in pairs for v in pair):
-            deltas = {a - b for b, a in pairs}
-            if len(deltas) == 1:
-                write.deltas[name] = deltas.pop()
+        value = summary.saved.get(name, cap.MIXED)
+        delta = summary.deltas.get(name, cap.MIXED)
+        if value is not cap.MIXED:
+            write.same[name] = value  # every save of the loop wrote this value
+        elif delta is not cap.MIXED and delta != 0 and summary.diffed == summary.saves:
+            write.deltas[name] = delta  # every save was read before it wrote: one increment
     return write
 
 

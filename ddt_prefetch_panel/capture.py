@@ -101,6 +101,25 @@ class Call:
     unreadable: str | None = None
 
 
+MIXED = object()  # a field that got different values (or increments) from different saves
+
+
+@dataclass(slots=True, eq=False)
+class SaveSummary:
+    """The ``save()`` calls of one call site (model and stack): what they wrote.
+
+    ``saved`` is kept for every save (cheap: the values save() passes down); ``changed`` and
+    ``deltas`` need the row as it was, read for the first few saves only (``hooks.DIFFS_PER_SITE``).
+    """
+
+    saves: int = 0
+    diffed: int = 0
+    changed: dict = field(default_factory=dict)  # field name -> None (an ordered set)
+    saved: dict = field(default_factory=dict)  # field name -> the value every save wrote, or MIXED
+    deltas: dict = field(default_factory=dict)  # field name -> the increment every diffed save wrote, or MIXED
+    unread: bool = False  # a diff failed, or a value was an expression (F() assigned in the loop)
+
+
 @dataclass(slots=True)
 class Record:
     alias: str
@@ -118,7 +137,7 @@ class Record:
     seq: int = 0  # position in the capture
     allow: tuple | None = None  # ALLOW-style patterns of the ignore_n_plus_one(*patterns) block it ran in
     per_instance: bool = False  # issued by prefetch_related_objects([one_instance], ...) called by user code
-    changes: tuple | None = None  # save()'s UPDATE: ((field name, value before, value saved), ...) of changed fields
+    changes: SaveSummary | None = None  # save()'s UPDATE: what the saves of its call site changed
 
 
 # Per bucket (same alias, SQL text, raw stack): what is kept beyond exact counts and times.
@@ -205,7 +224,7 @@ class Capture:
     roots: list[Root] = field(default_factory=list)
     accessed: set = field(default_factory=set)  # (id(root), path) pairs that were read
     loaded: dict = field(default_factory=dict)  # (id(root), path) -> objects eager loading put there (>= 1)
-    diffed: dict = field(default_factory=dict)  # (model, stack key) -> save() calls whose changed fields were read
+    diffed: dict = field(default_factory=dict)  # (model, stack key) -> SaveSummary of that call site's saves
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections this capture gave the wrapper
@@ -303,7 +322,7 @@ active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", defaul
 # (parent Source, attribute) while prefetch_related loads one level.
 active_prefetch: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_prefetch", default=None)
 # The fields a save() changes, while its UPDATE runs (hooks._wrap_do_update, a few per model).
-write_changes: ContextVar[tuple | None] = ContextVar("ddt_prefetch_panel_write_changes", default=None)
+write_changes: ContextVar[SaveSummary | None] = ContextVar("ddt_prefetch_panel_write_changes", default=None)
 # Set while prefetch_related_objects(), called by the user's code (not by a queryset), prefetches
 # a single instance: in a loop, that is the N+1 it exists to avoid.
 per_instance_prefetch: ContextVar[bool] = ContextVar("ddt_prefetch_panel_per_instance", default=False)

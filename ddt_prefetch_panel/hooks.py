@@ -29,6 +29,7 @@ import importlib
 import inspect
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable
 
 from django.apps import apps
@@ -623,10 +624,11 @@ def _per_instance_call(frame: Any) -> bool:
     return isinstance(instances, (list, tuple)) and len(instances) == 1
 
 
-# save() calls per model and call stack whose changed fields are read (one SELECT each, capture suspended): the
-# analysis needs a few samples to say which fields bulk_update() must write, or whether every row
-# got the same value or the same increment (queryset.update()).
-DIFFS_PER_MODEL = 3
+# save() calls per call site (model and stack) whose row is read first (one SELECT each, capture
+# suspended) to know which fields they change and by how much; the values every save writes are
+# tracked for all of them. Enough to tell bulk_update()'s field list, and whether every row got
+# one value (update(f=value)) or, all diffed saves agreeing, one increment (update(f=F(f) + n)).
+DIFFS_PER_SITE = 20
 
 
 def _wrap_do_update(original):
@@ -635,15 +637,14 @@ def _wrap_do_update(original):
         if capture is None or cap.suspended.get() or not values:
             return original(self, base_qs, using, pk_val, values, *args, **kwargs)
         key = (type(self), stack_key(sys._getframe(1), capture.anchor))
-        seen = capture.diffed.get(key, 0)
-        if seen >= DIFFS_PER_MODEL:
-            return original(self, base_qs, using, pk_val, values, *args, **kwargs)
-        capture.diffed[key] = seen + 1
+        summary = capture.diffed.get(key)
+        if summary is None:
+            summary = capture.diffed[key] = cap.SaveSummary()
         try:
-            changes = _changes(base_qs, using, pk_val, values)
+            _summarize(summary, base_qs, using, pk_val, values)
         except Exception:  # reading the row is best effort; the save must run regardless
-            changes = None
-        token = cap.write_changes.set(changes)
+            summary.unread = True
+        token = cap.write_changes.set(summary)
         try:
             return original(self, base_qs, using, pk_val, values, *args, **kwargs)
         finally:
@@ -652,19 +653,38 @@ def _wrap_do_update(original):
     return _do_update
 
 
-def _changes(base_qs: Any, using: str, pk_val: Any, values: list) -> tuple:
-    """(field name, value in the database, value being saved) for each field save() changes."""
+def _summarize(summary: cap.SaveSummary, base_qs: Any, using: str, pk_val: Any, values: list) -> None:
+    summary.saves += 1
+    for field, _model, value in values:
+        if hasattr(value, "resolve_expression"):
+            summary.unread = True
+            summary.saved[field.name] = cap.MIXED
+        elif field.name not in summary.saved:
+            summary.saved[field.name] = value if summary.saves == 1 else cap.MIXED
+        elif summary.saved[field.name] is not cap.MIXED and summary.saved[field.name] != value:
+            summary.saved[field.name] = cap.MIXED
+    if summary.diffed >= DIFFS_PER_SITE:
+        return
+    summary.diffed += 1
     names = [field.attname for field, _model, _value in values]
     with cap.suspend():
         row = base_qs.using(using).filter(pk=pk_val).values(*names).first()
     if row is None:
-        return ()
-    changed = []
+        summary.unread = True
+        return
     for field, _model, value in values:
         before = row.get(field.attname)
-        if hasattr(value, "resolve_expression") or value != before:
-            changed.append((field.name, before, value))
-    return tuple(changed)
+        if hasattr(value, "resolve_expression"):
+            continue
+        if value != before:
+            summary.changed[field.name] = None
+        # The increment of every diffed save, 0 where it did not change the field: one
+        # increment for all of them is what update(f=F(f) + n) writes.
+        numbers = all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in (before, value))
+        delta = value - before if numbers else cap.MIXED
+        if summary.deltas.get(field.name, delta) != delta:
+            delta = cap.MIXED
+        summary.deltas[field.name] = delta
 
 
 def _wrap_toolbar_postprocess(original):

@@ -301,6 +301,17 @@ def test_same_value_or_same_increment_per_row_gets_queryset_update(pizzeria):
     assert all(f.proof["status"] == "verified" for f in fixes.values())
 
 
+def test_values_that_differ_beyond_the_first_rows_get_bulk_update_not_update(pizzeria):
+    orders = list(Order.objects.order_by("pk"))
+    with detect() as report:
+        for i, order in enumerate(Order.objects.order_by("pk")):
+            order.status = "archived" if i < len(orders) - 1 else "kept"  # only the last row differs
+            order.save()
+    [finding] = _n_plus_ones(report)
+    assert finding.method == "bulk_update"
+    assert finding.snippets["fix"].startswith('Order.objects.bulk_update(objs, ["status"])')
+
+
 def test_create_per_row_gets_bulk_create_and_delete_per_row_gets_queryset_delete(pizzeria):
     from shop.models import Category
 

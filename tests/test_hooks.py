@@ -123,8 +123,8 @@ def probe_do_update() -> None:
         for order in Order.objects.all()[:2]:
             order.notes = f"probe {order.pk}"
             order.save()
-    changes = [r.changes for r in capture.records if r.sql.startswith("UPDATE")]
-    assert changes and all(c and c[0][0] == "notes" for c in changes)
+    summaries = [r.changes for r in capture.records if r.sql.startswith("UPDATE")]
+    assert summaries and all(s is not None and list(s.changed) == ["notes"] for s in summaries)
 
 
 def probe_generic_fk() -> None:
