@@ -986,6 +986,7 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
             prefetch_time.setdefault(bucket.prefetch, []).append(bucket)
     findings = []
     rows: dict[int, int] = {}  # id(finding) -> rows of its queryset
+    named: set[tuple[int, str]] = set()  # (id(root), lookup) already reported
     for root in capture.roots:
         if root.rows == 0:
             continue
@@ -1041,6 +1042,9 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
                 + (" " + framework[1] if framework else ""),
             ))
             produced = per_level(findings[-1], capture, root, path, used, levels, prefetch_time, context)
+            # An outer level two lookups share ("pizzas" of "pizzas__toppings" and "pizzas__category") once.
+            produced = [f for f in produced if (id(root), f.lookup) not in named]
+            named.update((id(root), f.lookup) for f in produced)
             findings[-1:] = produced
             rows.update((id(f), root.rows) for f in produced)
     return merge_unused(findings, rows)

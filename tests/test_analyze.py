@@ -454,3 +454,12 @@ def test_prefetch_added_by_a_shared_manager_gets_conditional_advice_not_removal(
     assert "remove" not in finding.snippets["fix"] and "line" not in finding.snippets
     assert "def with_pizzas(self)" in finding.snippets["conditional"]
     assert "make it conditional rather than removing it" in finding.note
+
+
+def test_lookups_sharing_an_unread_level_name_it_once(pizzeria):
+    with detect(KINDS=["unused_prefetch"]) as report:
+        orders = list(Order.objects.prefetch_related("pizzas__toppings", "pizzas__category"))
+    assert orders
+    lookups = sorted(f.lookup for f in _unused(report))
+    assert lookups == ["pizzas", "pizzas__category", "pizzas__toppings"]
+    assert not any("Built" in f.note for f in _unused(report))
