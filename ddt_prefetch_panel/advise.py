@@ -202,6 +202,7 @@ class Write:
     fields: list[str] = field(default_factory=list)  # fields the save() calls changed (read before a few)
     same: dict = field(default_factory=dict)  # field -> the one value every save wrote
     deltas: dict = field(default_factory=dict)  # field -> the one increment every save wrote
+    factors: dict = field(default_factory=dict)  # field -> the one exact factor every save applied
     unread: bool = False  # some sampled save() changes could not be read (or were expressions)
 
 
@@ -228,9 +229,11 @@ def advise_write(write: Write) -> Advice:
     for fname in write.fields:
         if fname in write.same and python_literal(write.same[fname]) is not None:
             computed[fname] = python_literal(write.same[fname])
-        elif fname in write.deltas:
+        elif fname in write.deltas and python_literal(abs(write.deltas[fname])) is not None:
             delta = write.deltas[fname]
             computed[fname] = f'F("{fname}") {"+" if delta >= 0 else "-"} {python_literal(abs(delta))}'
+        elif fname in write.factors and python_literal(write.factors[fname]) is not None:
+            computed[fname] = f'F("{fname}") * {python_literal(write.factors[fname])}'
         else:
             break
     else:
@@ -238,8 +241,10 @@ def advise_write(write: Write) -> Advice:
         fields = ", ".join(_quote(f) for f in write.fields)
         snippets = {"fix": call, "queryset": f"{manager}.filter(...){call}",
                     "bulk": f"{manager}.bulk_update(objs, [{fields}])  # if the new values differ per row"}
-        if any("F(" in v for v in computed.values()):
-            snippets["import"] = "from django.db.models import F"
+        imports = (["from django.db.models import F"] if any("F(" in v for v in computed.values()) else []) + (
+            literal_imports(call))
+        if imports:
+            snippets["import"] = "\n".join(imports)
         return Advice("update", snippets, after_queries=1, note=(
             "Every save() of the loop wrote the same value (or the same increment to the value it read): one "
             "update() on the queryset the loop iterates replaces them (save(), auto_now and signals are not run)."))

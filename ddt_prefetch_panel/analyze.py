@@ -680,6 +680,8 @@ def build_write(groups: list[Group], verb: str, table: str) -> Write | None:
             write.same[name] = value  # every save of the loop wrote this value
         elif delta is not cap.MIXED and delta != 0 and summary.diffed == summary.saves:
             write.deltas[name] = delta  # every save was read before it wrote: one increment
+        elif summary.factors.get(name, cap.MIXED) not in (cap.MIXED, 1) and summary.diffed == summary.saves:
+            write.factors[name] = summary.factors[name]  # ... or one exact factor
     return write
 
 

@@ -117,6 +117,7 @@ class SaveSummary:
     changed: dict = field(default_factory=dict)  # field name -> None (an ordered set)
     saved: dict = field(default_factory=dict)  # field name -> the value every save wrote, or MIXED
     deltas: dict = field(default_factory=dict)  # field name -> the increment every diffed save wrote, or MIXED
+    factors: dict = field(default_factory=dict)  # field name -> the exact factor every diffed save applied, or MIXED
     unread: bool = False  # a diff failed, or a value was an expression (F() assigned in the loop)
 
 

@@ -628,7 +628,7 @@ def _per_instance_call(frame: Any) -> bool:
 # suspended) to know which fields they change and by how much; the values every save writes are
 # tracked for all of them. Enough to tell bulk_update()'s field list, and whether every row got
 # one value (update(f=value)) or, all diffed saves agreeing, one increment (update(f=F(f) + n)).
-DIFFS_PER_SITE = 20
+DIFFS_PER_SITE = 50
 
 
 def _wrap_do_update(original):
@@ -685,6 +685,23 @@ def _summarize(summary: cap.SaveSummary, base_qs: Any, using: str, pk_val: Any, 
         if summary.deltas.get(field.name, delta) != delta:
             delta = cap.MIXED
         summary.deltas[field.name] = delta
+        factor = _factor(before, value) if numbers else cap.MIXED
+        if summary.factors.get(field.name, factor) != factor:
+            factor = cap.MIXED
+        summary.factors[field.name] = factor
+
+
+def _factor(before: Any, after: Any) -> Any:
+    """``after / before`` when it is exact (integers, decimals), else MIXED (floats never are)."""
+    if not before or isinstance(before, float) or isinstance(after, float):
+        return cap.MIXED
+    if isinstance(before, int) and isinstance(after, int):
+        return after // before if after % before == 0 else cap.MIXED
+    try:
+        factor = (Decimal(after) / Decimal(before)).normalize()
+    except ArithmeticError:
+        return cap.MIXED
+    return factor if Decimal(before) * factor == Decimal(after) else cap.MIXED
 
 
 def _wrap_toolbar_postprocess(original):

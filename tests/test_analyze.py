@@ -301,6 +301,21 @@ def test_same_value_or_same_increment_per_row_gets_queryset_update(pizzeria):
     assert all(f.proof["status"] == "verified" for f in fixes.values())
 
 
+def test_same_exact_factor_per_row_gets_queryset_update_with_f(pizzeria):
+    from decimal import Decimal
+
+    from shop.models import Pizza
+
+    with detect() as report:
+        for pizza in Pizza.objects.all():
+            pizza.price = pizza.price * Decimal("1.1")
+            pizza.save()
+    [finding] = _n_plus_ones(report)
+    assert finding.snippets["fix"] == '.update(price=F("price") * Decimal("1.1"))'
+    assert finding.snippets["import"] == "from django.db.models import F\nfrom decimal import Decimal"
+    assert finding.proof["status"] == "verified"
+
+
 def test_values_that_differ_beyond_the_first_rows_get_bulk_update_not_update(pizzeria):
     orders = list(Order.objects.order_by("pk"))
     with detect() as report:
