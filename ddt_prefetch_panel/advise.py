@@ -172,6 +172,7 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
     parents = _parent_map(tree)
     node: ast.expr = chain
     value = None
+    single = False  # the chain ends in .get() / .first(): one object, what name[value] gives
     while True:
         parent = parents.get(id(node))
         if isinstance(parent, ast.Attribute) and parent.value is node:
@@ -183,11 +184,12 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
                 return None  # values(), select_related()...: a dict lookup would not be the same
             node = parent
             if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "first"):
+                single = True
                 break
         else:
             break
-    if value is None:
-        return None
+    if value is None or not single:
+        return None  # list(Model.objects.filter(pk=x)) is a list: a dict lookup is not the same
     source = text + suffix
     inner = ast.get_source_segment(source, value)
     return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]")

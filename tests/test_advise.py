@@ -59,3 +59,12 @@ def test_rewrite_line_leaves_prefetch_objects_alone():
 )
 def test_validate_lookup_uses_the_orm(model, lookup, method, ok):
     assert validate_lookup(model, lookup, method) is ok
+
+
+def test_in_bulk_access_rewrites_only_single_object_reads():
+    from ddt_prefetch_panel.advise import _bulk_access
+
+    assert _bulk_access("Customer.objects.get(pk=customer_id).name", "Customer", "by_pk") == "by_pk[customer_id].name"
+    assert _bulk_access("c = Customer.objects.filter(email=e).first()", "Customer", "by_email") == "c = by_email[e]"
+    assert _bulk_access("list(Customer.objects.filter(pk=i))", "Customer", "by_pk") is None  # a list, not one object
+    assert _bulk_access("Customer.objects.values('name').get(pk=i)", "Customer", "by_pk") is None  # a dict
