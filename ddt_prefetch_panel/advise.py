@@ -162,11 +162,7 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
     tree, suffix = _parse(text)
     if tree is None:
         return None
-    chain = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _names_model(node.value, model_name):
-            chain = node
-            break
+    chain = _manager_of(tree, model_name)
     if chain is None:
         return None
     parents = _parent_map(tree)
@@ -603,11 +599,7 @@ def _find_chain(tree: ast.AST, model_name: str) -> ast.expr | None:
     call (``.first()``, ``.iterator()``, ``.count()``...), subscript or consumer.
     """
     parents = _parent_map(tree)
-    start = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _names_model(node.value, model_name):
-            start = node
-            break
+    start = _manager_of(tree, model_name)
     if start is None:
         for node in ast.walk(tree):
             value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Return)) else None
@@ -646,6 +638,14 @@ def _queryset_part(node: ast.expr) -> ast.expr | None:
             node = node.value  # qs[0] is an instance: the fix goes on qs
         else:
             return node if isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)) else None
+
+
+def _manager_of(tree: ast.AST, model_name: str) -> ast.Attribute | None:
+    """The first ``Model.<manager>`` attribute on a line (``Order.objects``), or None."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _names_model(node.value, model_name):
+            return node
+    return None
 
 
 def _names_model(node: ast.expr, model_name: str) -> bool:

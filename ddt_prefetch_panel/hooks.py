@@ -455,15 +455,17 @@ def _hop_for(descriptor: Any, instance: Any) -> Hop:
     return Hop(descriptor, type(instance), instance_source(instance))
 
 
-def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None):
+def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None,
+              loaded: Callable[[Any, Any], bool] | None = None):
     """Wrap a single-valued access so the statements it issues carry the hop.
 
     ``cached(descriptor, instance)`` says the value is already loaded (select_related or
     prefetch_related served it): that read is noted as a use of the eager load instead.
+    ``loaded(descriptor, instance)`` says the read issues no statement and notes nothing.
     """
 
     def wrapper(self, instance, *args, **kwargs):
-        if instance is None or cap._current.get() is None:
+        if instance is None or cap._current.get() is None or (loaded is not None and loaded(self, instance)):
             return original(self, instance, *args, **kwargs)
         if cached is not None and cached(self, instance):
             note_access(instance_source(instance), self)
@@ -488,16 +490,12 @@ def _wrap_forward_get(original):
 
 
 def _wrap_deferred_get(original):
-    def __get__(self, instance, *args, **kwargs):
-        if instance is None or self.field.attname in instance.__dict__ or cap._current.get() is None:
-            return original(self, instance, *args, **kwargs)
-        token = cap.active_hop.set(_hop_for(self, instance))
-        try:
-            return original(self, instance, *args, **kwargs)
-        finally:
-            cap.active_hop.reset(token)
+    # Only a read that loads the value issues a statement; a loaded field is a plain read.
+    return _with_hop(original, loaded=_deferred_loaded)
 
-    return __get__
+
+def _deferred_loaded(descriptor: Any, instance: Any) -> bool:
+    return descriptor.field.attname in instance.__dict__
 
 
 def _wrap_many_get(original):
