@@ -402,7 +402,7 @@ def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict,
     elif failures and candidate is not item.advice:
         # A later candidate is the fix: the finding shows it, and says what failed first.
         item.advice = candidate
-        finding.method = candidate.method
+        finding.method = public_method(candidate.method)
         finding.snippets = dict(candidate.snippets)
         finding.avoidable = max(0, finding.count - candidate.after_queries)
         tried = " ".join(failures)
@@ -621,7 +621,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         model=model,
         relation=relation.relation if relation else None,
         lookup=relation.lookup if relation and relation.hops else None,
-        method=advice.method,
+        method=public_method(advice.method),
         count=count,
         avoidable=max(0, avoidable),
         duration_ms=round(duration * 1000, 3),
@@ -683,6 +683,15 @@ def build_write(groups: list[Group], verb: str, table: str) -> Write | None:
         elif summary.factors.get(name, cap.MIXED) not in (cap.MIXED, 1) and summary.diffed == summary.saves:
             write.factors[name] = summary.factors[name]  # ... or one exact factor
     return write
+
+
+# Finding.method takes the values DESIGN.md lists; a queryset.delete() is the closest of them,
+# "update" (one statement on the queryset), and its snippet says delete().
+_PUBLIC_METHODS = {"delete": "update"}
+
+
+def public_method(method: str | None) -> str | None:
+    return _PUBLIC_METHODS.get(method, method) if method else method
 
 
 WRITE_METHODS = ("update", "bulk_update", "bulk_create", "delete")
