@@ -111,18 +111,16 @@ FIRST_REQUESTS = {
 
 
 @pytest.mark.parametrize("case", sorted(FIRST_REQUESTS))
-def test_same_origin_when_the_first_request_imports_the_module(case):
+def test_same_origin_when_the_first_request_imports_the_module(case, tmp_path):
     """A fresh process whose first request imports the URLconf (and the class whose body
     builds the queryset) inside the capture: the same origin as after a warm-up."""
-    test_file = ROOT / "tests" / f"test_zz_alone_{case}_{os.getpid()}.py"
+    test_file = tmp_path / f"test_first_request_{case}.py"  # outside tests/: no other run collects it
     test_file.write_text(ALONE.format(**FIRST_REQUESTS[case]))
-    try:
-        # Its own test database name: on PostgreSQL this session's test database is in use.
-        env = dict(os.environ, DDTPP_POSTGRES_DB=os.environ.get("DDTPP_POSTGRES_DB", "ddtpp") + f"_alone{os.getpid()}")
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
-            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
-        )
-    finally:
-        test_file.unlink()
+    # Its own test database name: on PostgreSQL this session's test database is in use.
+    env = dict(os.environ, DDTPP_POSTGRES_DB=os.environ.get("DDTPP_POSTGRES_DB", "ddtpp") + f"_alone{os.getpid()}")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+         "-c", str(ROOT / "pyproject.toml"), str(test_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
