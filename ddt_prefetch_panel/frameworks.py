@@ -43,6 +43,7 @@ from .frames import (
 class FrameworkFrame:
     function: str  # "module:Class.method" whose __code__ is registered
     kind: FrameKind
+    nested: str = ""  # or the code of the function of this name defined inside it
 
 
 def _local(name: str) -> Callable[[Any], Any]:
@@ -102,6 +103,16 @@ def _graphql_key(frame: Any) -> Any:
     return local["parent_type"].fields.get(local["path"].key)
 
 
+def _graphql_info_payload(frame: Any) -> tuple[Any, str]:
+    info = frame.f_locals["info"]
+    return info.parent_type, info.field_name
+
+
+def _graphql_info_key(frame: Any) -> Any:
+    info = frame.f_locals["info"]
+    return info.parent_type.fields.get(info.field_name)
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -158,11 +169,14 @@ def _form_frame(bound_field: Any, code: Any, lineno: int) -> Frame | None:
 
 DRF = FrameKind("drf", _local("field"), _drf_frame)
 GRAPHQL = FrameKind("graphql", _graphql_payload, _graphql_frame, key=_graphql_key)
+# An async resolver's field: execute_field has returned, its await_result() coroutine holds info.
+GRAPHQL_ASYNC = FrameKind("graphql", _graphql_info_payload, _graphql_frame, key=_graphql_info_key)
 FORM = FrameKind("form", _local("self"), _form_frame)
 
 FRAMEWORK_FRAMES: list[FrameworkFrame] = [
     FrameworkFrame("rest_framework.serializers:Serializer.to_representation", DRF),
     FrameworkFrame("graphql.execution.execute:ExecutionContext.execute_field", GRAPHQL),
+    FrameworkFrame("graphql.execution.execute:ExecutionContext.execute_field", GRAPHQL_ASYNC, nested="await_result"),
     FrameworkFrame("django.forms.boundfield:BoundField.as_widget", FORM),
     FrameworkFrame("asgiref.sync:SyncToAsync.thread_handler", ASYNC_BOUNDARY),
 ]
@@ -173,21 +187,25 @@ _status: dict[str, str | None] = {}
 def install() -> dict[str, str | None]:
     """Register every installed framework's frames once; never raises."""
     for entry in FRAMEWORK_FRAMES:
-        if entry.function in _status:
+        name = entry.function + (f".<locals>.{entry.nested}" if entry.nested else "")
+        if name in _status:
             continue
         module_name, _, dotted = entry.function.partition(":")
         if importlib.util.find_spec(module_name.split(".")[0]) is None:
-            _status[entry.function] = "not installed"
+            _status[name] = "not installed"
             continue
         try:
             target: Any = importlib.import_module(module_name)
             for part in dotted.split("."):
                 target = getattr(target, part)
-            register(target.__code__, entry.kind)
+            code = target.__code__
+            if entry.nested:
+                code = next(c for c in code.co_consts if getattr(c, "co_name", None) == entry.nested)
+            register(code, entry.kind)
         except Exception as exc:  # a framework release moved the function: that entry is off
-            _status[entry.function] = f"{type(exc).__name__}: {exc}"
+            _status[name] = f"{type(exc).__name__}: {exc}"
         else:
-            _status[entry.function] = None
+            _status[name] = None
     return dict(_status)
 
 

@@ -152,6 +152,23 @@ def test_strawberry_django_nested_types(client, catalog):
     assert "errors" not in response.json() and len(queries) == 1
 
 
+def test_strawberry_django_async_view_keeps_the_type_field_as_call_site(catalog):
+    """Async resolvers: execute_field has returned when the thread loads the rows; the call
+    site comes from graphql-core's await_result() coroutine through the awaiting stack."""
+
+    async def run():
+        return await AsyncClient().post("/fw/graphql/strawberry/async/", {"query": STRAWBERRY_QUERY},
+                                        content_type="application/json")
+
+    with detect() as report:
+        response = async_to_sync(run)()
+    assert response.status_code == 200 and "errors" not in response.json()
+    [finding] = [f for f in report.findings if f.kind == "n_plus_one"]
+    assert finding.relation == "catalog.Author.publisher"
+    assert finding.callsite["function"] == "AuthorType.publisher"
+    assert finding.origin["function"] == "Query.books"
+
+
 def test_graphene_django_object_type(client, catalog):
     with detect() as report:
         response = client.post("/fw/graphql/graphene/", {"query": "{ books { title author { name } } }"},
