@@ -323,7 +323,7 @@ def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
     budget = Budget(limits.budget_s)
     candidates = [item for item in items
                   if item.finding is not None and item.advice is not None and item.relation is not None
-                  and item.advice.method]
+                  and item.advice.method and item.advice.method != "in_bulk"]  # in_bulk: prove_bulk_gets
     plans: list[FixPlan] = []
     together: set[int] = set()
     if limits.enabled:
@@ -383,9 +383,10 @@ def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict,
         # The loop runs its own query (Model.objects.filter(fk_id=...)), not the relation: a
         # replay that reads the relation would prove a loop the user did not write.
         accessor = relation.path[-1] if relation.path else "the relation"
+        read = f"obj.{accessor}" + ("" if relation.last is not None and relation.last.single else ".all()")
         return {"status": "skipped", "before": None, "after": None, "rows": 0, "fix": None, "detail": (
             f"The loop runs its own query instead of reading {relation.relation or accessor}: a prefetch "
-            f"cannot serve it until the loop reads the relation (e.g. `obj.{accessor}.all()`), and that "
+            f"cannot serve it until the loop reads the relation (e.g. `{read}`), and that "
             "rewrite of your loop cannot be replayed here.")}, [], []
     names = _proof_names(relation)
     failures: list[str] = []
@@ -601,6 +602,12 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     bulk = bulk_get(group) if relation is None and written is None else None
     if relation is not None:
         advice = advise_relation(relation, rewritable, callsite.code if callsite else None)
+        if relation.via_sql and "access" not in advice.snippets and written is None:
+            # Mapped from the SQL only, and the loop line is not a plain read of that relation
+            # (e.g. .get(pk=...) over values): the bulk rewrite of the loop is what holds.
+            bulk = bulk_get(group)
+            if bulk is not None:
+                advice = advise_in_bulk(bulk, callsite.code if callsite else None)
     elif write is not None:
         advice = advise_write(write)
     elif bulk is not None:
@@ -822,7 +829,7 @@ def prove_bulk_gets(items: list[NPlusOne], config: dict) -> None:
     limits = Limits.from_config(config)
     for item in items:
         finding, advice = item.finding, item.advice
-        if finding is None or advice is None or advice.method != "in_bulk" or item.relation is not None:
+        if finding is None or advice is None or advice.method != "in_bulk":
             continue
         bulk = bulk_get(item.group)
         proof: dict[str, Any] = {"status": "skipped", "before": finding.count, "after": None,

@@ -310,3 +310,16 @@ def test_a_template_last_is_never_rewritten_to_a_list(pizzeria):
     [finding] = report.by_kind("n_plus_one")
     assert all("to_attr" not in text for text in finding.snippets.values())
     assert "line" not in finding.snippets and finding.proof["status"] == "failed"
+
+
+def test_get_loop_over_values_keeps_its_in_bulk_fix_after_instances_were_loaded(pizzeria):
+    """Orders loaded earlier make the SQL fallback see a forward FK; the loop still reads ids,
+    so the fix that holds is in_bulk, proven on this request's values."""
+    with detect() as report:
+        list(Order.objects.all())
+        for cid in Order.objects.values_list("customer_id", flat=True):
+            Customer.objects.get(pk=cid).name
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation == "shop.Order.customer"
+    assert finding.method == "in_bulk" and finding.proof["status"] == "verified"
+    assert finding.snippets["access"] == "customer_by_pk[cid].name"
