@@ -59,8 +59,8 @@ TEMPLATES = [
     },
     {
         "BACKEND": "django.template.backends.jinja2.Jinja2",
-        "DIRS": [BASE_DIR / "tests" / "frameworks" / "catalog" / "jinja2"],
-        "APP_DIRS": False,
+        "DIRS": [],
+        "APP_DIRS": True,  # each app's jinja2/ directory: the framework tests' and the demo's
     },
 ]
 

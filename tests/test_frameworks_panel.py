@@ -68,6 +68,23 @@ def test_user_built_queryset_looped_by_a_library_is_not_folded(client, catalog):
     assert "catalog.Book.author" in html
 
 
+@pytest.mark.parametrize("page, callsite", [
+    ("drf", ("demo/shop/serializers.py", "OrderSerializer.customer")),
+    ("jinja2", ("shop/orders.jinja", "root")),
+])
+def test_demo_framework_pages(client, pizzeria, page, callsite):
+    """The demo's DRF and Jinja2 scenarios: the bad page names the serializer field or the
+    template line, and its fix is verified; the fixed page has no N+1."""
+    _, request_id = get_with_toolbar(client, f"/{page}/bad/")
+    findings = [f for f in stored_stats(request_id)["report"]["findings"] if f["kind"] == "n_plus_one"]
+    customer = next(f for f in findings if f["relation"] == "shop.Order.customer")
+    assert (customer["callsite"]["filename"], customer["callsite"]["function"]) == callsite
+    assert customer["origin"]["filename"] == "demo/shop/views.py"
+    assert customer["proof"]["status"] == "verified"
+    _, request_id = get_with_toolbar(client, f"/{page}/fixed/")
+    assert not [f for f in stored_stats(request_id)["report"]["findings"] if f["kind"] == "n_plus_one"]
+
+
 def _origin_line(request_id: str) -> int | None:
     findings = stored_stats(request_id)["report"]["findings"]
     [finding] = [f for f in findings if f["kind"] == "n_plus_one" and f["relation"] == "catalog.Book.author"]

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "debug_toolbar",
     "ddt_prefetch_panel",
+    "rest_framework",
     "shop",
 ]
 
@@ -54,6 +55,8 @@ TEMPLATES = [
             ],
         },
     },
+    # Jinja2 templates in each app's jinja2/ directory (the jinja2 scenario).
+    {"BACKEND": "django.template.backends.jinja2.Jinja2", "DIRS": [], "APP_DIRS": True},
 ]
 
 WSGI_APPLICATION = "demo_project.wsgi.application"

@@ -139,6 +139,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The queryset joins customers and prefetches pizzas, but the page only shows order.status.",
         'Order.objects.all()  # drop select_related("customer") and prefetch_related("pizzas")',
     ),
+    Scenario(
+        "drf",
+        "Django REST framework serializer",
+        "DRF loops over the orders; the nested serializer fields read each order's customer and pizzas "
+        "(OrderSerializer.customer, OrderSerializer.pizzas).",
+        'Order.objects.select_related("customer").prefetch_related("pizzas")',
+        note="The call site is the serializer field that read the relation; the fix goes on the view's queryset.",
+    ),
+    Scenario(
+        "jinja2",
+        "Jinja2 template loop",
+        "A Jinja2 template reads each order's customer ({{ order.customer.name }}).",
+        'Order.objects.select_related("customer")',
+        note="The call site is the template line, read from Jinja2's debug information.",
+    ),
 )
 
 SCENARIOS_BY_SLUG: dict[str, Scenario] = {s.slug: s for s in SCENARIOS}

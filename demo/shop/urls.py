@@ -44,4 +44,8 @@ urlpatterns = [
     path("unused-prefetch/fixed/", views.unused_prefetch_fixed, name="unused-prefetch-fixed"),
     path("api/orders/bad/", views.api_orders_bad, name="api-orders-bad"),
     path("api/orders/fixed/", views.api_orders_fixed, name="api-orders-fixed"),
+    path("drf/bad/", views.drf_bad, name="drf-bad"),
+    path("drf/fixed/", views.drf_fixed, name="drf-fixed"),
+    path("jinja2/bad/", views.jinja2_bad, name="jinja2-bad"),
+    path("jinja2/fixed/", views.jinja2_fixed, name="jinja2-fixed"),
 ]

@@ -6,6 +6,7 @@ way, the loop lives in a shared helper and only the queryset differs, as it
 would in a real fix.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from .models import Category, Customer, LoyaltyCard, Order, Pizza, Review, Topping
 from .scenarios import SCENARIOS, SCENARIOS_BY_SLUG
+from .serializers import OrderSerializer
 from .seed import STATUSES
 
 Row = Sequence[object]
@@ -499,3 +501,39 @@ def combined_bad(request: HttpRequest) -> HttpResponse:
 def combined_fixed(request: HttpRequest) -> HttpResponse:
     orders = Order.objects.order_by("pk").select_related("customer").prefetch_related("pizzas__category")
     return _render(request, "combined", "fixed", [_order_overview(orders)])
+
+
+# drf: Django REST framework loops; the serializer fields read the relations
+
+
+def _api_page(request: HttpRequest, variant: str, orders: QuerySet[Order]) -> HttpResponse:
+    payload = json.dumps(OrderSerializer(orders, many=True).data, indent=2, default=str)
+    return _render(request, "drf", variant, template="shop/api.html", payload=payload)
+
+
+def drf_bad(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.order_by("pk")
+    return _api_page(request, "bad", orders)
+
+
+def drf_fixed(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.select_related("customer").prefetch_related("pizzas").order_by("pk")
+    return _api_page(request, "fixed", orders)
+
+
+# jinja2: the loop is in a Jinja2 template
+
+
+def _jinja_page(request: HttpRequest, variant: str, orders: QuerySet[Order]) -> HttpResponse:
+    context = {"scenario": SCENARIOS_BY_SLUG["jinja2"], "variant": variant, "orders": orders}
+    return render(request, "shop/orders.jinja", context)  # found by the Jinja2 backend
+
+
+def jinja2_bad(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.filter(status="delivered").order_by("pk")
+    return _jinja_page(request, "bad", orders)
+
+
+def jinja2_fixed(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.filter(status="delivered").select_related("customer").order_by("pk")
+    return _jinja_page(request, "fixed", orders)
