@@ -85,6 +85,13 @@ def test_demo_framework_pages(client, pizzeria, page, callsite):
     assert not [f for f in stored_stats(request_id)["report"]["findings"] if f["kind"] == "n_plus_one"]
 
 
+def test_framework_fix_places_are_labelled_in_the_panel(client, catalog):
+    _, request_id = get_with_toolbar(client, "/fw/generic/books/")
+    html = render_panel(client, request_id)
+    assert "Override in your subclass" in html
+    assert "def get_queryset(self):" in html
+
+
 def _origin_line(request_id: str) -> int | None:
     findings = stored_stats(request_id)["report"]["findings"]
     [finding] = [f for f in findings if f["kind"] == "n_plus_one" and f["relation"] == "catalog.Book.author"]
