@@ -166,6 +166,9 @@ def _finding_markdown(finding: Finding) -> str:
             lines += ["", "and at the call site:", "", "```python", snippets["access"], "```"]
     elif fix:
         lines += ["", f"No paste-able fix{proof_text(proof)}."]
+    for key, label in _PLACED_SNIPPETS:
+        if snippets.get(key) and proof.get("status") != "failed":
+            lines += ["", f"{label}:", "", "```python", snippets[key], "```"]
     if finding.note:
         lines += ["", finding.note]
     lines += ["", f"SQL: `{short_sql(finding.sql)}`"]
@@ -203,9 +206,22 @@ def _markdown_item(finding: Finding, number: int) -> str:
     return f"{number}. " + "; ".join(parts)
 
 
+# Fixes that go somewhere else than the origin line (frameworks.py), as the panel labels them.
+_PLACED_SNIPPETS = (
+    ("override", "Override in your project"),
+    ("get_queryset", "Or in the type's get_queryset()"),
+    ("hints", "Or as the field's optimizer hints"),
+    ("conditional", "Conditionally, where the queryset is shared"),
+)
+
+
 def _facts(finding: Finding) -> str:
+    callsite = finding.callsite or {}
+    function = callsite.get("function") or ""
+    # A framework declaration (a serializer field, a GraphQL type's field) is named by it.
+    named = f" ({function})" if "." in function or "→" in function else ""
     parts = [f"{finding.count} queries, {finding.avoidable} avoidable",
-             f"call site `{where(finding.callsite, with_function=False)}`"]
+             f"call site `{where(finding.callsite, with_function=False)}`{named}"]
     if len(finding.callsites) > 1:
         parts[-1] += f" (+{len(finding.callsites) - 1} more)"
     if finding.origin:

@@ -148,6 +148,7 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
     error = stats.get("error")
     summary = data.get("summary") or {}
     context: dict[str, Any] = {
+        "session_url": session_tab_url(),
         "error": error,
         "summary": summary,
         "findings": [],
@@ -312,3 +313,15 @@ def disabled_hook_notes(disabled: Any) -> list[dict]:
         for name, reason in sorted(disabled.items())
         if not str(reason).endswith("is not in INSTALLED_APPS")
     ]
+
+
+def session_tab_url() -> str | None:
+    """The "All requests" tab's URL under the toolbar's URLs, or None where they are not routed
+    (a project without debug_toolbar_urls(), or no URLconf at all): then the tab is not shown."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("djdt:ddtpp_session")
+    except (NoReverseMatch, AttributeError, ImportError):
+        return None
+

@@ -146,3 +146,12 @@ def test_crawl_leaves_the_toolbar_history_alone(pizzeria):
     get_store().clear()
     run("/forward-fk/bad/", "--format", "json")
     assert list(get_store().request_ids()) == []
+
+
+def test_the_command_is_found_by_manage_py_in_a_source_checkout():
+    """Django lists an app's commands from <app path>/management/commands; in a checkout the
+    app path is the repository root (templates/ and static/ live there), where a symlink to the
+    package's management/ directory makes manage.py find the command."""
+    from django.core.management import get_commands
+
+    assert get_commands()["prefetch_report"] == "ddt_prefetch_panel"
