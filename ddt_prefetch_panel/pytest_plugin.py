@@ -113,7 +113,7 @@ class SuiteReport:
         if self.path:
             with open(self.path, "w", encoding="utf-8") as handle:
                 handle.write(render(self.data, format_for(self.path), root=str(self.config.rootpath)))
-        if self.fail and self.data["findings"] and session.exitstatus == pytest.ExitCode.OK:
+        if self.fail and _failing(self.data["findings"]) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -137,8 +137,16 @@ class SuiteReport:
             terminalreporter.write_line(f"... and {len(findings) - 20} more")
         if self.path:
             terminalreporter.write_line(f"Report written to {self.path}")
-        if self.fail and findings:
+        failing = _failing(findings)
+        if self.fail and failing:
             terminalreporter.write_line(
-                f"--n-plus-one-fail: {len(findings)} N+1 problem{'s' if len(findings) != 1 else ''} remain",
+                f"--n-plus-one-fail: {len(failing)} N+1 problem{'s' if len(failing) != 1 else ''} remain",
                 red=True,
             )
+
+
+def _failing(findings: list[dict]) -> list[dict]:
+    """What --n-plus-one-fail fails on: as in test mode, not findings wholly inside a library
+    (their queryset and loop are a package's; the report still lists them)."""
+    return [f for f in findings if not f.get("library")]
+
