@@ -729,9 +729,11 @@ def prove_writes(items: list[NPlusOne], config: dict) -> None:
 def _replay_write(group: Group, method: str, fix: str, model: type | None) -> dict:
     if model is None:
         return {"detail": "Not replayed: the table's model is unknown."}
-    names = namespace(model)
     records = group.records
     alias = group.alias
+    # The fix text names Model.<manager>: bound to the writes' own alias, so a replay can only
+    # ever write inside the savepoint that isolated() opens there (never on the default alias).
+    names = {**namespace(model), model.__name__: _on_alias(model, alias)}
     try:
         if method == "bulk_create":
             objs = [obj for obj in (_unsaved(model, r) for r in records) if obj is not None]
@@ -767,6 +769,14 @@ def _replay_write(group: Group, method: str, fix: str, model: type | None) -> di
     return {"status": "verified", "after": after, "rows": rows, "detail": (
         f"Replayed on {rows} rows of this request (rolled back): {after} statement"
         f"{'s' if after != 1 else ''} instead of one per row.")}
+
+
+def _on_alias(model: type, alias: str) -> Any:
+    """A stand-in for ``model`` whose managers all use ``alias``."""
+    from types import SimpleNamespace
+
+    managers = {manager.name: manager.db_manager(alias) for manager in model._meta.managers}
+    return SimpleNamespace(**managers)
 
 
 def _pk_values(record: cap.Record, model: type) -> list:

@@ -693,10 +693,24 @@ def index_findings(groups: list[Group], config: dict, context: Context) -> list[
         if minimum and sizes[key] is not None and sizes[key] < minimum:
             continue  # a table this small is one page: an index changes nothing
         finding = _finding(candidate, config, context, introspect)
-        if finding.evidence and finding.evidence.get("uses_index"):
-            continue  # the plan already uses an index on this table: the advice would be wrong
+        evidence = finding.evidence or {}
+        column = _column(candidate.model, candidate.fields[0].lstrip("-")) if candidate.fields else None
+        if evidence.get("uses_index") and column and searches_by(
+                evidence.get("database") or "", evidence.get("plan") or [], candidate.table, column):
+            continue  # the plan already looks rows up by this column through an index: no advice
         findings.append(finding)
     return findings
+
+
+def searches_by(vendor: str, lines: list[str], table: str, column: str) -> bool:
+    """Whether the plan finds ``table``'s rows through an index lookup on ``column`` (not a
+    full scan of some other index, which PostgreSQL may choose on a small table)."""
+    if vendor == "sqlite":
+        return any("SEARCH" in line and table in line and "INDEX" in line and f"{column}=" in line
+                   for line in lines)
+    if vendor == "postgresql":
+        return any("Index Cond" in line and column in line for line in lines)
+    return False
 
 
 def table_rows(alias: str, table: str, bound: int) -> int | None:

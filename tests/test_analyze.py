@@ -479,3 +479,19 @@ def test_lookups_sharing_an_unread_level_name_it_once(pizzeria):
     lookups = sorted(f.lookup for f in _unused(report))
     assert lookups == ["pizzas", "pizzas__category", "pizzas__toppings"]
     assert not any("Built" in f.note for f in _unused(report))
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_write_replays_stay_on_the_writes_own_alias(pizzeria):
+    """INSERTs on the second alias: the bulk_create replay runs there, inside its rolled-back
+    savepoint, and never writes to the default database."""
+    from shop.models import Category
+
+    before = Category.objects.count()
+    with detect() as report:
+        for i in range(4):
+            Category.objects.using("other").create(name=f"other {i}")
+    [finding] = [f for f in report.findings if f.method == "bulk_create"]
+    assert finding.alias == "other" and finding.proof["status"] == "verified", finding.proof
+    assert Category.objects.count() == before
+    assert Category.objects.using("other").count() == 4
