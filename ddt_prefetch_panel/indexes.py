@@ -695,22 +695,32 @@ def index_findings(groups: list[Group], config: dict, context: Context) -> list[
         finding = _finding(candidate, config, context, introspect)
         evidence = finding.evidence or {}
         column = _column(candidate.model, candidate.fields[0].lstrip("-")) if candidate.fields else None
-        if evidence.get("uses_index") and column and searches_by(
-                evidence.get("database") or "", evidence.get("plan") or [], candidate.table, column):
-            continue  # the plan already looks rows up by this column through an index: no advice
+        leading = {index.name: index.columns[0] for index in introspect(candidate.alias, candidate.table)
+                   if index.name and index.columns}
+        if evidence.get("uses_index") and column and column in plan_lookup_columns(
+                evidence.get("plan") or [], leading):
+            continue  # the plan already looks rows up through an index led by this column: no advice
         findings.append(finding)
     return findings
 
 
-def searches_by(vendor: str, lines: list[str], table: str, column: str) -> bool:
-    """Whether the plan finds ``table``'s rows through an index lookup on ``column`` (not a
-    full scan of some other index, which PostgreSQL may choose on a small table)."""
-    if vendor == "sqlite":
-        return any("SEARCH" in line and table in line and "INDEX" in line and f"{column}=" in line
-                   for line in lines)
-    if vendor == "postgresql":
-        return any("Index Cond" in line and column in line for line in lines)
-    return False
+def plan_lookup_columns(lines: list[str], leading: dict[str, str]) -> set[str]:
+    """Leading columns of the indexes a plan names (``Index Scan using NAME``, ``Bitmap Index
+    Scan on NAME``, SQLite's ``USING INDEX NAME``), from the introspected ``name -> column``.
+
+    An index the plan only scans in full, led by another column (which PostgreSQL may pick for
+    a small table), does not answer for the advised one.
+    """
+    found: set[str] = set()
+    for line in lines:
+        for match in _INDEX_NAME.finditer(line):
+            name = match.group(1).strip('"')
+            if name in leading:
+                found.add(leading[name])
+    return found
+
+
+_INDEX_NAME = re.compile(r"(?:Index (?:Only )?Scan using|Bitmap Index Scan on|USING (?:COVERING )?INDEX) (\S+)")
 
 
 def table_rows(alias: str, table: str, bound: int) -> int | None:

@@ -486,3 +486,16 @@ def test_tables_under_index_min_rows_get_no_index_advice(orders):
     with detect() as report:  # an empty table: never
         loop()
     assert report.by_kind("missing_index") == []
+
+
+def test_only_an_index_led_by_the_column_counts_as_already_used():
+    """PostgreSQL may scan a composite index led by another column on a small table; that
+    does not answer for an index on the advised column."""
+    leading = {"ddtpp_created_status": "created", "shop_order_status_idx": "status"}
+    scan_other = ["Index Scan using ddtpp_created_status on shop_order  (cost=0.14..8.16 rows=1 width=8)",
+                  "  Index Cond: ((status)::text = 'new'::text)"]
+    assert indexes.plan_lookup_columns(scan_other, leading) == {"created"}
+    by_status = ["SEARCH shop_order USING INDEX shop_order_status_idx (status=?)"]
+    assert indexes.plan_lookup_columns(by_status, leading) == {"status"}
+    assert indexes.plan_lookup_columns(["Bitmap Index Scan on shop_order_status_idx"], leading) == {"status"}
+    assert indexes.plan_lookup_columns(["SCAN shop_order"], leading) == set()
