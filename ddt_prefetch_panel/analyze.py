@@ -23,15 +23,16 @@ from .advise import (
 )
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
-from .frames import BuildSite, StackResolver, build_site, is_project_class
+from .frames import BuildSite, build_site, is_project_class
 from .frameworks import fix_snippets, overridable, place_note, unused_snippets
 from .group import (
-    Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, redact_sql, write_of,
+    Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
 )
 from .indexes import index_findings
 from .patch import attach_patches
 from .prove import Budget, Limits, Step, apply_fix, imports_for, isolated, namespace, prove, steps_for
-from .relate import KIND_LABELS, HopInfo, Relation, definition_site, describe_path, model_for_table, relate
+from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
+
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     """Findings of a finished capture.

@@ -205,10 +205,6 @@ def disabled_hooks() -> dict[str, str]:
     return {name: reason for name, reason in _status.items() if reason is not None}
 
 
-def active_hooks() -> list[str]:
-    return [name for name, reason in _status.items() if reason is None]
-
-
 def resolve_target(path: str) -> tuple[Any, str]:
     """(module or class holding the attribute, attribute name) of ``"module:Class.attr"``.
 

@@ -58,7 +58,6 @@ class Budget:
 
     seconds: float
     spent: float = 0.0
-    replays: int = 0
     # Unfixed replays by (root, access paths, rows): every candidate of a root compares with
     # the same baseline, so it is replayed once per analysis.
     baselines: dict = field(default_factory=dict)
@@ -83,7 +82,6 @@ class Budget:
             yield
         finally:
             self.spent += time.perf_counter() - start
-            self.replays += 1
 
 
 @dataclass(frozen=True)
@@ -95,13 +93,6 @@ class Step:
     call: Call | None = None  # filters / ordering / slice the loop added (last hop)
     aggregate: str | None = None  # count / exists / sum ... per row (last hop)
     to_attr: str | None = None  # read a Prefetch(to_attr=...) list instead of the manager
-
-
-@dataclass
-class Walk:
-    """The access paths replayed over a root's rows (one per finding of a combined fix)."""
-
-    paths: list[list[Step]] = field(default_factory=list)
 
 
 def steps_for(hops: list[HopInfo], call: Call | None = None, aggregate: str | None = None,
