@@ -13,14 +13,19 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "/combined/bad/"
 SIZE = (1400, 1000)
 
 
-def main(output: Path) -> None:
+@contextmanager
+def demo_in_browser(size: tuple[int, int] = SIZE) -> Iterator[tuple[object, str]]:
+    """The demo on a free port of 127.0.0.1 (a fresh, seeded SQLite database in a temporary
+    directory) and a headless Chromium: yields the driver and the base URL."""
     sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
     from tests import browser
 
@@ -48,28 +53,39 @@ def main(output: Path) -> None:
         if server.error:
             raise server.error
         try:
-            with browser.chromium(*SIZE) as driver:
-                driver.get(f"http://127.0.0.1:{server.port}{PAGE}")
-                content = browser.open_panel(driver)
-                assert "N+1" in content.text, content.text[:1000]
-                assert combined_verified_fix(content), "the page shows no verified fix for several findings"
-                from selenium.webdriver.support.ui import WebDriverWait
-
-                # The panel's stylesheet is linked from its content and loads after it.
-                WebDriverWait(driver, browser.TIMEOUT).until(
-                    lambda d: d.execute_script(
-                        "const link = document.getElementById('djDebugRoot').shadowRoot"
-                        ".querySelector('link[data-ddtpp-css]');"
-                        "return link !== null && link.sheet !== null && document.fonts.status === 'loaded';"
-                    ),
-                    message="panel.css did not load",
-                )
-                output.parent.mkdir(parents=True, exist_ok=True)
-                if not driver.save_screenshot(str(output)):
-                    raise RuntimeError(f"could not write {output}")
+            with browser.chromium(*size) as driver:
+                yield driver, f"http://127.0.0.1:{server.port}"
         finally:
             server.terminate()
+
+
+def save(driver, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if not driver.save_screenshot(str(output)):
+        raise RuntimeError(f"could not write {output}")
     print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+
+
+def main(output: Path) -> None:
+    with demo_in_browser() as (driver, base):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        from tests import browser
+
+        driver.get(base + PAGE)
+        content = browser.open_panel(driver)
+        assert "N+1" in content.text, content.text[:1000]
+        assert combined_verified_fix(content), "the page shows no verified fix for several findings"
+        # The panel's stylesheet is linked from its content and loads after it.
+        WebDriverWait(driver, browser.TIMEOUT).until(
+            lambda d: d.execute_script(
+                "const link = document.getElementById('djDebugRoot').shadowRoot"
+                ".querySelector('link[data-ddtpp-css]');"
+                "return link !== null && link.sheet !== null && document.fonts.status === 'loaded';"
+            ),
+            message="panel.css did not load",
+        )
+        save(driver, output)
 
 
 def combined_verified_fix(content) -> bool:

@@ -9,9 +9,7 @@ Five pages and one AJAX call are visited first, so the session has several reque
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,53 +22,27 @@ SIZE = (1400, 1000)
 
 def main(output: Path) -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
-    from tests import browser
+    from tests.screenshot import demo_in_browser, save
 
-    browser.check_browser()
-    with tempfile.TemporaryDirectory(prefix="ddtpp-screenshot-") as tmp:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
-        from django.conf import settings
-
-        settings.DATABASES["default"]["NAME"] = str(Path(tmp) / "db.sqlite3")
-
-        import django
-
-        django.setup()
-        from django.contrib.staticfiles.handlers import StaticFilesHandler
-        from django.core.management import call_command
-        from django.test.testcases import LiveServerThread
+    with demo_in_browser(SIZE) as (driver, base):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
-        call_command("migrate", verbosity=0, interactive=False)
-        call_command("seed_demo")
-        server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
-        server.daemon = True
-        server.start()
-        server.is_ready.wait()
-        if server.error:
-            raise server.error
-        try:
-            with browser.chromium(*SIZE) as driver:
-                base = f"http://127.0.0.1:{server.port}"
-                for page in PAGES:
-                    driver.get(base + page)
-                    browser.toolbar(driver)
-                driver.execute_async_script(AJAX)
-                driver.get(base + LAST)
-                content = browser.open_panel(driver)
-                content.find_element(By.CSS_SELECTOR, '[data-ddtpp-tab="session"]').click()
-                area = content.find_element(By.CSS_SELECTOR, "[data-ddtpp-session-area]")
-                WebDriverWait(driver, browser.TIMEOUT).until(
-                    lambda d: area.find_elements(By.CSS_SELECTOR, "[data-ddtpp-session-content]"),
-                    message="the session tab did not load",
-                )
-                output.parent.mkdir(parents=True, exist_ok=True)
-                if not driver.save_screenshot(str(output)):
-                    raise RuntimeError(f"could not write {output}")
-        finally:
-            server.terminate()
-    print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+        from tests import browser
+
+        for page in PAGES:
+            driver.get(base + page)
+            browser.toolbar(driver)
+        driver.execute_async_script(AJAX)
+        driver.get(base + LAST)
+        content = browser.open_panel(driver)
+        content.find_element(By.CSS_SELECTOR, '[data-ddtpp-tab="session"]').click()
+        area = content.find_element(By.CSS_SELECTOR, "[data-ddtpp-session-area]")
+        WebDriverWait(driver, browser.TIMEOUT).until(
+            lambda d: area.find_elements(By.CSS_SELECTOR, "[data-ddtpp-session-content]"),
+            message="the session tab did not load",
+        )
+        save(driver, output)
 
 
 if __name__ == "__main__":
