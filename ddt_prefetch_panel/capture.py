@@ -58,34 +58,77 @@ class Root:
     hints: dict | None = None
 
 
+# The instance attribute that holds a model instance's Source. Set with object.__setattr__
+# (a model's own __setattr__ never sees it) and read from the instance dict: on CPython 3.11+
+# an attribute added to the model instance itself keeps the instance's compact attribute
+# storage, where one added to its ``_state`` made every ModelState a full dict.
+SOURCE_ATTR = "_ddtpp_src"
+
+
 class Source:
     """Where a model instance came from: its root queryset and the relation path after it.
 
-    Stored on ``instance._state``; it pickles and deep-copies to ``None`` so cached or
-    copied instances never drag capture state along.
+    One object per (root, path) in a capture, shared by every instance loaded there
+    (:meth:`child` interns the next step), so tagging an instance allocates nothing. It
+    pickles and deep-copies to ``None`` (without naming this package, so a cached instance
+    unpickles where the package is not installed), and copied instances never drag capture
+    state along.
     """
 
-    __slots__ = ("root", "path")
+    __slots__ = ("root", "path", "_children", "_hops")
 
     def __init__(self, root: Root, path: tuple[str, ...]) -> None:
         self.root = root
         self.path = path
+        self._children: dict[str, Source] | None = None
+        self._hops: dict | None = None
+
+    def child(self, name: str) -> Source:
+        """The Source one relation step further (``path + (name,)``), the same object each time."""
+        children = self._children
+        if children is None:
+            children = self._children = {}
+        source = children.get(name)
+        if source is None:
+            source = children[name] = Source(self.root, self.path + (name,))
+        return source
 
     def __reduce__(self) -> tuple:
-        return (_none, ())
+        return (type(None), ())
 
 
-def _none() -> None:
-    return None
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Hop:
-    """One relation access on an instance: the descriptor and the instance's source."""
+    """One relation access on an instance: the descriptor and the instance's source.
+
+    Interned per (descriptor, instance class) on the source (:func:`hop`): the accesses of
+    one loop share one Hop.
+    """
 
     descriptor: Any
     model: type  # class of the instance the attribute was read on
     source: Source | None
+    # What tells the hops of one statement text apart (see Capture.add_own): the descriptor
+    # and the path of the instance it was read on.
+    key: tuple = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        self.key = (id(self.descriptor), self.source.path if self.source is not None else None)
+
+
+def hop(capture: Capture, descriptor: Any, instance: Any, source: Source | None) -> Hop:
+    """The interned Hop for reading ``descriptor`` on ``instance`` (whose source is ``source``)."""
+    cls = type(instance)
+    if source is not None:
+        hops = source._hops
+        if hops is None:
+            hops = source._hops = {}
+    else:
+        hops = capture.loose_hops
+    found = hops.get((descriptor, cls))
+    if found is None:
+        found = hops[(descriptor, cls)] = Hop(descriptor, cls, source)
+    return found
 
 
 @dataclass(frozen=True)
@@ -176,26 +219,38 @@ class Bucket:
     per_instance: int = 0  # statements of prefetch_related_objects() called on a single instance
 
     def add(self, record: Record) -> None:
-        self.count += 1
-        self.last_seq = record.seq
-        self.duration += record.duration
-        if record.error:
-            self.errors += 1
+        self.tally(record.seq, record.duration, record.error, record.params, record.per_instance)
         if len(self.samples) < SAMPLES_PER_BUCKET:
             self.samples.append(record)
         if self.slowest is None or record.duration > self.slowest.duration:
             self.slowest = record
         if record.hop is not None and len(self.hops) < HOPS_PER_BUCKET:
             self.hops.append(record.hop)
-        if record.per_instance:
-            self.per_instance += 1
         if record.call is not None and len(self.calls) < 2:
             self.calls.add(record.call)
-        key = params_hash(record.params)
-        if key in self.params:
-            self.params[key] += 1
-        elif len(self.params) < DISTINCT_PARAMS_PER_BUCKET:
-            self.params[key] = 1
+
+    def needs_record(self, hop: Hop | None, duration: float) -> bool:
+        """Whether a statement would add to the samples (a sample, the slowest, a hop); if
+        not, :meth:`tally` alone counts it and no Record is built."""
+        return (len(self.samples) < SAMPLES_PER_BUCKET
+                or duration > self.slowest.duration
+                or (hop is not None and len(self.hops) < HOPS_PER_BUCKET))
+
+    def tally(self, seq: int, duration: float, error: str | None, params: Any, per_instance: bool) -> None:
+        """The exact totals every statement adds."""
+        self.count += 1
+        self.last_seq = seq
+        self.duration += duration
+        if error:
+            self.errors += 1
+        if per_instance:
+            self.per_instance += 1
+        key = params_hash(params)
+        known = self.params
+        if key in known:
+            known[key] += 1
+        elif len(known) < DISTINCT_PARAMS_PER_BUCKET:
+            known[key] = 1
         else:
             self.params_overflow += 1
 
@@ -205,6 +260,14 @@ class Bucket:
         if self.slowest is not None and all(r is not self.slowest for r in self.samples):
             return self.samples + [self.slowest]
         return self.samples
+
+
+def bucket_key(alias: str, sql: str, stack: tuple, prefetch: tuple | None, allow: tuple | None,
+               hop: Hop | None) -> tuple:
+    """Statements with this key share a bucket. Stacks are interned per capture, so their
+    identity is a cheap, exact key; hops that look alike (same SQL, same line) but differ in
+    descriptor or path stay apart (x.parent.parent, a/z paths)."""
+    return (alias, sql, id(stack), prefetch, id(allow), hop.key if hop is not None else None)
 
 
 def params_hash(params: Any) -> int:
@@ -229,6 +292,9 @@ class Capture:
     _stacks: dict = field(default_factory=dict)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections this capture gave the wrapper
+    installed_ids: set = field(default_factory=set)  # their ids (the capture keeps them alive)
+    loose_hops: dict = field(default_factory=dict)  # interned Hops on instances without a Source
+    skipped: set = field(default_factory=set)  # bucket keys of the toolbar's own statements
     anchor: Any = None  # the frame that started the capture: stacks are walked up to it
     ignored: int = 0  # statements run inside ignore_n_plus_one()
 
@@ -277,25 +343,22 @@ class Capture:
         """Sample records of every bucket, in the order the buckets started."""
         return [r for bucket in self.buckets.values() for r in bucket.samples]
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, key: tuple | None = None) -> None:
+        if key is None:
+            key = bucket_key(record.alias, record.sql, record.stack, record.prefetch, record.allow, record.hop)
         if self.parent is None:  # the common case: one capture per request
-            self.add_own(record)
+            self.add_own(record, key)
             return
         for capture in self.receivers():
-            capture.add_own(record)
+            capture.add_own(record, key)
 
-    def add_own(self, record: Record) -> None:
+    def add_own(self, record: Record, key: tuple) -> None:
         record.seq = self.seq
         self.seq += 1
-        # Stacks are interned per capture, so their identity is a cheap, exact key.
-        hop = record.hop
-        hop_key = None if hop is None else (
-            id(hop.descriptor), hop.source.path if hop.source is not None else None)
-        key = (record.alias, record.sql, id(record.stack), record.prefetch, id(record.allow), hop_key)
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq,
-                                                record.allow, hop_key)
+                                                record.allow, key[5])
         bucket.add(record)
 
     def add_root(self, root: Root) -> None:
@@ -367,56 +430,72 @@ def execute_wrapper(execute, sql, params, many, context):
 
 def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
             duration: float, error: str | None, allow: tuple | None = None) -> None:
+    """Count one statement in its bucket; build a Record only when the bucket keeps it.
+
+    A loop's statements after the first few only add to their bucket's exact totals
+    (:meth:`Bucket.tally`): no Record, no Call, no sample.
+    """
     if not isinstance(sql, str):
         sql = sql.decode("utf-8", "replace") if isinstance(sql, bytes) else str(sql)
-    if _toolbar_tables and any(table in sql for table in _toolbar_tables):
-        return
     if len(sql) > MAX_SQL_CHARS:
         # Keyed by a prefix plus the full length: huge statements stay distinct but cheap.
         sql = f"{sql[:MAX_SQL_CHARS]} /* ... {len(sql) - MAX_SQL_CHARS} more characters */"
     query = current_query.get()
-    hop = None
-    model = None
-    pending_prefetch = active_prefetch.get()
-    prefetch = None
-    if pending_prefetch is not None and pending_prefetch[0] is not None:
-        parent, attr = pending_prefetch
-        prefetch = (id(parent.root), parent.path + (attr,))
-    elif pending_prefetch is not None:
-        prefetch = (None, (pending_prefetch[1],))
-    call = None
-    if query is not None:
-        tag = getattr(query, "_ddtpp", None)
-        if tag is not None:
-            hop = tag.hop
-            if tag.base is not None:
-                call = tag.call(query)
-        model = query.model
+    tag = None if query is None else query.__dict__.get("_ddtpp")
+    hop = None if tag is None else tag.hop
     if hop is None:
         hop = active_hop.get()
+    pending_prefetch = active_prefetch.get()
+    if pending_prefetch is None:
+        prefetch = None
+    elif pending_prefetch[0] is not None:
+        parent, attr = pending_prefetch
+        prefetch = (id(parent.root), parent.path + (attr,))
+    else:
+        prefetch = (None, (pending_prefetch[1],))
     connection = context.get("connection")
     alias = getattr(connection, "alias", "default")
+    stack = capture.stack(3)
+    key = bucket_key(alias, sql, stack, prefetch, allow, hop)
+    per_instance = pending_prefetch is not None and per_instance_prefetch.get()
+    pending = evaluating.get()
+    root = pending[1] if pending is not None and pending[0] is query else None
+    bucket = capture.buckets.get(key)
+    if bucket is None:
+        if key in capture.skipped:
+            return
+        if _toolbar_tables and any(table in sql for table in _toolbar_tables):
+            capture.skipped.add(key)
+            return
+    elif root is None and capture.parent is None and not bucket.needs_record(hop, duration):
+        if tag is not None and tag.base is not None and len(bucket.calls) < 2:
+            call = tag.call(query)
+            if call is not None:
+                bucket.calls.add(call)
+        seq = capture.seq
+        capture.seq = seq + 1
+        bucket.tally(seq, duration, error, params, per_instance)
+        return
     record = Record(
         alias=alias,
         sql=sql,
         params=params,
         duration=duration,
-        stack=capture.stack(3),
+        stack=stack,
         hop=hop,
-        model=model,
+        model=None if query is None else query.model,
         many=many,
         error=error,
         prefetch=prefetch,
-        call=call,
+        call=tag.call(query) if tag is not None and tag.base is not None else None,
         allow=allow,
-        per_instance=pending_prefetch is not None and per_instance_prefetch.get(),
+        per_instance=per_instance,
         changes=write_changes.get(),
+        root=root,
     )
-    pending = evaluating.get()
-    if pending is not None and pending[0] is query and pending[1] is not None:
-        record.root = pending[1]
-        pending[1].record = record
-    capture.add(record)
+    if root is not None:
+        root.record = record
+    capture.add(record, key)
 
 
 @contextmanager
@@ -478,13 +557,14 @@ def use_connection(capture: Capture, connection: Any) -> None:
     Connections count the captures using them: under ASGI, concurrent requests share the
     connection of the one sync thread, so the wrapper stays until the last of them stops.
     """
-    if any(c is connection for c in capture.installed):
+    if id(connection) in capture.installed_ids:
         return
     with _wrapper_lock:
         connection._ddtpp_users = getattr(connection, "_ddtpp_users", 0) + 1
         if execute_wrapper not in connection.execute_wrappers:
             connection.execute_wrappers.append(execute_wrapper)
     capture.installed.append(connection)
+    capture.installed_ids.add(id(connection))
 
 
 def release_connections(capture: Capture) -> None:

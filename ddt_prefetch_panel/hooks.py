@@ -81,7 +81,7 @@ class Tag:
         self.base = base
 
     def __reduce__(self) -> tuple:
-        return (cap._none, ())
+        return (type(None), ())
 
     def call(self, query: Any) -> Call | None:
         """What the loop did to the related manager beyond ``.all()``, or None."""
@@ -145,7 +145,15 @@ def query_tag(query: Any) -> Tag | None:
 
 
 def instance_source(instance: Any) -> Source | None:
-    return getattr(instance._state, "_ddtpp_src", None)
+    """The Source the capture tagged a model instance with, or None (read from the instance
+    dict: a model's own ``__getattr__`` is never called)."""
+    try:
+        return instance.__dict__.get(cap.SOURCE_ATTR)
+    except AttributeError:
+        return None
+
+
+_set_attribute = object.__setattr__  # bypasses a model's own __setattr__
 
 
 _accessors: dict[Any, str] = {}
@@ -357,14 +365,14 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
     prefetch = cap.active_prefetch.get()
     if prefetch is not None:
         parent, attr = prefetch
-        return (Source(parent.root, parent.path + (attr,)) if parent is not None else None), None
+        return (parent.child(attr) if parent is not None else None), None
     hop = (tag.hop if tag is not None else None) or cap.active_hop.get()
     if hop is not None and hop.source is not None:
-        step = hop.source.path + (accessor_name(hop.descriptor),)
+        step = hop.source.child(accessor_name(hop.descriptor))
         if not is_many_valued(hop.descriptor):
             # One related object (FK, one-to-one, generic FK): it extends its parent's path.
-            return Source(hop.source.root, step), None
-        via = Source(hop.source.root, step)
+            return step, None
+        via = step
     else:
         via = None
     root = Root(
@@ -408,34 +416,32 @@ def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
         yield from rows
         return
     select_related = query.select_related
-    related_sources: dict = {}
+    joined: dict = {}  # paths of the select_related levels that had an object, in order
+    attribute = cap.SOURCE_ATTR
     while obj is not None:
-        state = obj._state
-        state._ddtpp_src = source
+        _set_attribute(obj, attribute, source)
         if root is not None:
             root.rows += 1
         if select_related:
-            known = len(related_sources)
-            _tag_selected(obj, source, related_sources)
-            if len(related_sources) != known:  # a joined level had its first object
-                for path in list(related_sources)[known:]:
+            known = len(joined)
+            _tag_selected(obj, source, joined)
+            if len(joined) != known:  # a joined level had its first object
+                for path in list(joined)[known:]:
                     capture.note_loaded((id(source.root), path), 1)
         yield obj
         obj = next(rows, None)
 
 
-def _tag_selected(obj: Any, source: Source, cache: dict) -> None:
+def _tag_selected(obj: Any, source: Source, joined: dict) -> None:
     """Tag instances that ``select_related`` loaded along with ``obj``."""
     for name, related in obj._state.fields_cache.items():
         if related is None or not hasattr(related, "_state"):
             continue
-        path = source.path + (name,)
-        related_source = cache.get(path)
-        if related_source is None:
-            related_source = cache[path] = Source(source.root, path)
-        if getattr(related._state, "_ddtpp_src", None) is None:
-            related._state._ddtpp_src = related_source
-            _tag_selected(related, related_source, cache)
+        related_source = source.child(name)
+        joined.setdefault(related_source.path)
+        if instance_source(related) is None:
+            _set_attribute(related, cap.SOURCE_ATTR, related_source)
+            _tag_selected(related, related_source, joined)
 
 
 def note_access(source: Source | None, descriptor: Any) -> None:
@@ -447,26 +453,27 @@ def note_access(source: Source | None, descriptor: Any) -> None:
         capture.note_access((id(source.root), source.path + (accessor_name(descriptor),)))
 
 
-def _hop_for(descriptor: Any, instance: Any) -> Hop:
-    return Hop(descriptor, type(instance), instance_source(instance))
+def _hop_for(descriptor: Any, instance: Any, capture: cap.Capture) -> Hop:
+    return cap.hop(capture, descriptor, instance, instance_source(instance))
 
 
-def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None,
-              loaded: Callable[[Any, Any], bool] | None = None):
+def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None):
     """Wrap a single-valued access so the statements it issues carry the hop.
 
     ``cached(descriptor, instance)`` says the value is already loaded (select_related or
     prefetch_related served it): that read is noted as a use of the eager load instead.
-    ``loaded(descriptor, instance)`` says the read issues no statement and notes nothing.
     """
 
     def wrapper(self, instance, *args, **kwargs):
-        if instance is None or cap._current.get() is None or (loaded is not None and loaded(self, instance)):
+        if instance is None:
+            return original(self, instance, *args, **kwargs)
+        capture = cap._current.get()
+        if capture is None:
             return original(self, instance, *args, **kwargs)
         if cached is not None and cached(self, instance):
             note_access(instance_source(instance), self)
             return original(self, instance, *args, **kwargs)
-        token = cap.active_hop.set(_hop_for(self, instance))
+        token = cap.active_hop.set(_hop_for(self, instance, capture))
         try:
             return original(self, instance, *args, **kwargs)
         finally:
@@ -486,12 +493,17 @@ def _wrap_forward_get(original):
 
 
 def _wrap_deferred_get(original):
-    # Only a read that loads the value issues a statement; a loaded field is a plain read.
-    return _with_hop(original, loaded=_deferred_loaded)
+    """A read of a loaded field (the instance dict has it) is a plain read, checked first:
+    every ``obj.fk_id`` read goes through this data descriptor. Only a deferred field's
+    first read issues a statement, and that one carries the hop."""
+    with_hop = _with_hop(original)
 
+    def __get__(self, instance, *args, **kwargs):
+        if instance is None or self.field.attname in instance.__dict__:
+            return original(self, instance, *args, **kwargs)
+        return with_hop(self, instance, *args, **kwargs)
 
-def _deferred_loaded(descriptor: Any, instance: Any) -> bool:
-    return descriptor.field.attname in instance.__dict__
+    return __get__
 
 
 def _wrap_many_get(original):
@@ -499,9 +511,12 @@ def _wrap_many_get(original):
     # GenericRelation: none of its subclasses override it.
     def __get__(self, instance, *args, **kwargs):
         manager = original(self, instance, *args, **kwargs)
-        if instance is None or cap._current.get() is None:
+        if instance is None:
             return manager
-        _tag_manager(manager, _hop_for(self, instance))
+        capture = cap._current.get()
+        if capture is None:
+            return manager
+        _tag_manager(manager, _hop_for(self, instance, capture))
         return manager
 
     return __get__

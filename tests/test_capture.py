@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, connections
 
 from ddt_prefetch_panel import capture as cap
+from ddt_prefetch_panel import hooks
 from ddt_prefetch_panel import detect
 from shop.models import Customer, Order
 
@@ -78,7 +79,7 @@ def test_toolbar_tables_are_skipped_as_ddt_skips_them():
 
 def test_orm_is_untouched_outside_a_capture(pizzeria):
     order = Order.objects.all()[0]
-    assert getattr(order._state, "_ddtpp_src", None) is None
+    assert hooks.instance_source(order) is None
     assert getattr(Order.objects.all().query, "_ddtpp", None) is None
 
 
@@ -87,12 +88,12 @@ def test_tagged_querysets_and_instances_pickle_and_copy_without_capture_state(pi
         queryset = Order.objects.filter(status="new")
         order = Order.objects.first()
         order.customer
-        assert order._state._ddtpp_src is not None
+        assert hooks.instance_source(order) is not None
         restored = pickle.loads(pickle.dumps(order))
         pickle.loads(pickle.dumps(queryset))
         clone = copy.deepcopy(order)
-    assert getattr(restored._state, "_ddtpp_src", None) is None
-    assert getattr(clone._state, "_ddtpp_src", None) is None
+    assert hooks.instance_source(restored) is None
+    assert hooks.instance_source(clone) is None
     assert restored.pk == order.pk
 
 

@@ -24,6 +24,7 @@ from django.template import engines
 from django.utils.html import escape
 
 from ddt_prefetch_panel import capture as cap
+from ddt_prefetch_panel import hooks
 from ddt_prefetch_panel import detect
 from ddt_prefetch_panel.testing import ignore_n_plus_one
 from shop.models import Category, Customer, Order, Pizza, Review
@@ -596,7 +597,7 @@ def observe(request):
         "view": "observe",
         "current": cap.current(),
         "tag": getattr(queryset.query, "_ddtpp", None),
-        "instance_sources": [getattr(o._state, "_ddtpp_src", None) for o in instances],
+        "instance_sources": [hooks.instance_source(o) for o in instances],
         "wrapped": [alias for alias in connections
                     if cap.execute_wrapper in connections[alias].execute_wrappers],
     })
