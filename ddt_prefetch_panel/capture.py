@@ -290,6 +290,7 @@ class Capture:
     loaded: dict = field(default_factory=dict)  # (id(root), path) -> objects eager loading put there (>= 1)
     diffed: dict = field(default_factory=dict)  # (model, stack key) -> SaveSummary of that call site's saves
     _stacks: dict = field(default_factory=dict)
+    _built: dict = field(default_factory=dict)  # interned build stacks (frames.build_stack)
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections this capture gave the wrapper
     installed_ids: set = field(default_factory=set)  # their ids (the capture keeps them alive)
@@ -302,10 +303,11 @@ class Capture:
         """The caller's raw stack up to the capture's anchor, interned per capture.
 
         The lookup key is built from ints (code ids and instruction offsets, template node and
-        framework payload ids, see ``frames.stack_key``): hashing code objects or computing line numbers on every statement is what a
-        naive walk spends its time on. Objects and line numbers are collected only the
-        first time a stack is seen. Frames above the anchor (the frame that started the
-        capture) are the same for every statement and are not walked.
+        framework payload ids, see ``frames.stack_key``): hashing code objects or computing
+        line numbers on every statement is what a naive walk spends its time on. Objects and
+        line numbers are collected only the first time a stack is seen. Frames above the
+        anchor (the frame that started the capture) are the same for every statement and are
+        not walked.
         """
         key = stack_key(sys._getframe(skip + 1), self.anchor)
         raw = self._stacks.get(key)
@@ -319,7 +321,7 @@ class Capture:
         Library frames on the way are kept (they tell, e.g., that Django admin's changelist
         built the queryset); nothing above the first user frame is walked (``frames.build_stack``).
         """
-        return build_stack(sys._getframe(skip + 1), self.anchor)
+        return build_stack(sys._getframe(skip + 1), self.anchor, self._built)
 
     def receivers(self) -> Iterator[Capture]:
         """Who records a statement whose innermost capture is this one.

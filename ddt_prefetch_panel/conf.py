@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     # are shown as "not verified".
     "PROOFS": True,
     # Rows of the loop's queryset a replay loads (it runs at this count and at half of it).
-    "PROOF_MAX_ROWS": 25,
+    "PROOF_MAX_ROWS": 10,
     # Time all replays of one request may take together; fixes after that are not shown.
     "PROOF_BUDGET_MS": 300,
     # Project code is what lies under BASE_DIR (or the current directory) and not in

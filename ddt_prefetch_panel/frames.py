@@ -158,7 +158,7 @@ def raw_from(frame: Any, anchor: Any, owners: tuple = ()) -> tuple:
     return tuple(out)
 
 
-def build_stack(start: Any, anchor: Any) -> tuple:
+def build_stack(start: Any, anchor: Any, interned: dict | None = None) -> tuple:
     """The raw stack from ``start`` up to where a queryset was built or evaluated.
 
     The walk stops at the first project frame (or template render frame, or the anchor);
@@ -166,14 +166,27 @@ def build_stack(start: Any, anchor: Any) -> tuple:
     its ``self``'s class (``BookListView`` for Django's ``MultipleObjectMixin.get_queryset``).
     Methods of the project's own managers and querysets are walked through: the origin is
     the call of the manager, never the manager's body.
+
+    With ``interned`` (a capture's dict), a stack seen before is returned from it: the walk
+    builds a key of ints (as :func:`stack_key`, plus the classes of the frames whose ``self``
+    is kept) and the entries, whose line numbers and payloads cost most, are built once.
     """
     frame = start
     owner = None
     render_code = TEMPLATE_RENDER_CODE
+    keyed = _KEYED
+    key: list = []
+    append = key.append
     while frame is not None and frame is not anchor:
         code = frame.f_code
         if code is render_code or _KINDS.get(id(code)) is ASYNC_BOUNDARY:
             break
+        if interned is not None:
+            code_id = id(code)
+            append(code_id)
+            append(frame.f_lasti)
+            if code_id in keyed:
+                append(id(keyed[code_id](frame)))
         if not is_library_code(code):
             if not _is_manager_code(frame):
                 break
@@ -183,7 +196,24 @@ def build_stack(start: Any, anchor: Any) -> tuple:
     owners = (owner,) if owner is not None else ()
     if frame is not None and frame is not anchor and _is_method(frame.f_code):
         owners += (frame,)  # the project method that built it (a viewset's get_queryset)
-    return raw_from(start, frame, owners)
+    if interned is None:
+        return raw_from(start, frame, owners)
+    if frame is not None:  # the stop frame is the last entry
+        code_id = id(frame.f_code)
+        append(code_id)
+        append(frame.f_lasti)
+        if code_id in keyed:
+            append(id(keyed[code_id](frame)))
+    for kept in owners:
+        append(id(type(kept.f_locals.get("self"))))
+    waiting = awaiting.get()
+    if waiting is not None:
+        append(id(waiting))
+    lookup = tuple(key)
+    raw = interned.get(lookup)
+    if raw is None:
+        raw = interned[lookup] = raw_from(start, frame, owners)
+    return raw
 
 
 def _is_method(code: Any) -> bool:

@@ -522,11 +522,44 @@ def _wrap_many_get(original):
     return __get__
 
 
-def _tag_manager(manager: Any, hop: Hop) -> None:
-    class_get_queryset = type(manager).get_queryset
+# The Hop a related manager was read with, in the manager's own dict: the manager class's
+# methods (wrapped once per class by _tag_manager) read it. Nothing refers back to the
+# manager, so a manager per loop iteration is freed at once instead of forming a cycle.
+MANAGER_HOP_ATTR = "_ddtpp_hop"
 
-    def get_queryset(*args, **kwargs):
-        queryset = class_get_queryset(manager, *args, **kwargs)
+
+def _tag_manager(manager: Any, hop: Hop) -> None:
+    cls = type(manager)
+    if "_ddtpp_manager_hooked" not in vars(cls):
+        _hook_manager_class(cls)
+    _set_attribute(manager, MANAGER_HOP_ATTR, hop)
+
+
+def _hook_manager_class(cls: type) -> None:
+    """Wrap ``get_queryset`` (and ``count``/``exists``, which M2M managers answer from the through
+    table without it) on a related manager class, once. The wrappers act only for a manager
+    :func:`_tag_manager` tagged while a capture was active; any other call passes straight through."""
+    cls.get_queryset = _hopping_get_queryset(cls.get_queryset)
+    for name in ("count", "exists"):
+        method = getattr(cls, name, None)
+        if method is not None:
+            setattr(cls, name, _run_with_manager_hop(method))
+    cls._ddtpp_manager_hooked = True
+
+
+def _manager_hop(manager: Any) -> Hop | None:
+    try:
+        return manager.__dict__.get(MANAGER_HOP_ATTR)
+    except AttributeError:
+        return None
+
+
+def _hopping_get_queryset(class_get_queryset: Callable) -> Callable:
+    def get_queryset(self, *args, **kwargs):
+        queryset = class_get_queryset(self, *args, **kwargs)
+        hop = _manager_hop(self)
+        if hop is None or cap._current.get() is None:
+            return queryset
         query = queryset.query
         tag = query_tag(query)
         if queryset._result_cache is not None:
@@ -540,22 +573,22 @@ def _tag_manager(manager: Any, hop: Hop) -> None:
         )
         return queryset
 
-    manager.get_queryset = get_queryset
-    # M2M managers answer count()/exists() from the through table, bypassing get_queryset.
-    for name in ("count", "exists"):
-        method = getattr(manager, name, None)
-        if method is not None:
-            setattr(manager, name, _run_with_hop(method, hop))
+    get_queryset.__wrapped__ = class_get_queryset
+    return get_queryset
 
 
-def _run_with_hop(method: Any, hop: Hop) -> Any:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+def _run_with_manager_hop(method: Callable) -> Callable:
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        hop = _manager_hop(self)
+        if hop is None or cap._current.get() is None:
+            return method(self, *args, **kwargs)
         token = cap.active_hop.set(hop)
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         finally:
             cap.active_hop.reset(token)
 
+    wrapper.__wrapped__ = method
     return wrapper
 
 

@@ -163,11 +163,37 @@ def report_patch(findings: Iterable[dict], root: str | None = None, fixes: list[
 
 
 def build_patch(edits: list[LineEdit], imports: dict[str, list[str]], root: str | None = None) -> str | None:
-    """The unified diff of ``edits`` plus ``imports`` (import statements by file path)."""
+    """The unified diff of ``edits`` plus ``imports`` (import statements by file path).
+
+    Every request of a page asks for the same patches: they are remembered while the edited
+    files keep their size and modification time (parsing a module and diffing it cost
+    milliseconds per finding).
+    """
+    try:
+        stats = tuple(_file_stamp(path) for path in sorted({edit.path for edit in edits}))
+        key = (tuple(edits), tuple(sorted((path, tuple(names)) for path, names in imports.items())),
+               os.path.abspath(root or base_dir()), stats)
+        hash(key)
+    except (OSError, TypeError):
+        key = None
+    if key is not None and key in _patches:
+        return _patches[key]
     changes = file_changes(edits, imports, root)
-    if not changes:
-        return None
-    return "".join(_unified(before, after, relative) for relative, before, after in changes) or None
+    patch = "".join(_unified(before, after, relative) for relative, before, after in changes or ()) or None
+    if key is not None:
+        if len(_patches) >= PATCH_CACHE_SIZE:
+            _patches.clear()  # a page's patches are recomputed once; no per-entry bookkeeping
+        _patches[key] = patch
+    return patch
+
+
+PATCH_CACHE_SIZE = 256
+_patches: dict = {}
+
+
+def _file_stamp(path: str) -> tuple[str, int, int]:
+    stat = os.stat(path)
+    return path, stat.st_mtime_ns, stat.st_size
 
 
 def file_changes(edits: list[LineEdit], imports: dict[str, list[str]], root: str | None = None

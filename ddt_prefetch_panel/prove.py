@@ -40,14 +40,14 @@ PROOF_ERRORS = (Exception,)  # anything a pasted line could raise makes the fix 
 @dataclass
 class Limits:
     enabled: bool = True
-    max_rows: int = 25
+    max_rows: int = 10
     budget_s: float = 0.3
 
     @classmethod
     def from_config(cls, config: dict) -> Limits:
         return cls(
             enabled=bool(config.get("PROOFS", True)),
-            max_rows=max(2, int(config.get("PROOF_MAX_ROWS", 25))),
+            max_rows=max(2, int(config.get("PROOF_MAX_ROWS", 10))),
             budget_s=max(0.0, float(config.get("PROOF_BUDGET_MS", 300))) / 1000,
         )
 

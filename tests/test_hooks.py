@@ -362,3 +362,32 @@ def test_a_project_without_contenttypes_starts_and_works():
     assert result.returncode == 0, result.stderr[-3000:]
     # Only the generic-FK hook is off, and it is not a warning: the project has no generic FKs.
     assert result.stdout.strip() == "['django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__']"
+
+
+def test_related_managers_read_in_a_loop_are_freed_without_the_cycle_collector(pizzeria):
+    """The hop of a related manager is kept in the manager's dict and read by its class's
+    wrapped methods: no closure refers back to the manager, so each loop iteration's manager
+    goes away by reference counting (a cycle per iteration made the collector run often)."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        with cap.capturing() as capture:
+            managers = []
+            for order in Order.objects.all():
+                manager = order.pizzas
+                managers.append(weakref.ref(manager))
+                list(manager.all())
+                manager.count()
+                del manager
+            alive = [ref for ref in managers if ref() is not None]
+    finally:
+        gc.enable()
+    assert managers and alive == []
+    hops = [r.hop for r in capture.records if r.hop is not None]
+    assert hops and {hooks.accessor_name(h.descriptor) for h in hops} == {"pizzas"}
+    # Outside a capture the hooked class behaves as Django's.
+    order = Order.objects.first()
+    assert list(order.pizzas.all()) == list(Pizza.objects.filter(order=order))
+    assert order.pizzas.count() == Pizza.objects.filter(order=order).count()

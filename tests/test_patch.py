@@ -250,3 +250,22 @@ def test_combined_fix_patch_carries_every_loop_line_it_changes(pizzeria, tmp_pat
     with CaptureQueriesContext(connection) as queries:
         assert fixed.rows() == expected
     assert len(queries) == 2
+
+
+def test_patches_are_remembered_until_the_file_changes(tmp_path):
+    """A page reloaded asks for the same patches (remembered); an edit to the file, even one
+    keeping the edited line, gives a patch of the file as it is now."""
+    import os
+
+    from ddt_prefetch_panel.patch import LineEdit, build_patch
+
+    target = tmp_path / "mod.py"
+    target.write_text("a = 1\nb = Order.objects.all()\n")
+    edit = [LineEdit(str(target), 2, "b = Order.objects.all()", 'b = Order.objects.select_related("x")')]
+    first = build_patch(edit, {}, str(tmp_path))
+    assert build_patch(edit, {}, str(tmp_path)) is first
+    target.write_text("a = 2\nb = Order.objects.all()\n")
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    second = build_patch(edit, {}, str(tmp_path))
+    assert second != first and "-a = 2" not in second and " a = 2" in second
