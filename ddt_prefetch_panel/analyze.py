@@ -159,8 +159,7 @@ def lazy_load_on_many(group: Group) -> bool:
         root = hop.source.root if hop.source is not None else None
         if root is None:
             continue
-        query = root.query
-        if root.rows > 1 or (query is not None and query.low_mark == 0 and query.high_mark is None):
+        if root.rows > 1 or root.marks == (0, None):
             return True
     return False
 

@@ -52,10 +52,23 @@ class Root:
     via: Source | None = None  # set when a relation access loaded this queryset
     rows: int = 0
     record: Record | None = None  # the statement that evaluated it
-    # Cheap references to rebuild the queryset for a replay proof (never its rows).
+    # Cheap references to rebuild the queryset for a replay proof (never its rows). Not kept
+    # for a queryset loaded through a relation of a looped-over parent (``order.pizzas.all()``
+    # per order): the fix goes on the parent's root, so only the slice is kept.
     query: Any = None
     queryset_class: type | None = None
     hints: dict | None = None
+    marks: tuple = (0, None)  # the query's (low mark, high mark)
+
+    def looped(self) -> bool:
+        """Whether this root, or one it was loaded through, gave more than one row."""
+        root = self
+        while True:
+            if root.rows > 1:
+                return True
+            if root.via is None:
+                return False
+            root = root.via.root
 
 
 # The instance attribute that holds a model instance's Source. Set with object.__setattr__

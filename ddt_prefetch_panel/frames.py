@@ -278,24 +278,28 @@ def first_user_frame(frame: Any) -> Any:
 # --------------------------------------------------------------------------- project or library
 
 
-_library_codes = PerCode()
-_orm_codes = PerCode()
+# Both answers depend on a code object's file name only: cached by file name (a few hundred
+# strings, their hashes cached), which is cheaper per frame than a per-code cache.
+_library_files: dict[str, bool] = {}
+_orm_files: dict[str, bool] = {}
 
 
 def is_library_code(code: Any) -> bool:
     """Whether a code object is outside the project (see :func:`is_library_file`)."""
-    known = _library_codes.get(code)
+    filename = code.co_filename
+    known = _library_files.get(filename)
     if known is None:
-        known = _library_codes.set(code, is_library_file(code.co_filename))
+        known = _library_files[filename] = is_library_file(filename)
     return known
 
 
 def is_orm_code(code: Any) -> bool:
     """Django's ORM and database layer, asgiref's thread hop, the toolbar's cursor wrapper and
     this package: frames that never decide a query."""
-    known = _orm_codes.get(code)
+    filename = code.co_filename
+    known = _orm_files.get(filename)
     if known is None:
-        known = _orm_codes.set(code, os.path.abspath(code.co_filename).startswith(_orm_prefixes()))
+        known = _orm_files[filename] = os.path.abspath(filename).startswith(_orm_prefixes())
     return known
 
 
@@ -386,7 +390,7 @@ def reset_caches() -> None:
     _rules = None
     _LIBRARY_PREFIXES = None
     is_library_file.cache_clear()
-    _library_codes.clear()
+    _library_files.clear()
 
 
 _LIBRARY_PREFIXES: tuple[str, ...] | None = None

@@ -212,13 +212,22 @@ class Duplicate:
 
 
 def exact_duplicates(buckets: Iterable[Bucket]) -> list[Duplicate]:
-    seen: dict[tuple, list] = {}
+    by_text: dict[tuple, list[Bucket]] = {}
     for bucket in buckets:
-        for key, count in bucket.params.items():
-            entry = seen.setdefault((bucket.alias, bucket.sql, key), [0, 0.0, []])
-            entry[0] += count
-            entry[1] += bucket.duration * count / bucket.count
-            entry[2].append(bucket)
+        by_text.setdefault((bucket.alias, bucket.sql), []).append(bucket)
+    seen: dict[tuple, list] = {}
+    for (alias, sql), owners in by_text.items():
+        alone = len(owners) == 1
+        for bucket in owners:
+            for key, count in bucket.params.items():
+                if alone and count == 1:
+                    continue  # a statement text in one bucket repeats only parameters it counted twice
+                entry = seen.get((alias, sql, key))
+                if entry is None:
+                    entry = seen[(alias, sql, key)] = [0, 0.0, []]
+                entry[0] += count
+                entry[1] += bucket.duration * count / bucket.count
+                entry[2].append(bucket)
     duplicates = []
     for (alias, sql, key), (count, duration, owners) in seen.items():
         if count > 1:

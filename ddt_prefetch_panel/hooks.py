@@ -375,6 +375,10 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
         via = step
     else:
         via = None
+    # Loaded through a relation of a parent already looped over: the analysis follows ``via``
+    # to the parent's root (relate.locate), so this one is never replayed; its Query (and the
+    # parent instance in its hints) need not live until the end of the request.
+    replayable = via is None or not via.root.looped()
     root = Root(
         model=queryset.model,
         origin=tag.origin if tag is not None else None,
@@ -383,9 +387,10 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
         select_related=query.select_related,
         deferred=query.deferred_loading,
         via=via,
-        query=query,
-        queryset_class=type(queryset),
-        hints=queryset._hints,
+        query=query if replayable else None,
+        queryset_class=type(queryset) if replayable else None,
+        hints=queryset._hints if replayable else None,
+        marks=(query.low_mark, query.high_mark),
     )
     capture.add_root(root)
     return Source(root, ()), root

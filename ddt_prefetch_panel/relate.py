@@ -145,21 +145,12 @@ def describe_path(model: type, path: tuple[str, ...] | list[str]) -> list[HopInf
     return hops
 
 
-def _in_loop(root: Root) -> bool:
-    while True:
-        if root.rows > 1:
-            return True
-        if root.via is None:
-            return False
-        root = root.via.root
-
-
 def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
     """The outermost looped-over root of an instance, and the path from it."""
     if source is None:
         return None, ()
     root, path = source.root, source.path
-    while root.via is not None and _in_loop(root.via.root):
+    while root.via is not None and root.via.root.looped():
         path = root.via.path + path
         root = root.via.root
     return root, path

@@ -108,3 +108,24 @@ def test_queries_of_other_threads_are_not_recorded():
         thread.start()
         thread.join()
     assert capture.records == []
+
+
+def test_querysets_loaded_per_row_of_a_loop_do_not_keep_their_query(pizzeria):
+    """``order.pizzas.all()`` per order: the fix goes on the orders' root, which keeps its Query
+    for the replay; the per-order querysets keep only their slice (their Query would hold the
+    parent instance and its where tree until the end of the request). A relation read once,
+    from a single parent, stays replayable."""
+    with cap.capturing() as capture:
+        for order in Order.objects.all():
+            list(order.pizzas.all())
+        customer = Customer.objects.order_by("pk").first()
+        list(customer.order_set.all())
+    by_model = {}
+    for root in capture.roots:
+        by_model.setdefault(root.model.__name__, []).append(root)
+    (orders, *_) = by_model["Order"]
+    assert orders.query is not None and orders.rows > 1
+    pizzas = by_model["Pizza"]
+    assert len(pizzas) > 1 and all(r.query is None and r.hints is None and r.marks == (0, None) for r in pizzas)
+    single = [r for r in by_model["Order"] if r.via is not None]
+    assert single and single[0].query is not None
