@@ -28,6 +28,7 @@ class PrefetchPanelConfig(AppConfig):
     path = _asset_root()
 
     def ready(self) -> None:
-        from . import checks, hooks  # noqa: F401  (importing checks registers them)
+        from . import capture, checks, hooks  # noqa: F401  (importing checks registers them)
 
+        capture.prime_model_state()
         hooks.install()

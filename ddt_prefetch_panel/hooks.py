@@ -145,15 +145,14 @@ def query_tag(query: Any) -> Tag | None:
 
 
 def instance_source(instance: Any) -> Source | None:
-    """The Source the capture tagged a model instance with, or None (read from the instance
-    dict: a model's own ``__getattr__`` is never called)."""
+    """The Source the capture tagged a model instance with (on its ``_state``), or None."""
     try:
-        return instance.__dict__.get(cap.SOURCE_ATTR)
+        return getattr(instance._state, cap.SOURCE_ATTR, None)
     except AttributeError:
         return None
 
 
-_set_attribute = object.__setattr__  # bypasses a model's own __setattr__
+_set_attribute = object.__setattr__  # bypasses a class's own __setattr__
 
 
 _accessors: dict[Any, str] = {}
@@ -287,7 +286,7 @@ def _wrap_prepare_cursor(original):
 
     def _prepare_cursor(self, *args, **kwargs):
         capture = cap._current.get()
-        if capture is not None:
+        if capture is not None and id(self) not in capture.installed_ids:
             cap.use_connection(capture, self)
         return original(self, *args, **kwargs)
 
@@ -410,11 +409,14 @@ def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
     except Exception:  # tagging is best effort: the user's loop must run regardless
         source, root = None, None
         capture.dropped += 1
-    token = cap.evaluating.set((query, root))
-    try:
+    if root is None:  # a related object (FK, prefetch): no root record to link
         obj = next(rows, None)
-    finally:
-        cap.evaluating.reset(token)
+    else:
+        token = cap.evaluating.set((query, root))
+        try:
+            obj = next(rows, None)
+        finally:
+            cap.evaluating.reset(token)
     if source is None:
         if obj is not None:
             yield obj
@@ -424,7 +426,7 @@ def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
     joined: dict = {}  # paths of the select_related levels that had an object, in order
     attribute = cap.SOURCE_ATTR
     while obj is not None:
-        _set_attribute(obj, attribute, source)
+        setattr(obj._state, attribute, source)
         if root is not None:
             root.rows += 1
         if select_related:
@@ -445,7 +447,7 @@ def _tag_selected(obj: Any, source: Source, joined: dict) -> None:
         related_source = source.child(name)
         joined.setdefault(related_source.path)
         if instance_source(related) is None:
-            _set_attribute(related, cap.SOURCE_ATTR, related_source)
+            setattr(related._state, cap.SOURCE_ATTR, related_source)
             _tag_selected(related, related_source, joined)
 
 

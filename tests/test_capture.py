@@ -129,3 +129,43 @@ def test_querysets_loaded_per_row_of_a_loop_do_not_keep_their_query(pizzeria):
     assert len(pizzas) > 1 and all(r.query is None and r.hints is None and r.marks == (0, None) for r in pizzas)
     single = [r for r in by_model["Order"] if r.via is not None]
     assert single and single[0].query is not None
+
+
+def test_the_source_tag_costs_no_memory_per_instance():
+    """The Source sits on each loaded instance's ModelState; the slot is added to ModelState's
+    shared attribute keys at start-up (capture.prime_model_state), so tagging keeps CPython's
+    compact attribute storage (a full dict per tagged ModelState cost 240 bytes)."""
+    import tracemalloc
+
+    from django.db.models.base import ModelState
+
+    marker = object()
+
+    def states(tag: bool) -> tuple[list, int]:
+        tracemalloc.start()
+        try:
+            made = []
+            for _ in range(2_000):
+                state = ModelState()
+                state.adding = False
+                state.db = "default"
+                if tag:
+                    setattr(state, cap.SOURCE_ATTR, marker)
+                made.append(state)
+            return made, tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+
+    _, plain = states(False)
+    _, tagged = states(True)
+    assert (tagged - plain) / 2_000 < 16
+
+
+def test_the_source_tag_stays_out_of_the_instance_dict(pizzeria):
+    """User code copies ``obj.__dict__`` into ``Model(**...)`` (minus ``_state``): nothing of ours is there."""
+    with detect():
+        order = Order.objects.first()
+        order.customer
+        assert hooks.instance_source(order) is not None
+        fields = {k: v for k, v in order.__dict__.items() if k != "_state" and not k.endswith("_cache")}
+        assert Order(**fields).pk == order.pk
