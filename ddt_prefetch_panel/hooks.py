@@ -523,7 +523,10 @@ def _wrap_many_get(original):
         capture = cap._current.get()
         if capture is None:
             return manager
-        _tag_manager(manager, _hop_for(self, instance, capture))
+        try:
+            _tag_manager(manager, _hop_for(self, instance, capture))
+        except Exception:  # a manager class we cannot hook: that read goes untagged
+            capture.dropped += 1
         return manager
 
     return __get__
@@ -549,7 +552,7 @@ def _hook_manager_class(cls: type) -> None:
     cls.get_queryset = _hopping_get_queryset(cls.get_queryset)
     for name in ("count", "exists"):
         method = getattr(cls, name, None)
-        if method is not None:
+        if inspect.isfunction(method):
             setattr(cls, name, _run_with_manager_hop(method))
     cls._ddtpp_manager_hooked = True
 
