@@ -101,13 +101,12 @@ class Source:
     state along.
     """
 
-    __slots__ = ("root", "path", "_children", "_hops")
+    __slots__ = ("root", "path", "_children")
 
     def __init__(self, root: Root, path: tuple[str, ...]) -> None:
         self.root = root
         self.path = path
         self._children: dict[str, Source] | None = None
-        self._hops: dict | None = None
 
     def child(self, name: str) -> Source:
         """The Source one relation step further (``path + (name,)``), the same object each time."""
@@ -127,8 +126,8 @@ class Source:
 class Hop:
     """One relation access on an instance: the descriptor and the instance's source.
 
-    Interned per (descriptor, instance class) on the source (:func:`hop`): the accesses of
-    one loop share one Hop.
+    Interned per (descriptor, instance class, source) in the capture (:func:`hop`): the
+    accesses of one loop share one Hop.
     """
 
     descriptor: Any
@@ -143,17 +142,15 @@ class Hop:
 
 
 def hop(capture: Capture, descriptor: Any, instance: Any, source: Source | None) -> Hop:
-    """The interned Hop for reading ``descriptor`` on ``instance`` (whose source is ``source``)."""
-    cls = type(instance)
-    if source is not None:
-        hops = source._hops
-        if hops is None:
-            hops = source._hops = {}
-    else:
-        hops = capture.loose_hops
-    found = hops.get((descriptor, cls))
+    """The interned Hop for reading ``descriptor`` on ``instance`` (whose source is ``source``).
+
+    Kept in the capture, not on the source: a Source holding its Hops (which hold it) would be a
+    reference cycle, and a request's capture is freed by reference counting (:meth:`Capture.release`).
+    """
+    key = (descriptor, type(instance), source)
+    found = capture.hops.get(key)
     if found is None:
-        found = hops[(descriptor, cls)] = Hop(descriptor, cls, source)
+        found = capture.hops[key] = Hop(descriptor, key[1], source)
     return found
 
 
@@ -320,7 +317,7 @@ class Capture:
     dropped: int = 0
     installed: list = field(default_factory=list)  # connections this capture gave the wrapper
     installed_ids: set = field(default_factory=set)  # their ids (the capture keeps them alive)
-    loose_hops: dict = field(default_factory=dict)  # interned Hops on instances without a Source
+    hops: dict = field(default_factory=dict)  # interned Hops: (descriptor, class, Source) -> Hop
     skipped: set = field(default_factory=set)  # bucket keys of the toolbar's own statements
     anchor: Any = None  # the frame that started the capture: stacks are walked up to it
     ignored: int = 0  # statements run inside ignore_n_plus_one()
@@ -388,6 +385,17 @@ class Capture:
             bucket = self.buckets[key] = Bucket(record.alias, record.sql, record.stack, record.prefetch, record.seq,
                                                 record.allow, key[5])
         bucket.add(record)
+
+    def release(self) -> None:
+        """Break the one reference cycle a capture holds (a root and the statement that evaluated
+        it), once the analysis is done: the panel's capture, with its roots' Query objects, is
+        then freed by reference counting instead of waiting for a full collection. Not when an
+        enclosing capture received the same roots (a request inside ``detect()``): it still
+        needs them."""
+        if self.parent is not None and any(c is not self for c in self.receivers()):
+            return
+        for root in self.roots:
+            root.record = None
 
     def add_root(self, root: Root) -> None:
         for capture in self.receivers():

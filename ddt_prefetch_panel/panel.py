@@ -87,14 +87,16 @@ class PrefetchPanel(Panel):
         if self._capture is None:
             stats["error"] = {"type": "NotCaptured", "message": str(_("No queries were captured for this request."))}
         else:
+            capture = self._capture[0]
             try:
-                stats["report"] = analyze(self._capture[0], get_config()).to_dict()
+                stats["report"] = analyze(capture, get_config()).to_dict()
             except Exception as exc:  # the panel reports its own failure, never breaks the page
                 stats["error"] = {
                     "type": type(exc).__name__,
                     "message": str(exc),
                     "traceback": traceback.format_exc(limit=8),
                 }
+            capture.release()
             self._capture = None
         self.record_stats(stats)
 

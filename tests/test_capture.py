@@ -169,3 +169,24 @@ def test_the_source_tag_stays_out_of_the_instance_dict(pizzeria):
         assert hooks.instance_source(order) is not None
         fields = {k: v for k, v in order.__dict__.items() if k != "_state" and not k.endswith("_cache")}
         assert Order(**fields).pk == order.pk
+
+
+def test_a_released_capture_is_freed_without_the_cycle_collector(pizzeria):
+    """The panel releases its capture after the analysis: its roots' Query objects (and the
+    instances their hints hold) go away by reference counting, not at the next full collection."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        with cap.capturing() as capture:
+            for order in Order.objects.all():
+                order.customer  # interned hops, one per (descriptor, class, source)
+                list(order.pizzas.all())
+        queries = [weakref.ref(root.query) for root in capture.roots if root.query is not None]
+        capture.release()
+        del capture, order  # a loaded instance keeps its source, hence its root, alive
+        alive = [ref for ref in queries if ref() is not None]
+    finally:
+        gc.enable()
+    assert queries and alive == []

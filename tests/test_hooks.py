@@ -226,7 +226,17 @@ TOOLBAR_HOOK = "debug_toolbar.middleware:DebugToolbarMiddleware._postprocess"
 QUERYING_PANELS = ["ddt_prefetch_panel.panel.PrefetchPanel", "tests.test_hooks.QueryingPanel"]
 
 
-def test_toolbar_postprocess_hook(pizzeria, client):
+@pytest.fixture
+def toolbar_urls_loaded():
+    """DDT builds its URL patterns from the panels configured at the first request and keeps
+    them: load them with the project's panels before a test overrides DEBUG_TOOLBAR_PANELS, or
+    the panels' views (history, ...) would be missing for every later test."""
+    from django.urls import reverse
+
+    reverse("djdt:render_panel")
+
+
+def test_toolbar_postprocess_hook(pizzeria, client, toolbar_urls_loaded):
     """detect() around a request that shows the toolbar: queries the toolbar's panels make
     while they generate their stats are never reported as the user's."""
     with override_settings(DEBUG_TOOLBAR_PANELS=QUERYING_PANELS):
@@ -236,7 +246,7 @@ def test_toolbar_postprocess_hook(pizzeria, client):
             raise AssertionError(f"hook {TOOLBAR_HOOK} no longer fires: {exc}") from exc
 
 
-def test_toolbar_probe_fails_without_its_hook(pizzeria, client, unhooked):
+def test_toolbar_probe_fails_without_its_hook(pizzeria, client, unhooked, toolbar_urls_loaded):
     unhooked(TOOLBAR_HOOK)
     with override_settings(DEBUG_TOOLBAR_PANELS=QUERYING_PANELS), pytest.raises(AssertionError):
         probe_toolbar_postprocess(client)
