@@ -176,6 +176,9 @@ def apply_fix(queryset: Any, fix: str, names: dict[str, Any]) -> Any:
 def why_not_replayable(root: Root | None) -> str | None:
     if root is None:
         return "the loop's queryset was not seen being evaluated (loaded by other code)"
+    if (root.query is None or root.queryset_class is None) and root.via is not None:
+        return ("the loop's queryset was loaded once per row of an outer loop, where a fix belongs "
+                "(only the outer queryset is kept for replay)")
     if root.query is None or root.queryset_class is None:
         return "the loop's queryset was not kept for replay"
     if getattr(root.query, "select_for_update", False):
