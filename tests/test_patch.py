@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -38,6 +39,18 @@ def _load(path: Path, package: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _run_patched(project: Path, patch: str, tmp_path: Path, function: str) -> tuple[Any, int]:
+    """Apply ``patch`` to a copy of ``project``, import the patched ``reports/loops.py`` and call
+    ``function``: (what it returned, the statements it ran)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    _git_apply(patch, copy)
+    fixed = _load(copy / "reports" / "loops.py", "shop")
+    with CaptureQueriesContext(connection) as queries:
+        result = getattr(fixed, function)()
+    return result, len(queries)
 
 
 def _queries(view, request) -> int:
@@ -112,13 +125,7 @@ def test_patch_adds_the_import_the_fix_needs(pizzeria, tmp_path, settings):
     assert "+from django.db.models import Prefetch\n" in patch
     assert "-from shop.models import Order\n+from shop.models import Order, Pizza\n" in patch
 
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy)
-    _git_apply(patch, copy)
-    fixed = _load(copy / "reports" / "loops.py", "shop")
-    with CaptureQueriesContext(connection) as queries:
-        assert fixed.vegetarian() == expected
-    assert len(queries) == 2
+    assert _run_patched(project, patch, tmp_path, "vegetarian") == (expected, 2)
 
 
 def test_stale_source_gives_no_patch(pizzeria):
@@ -209,13 +216,7 @@ def test_one_root_two_relations_patch_the_combined_fix(pizzeria, tmp_path, setti
     [patch] = patches
     assert '+    orders = Order.objects.order_by("pk").select_related("customer").prefetch_related("pizzas")\n' in patch
 
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy)
-    _git_apply(patch, copy)
-    fixed = _load(copy / "reports" / "loops.py", "shop")
-    with CaptureQueriesContext(connection) as queries:
-        assert fixed.rows() == expected
-    assert len(queries) == 2
+    assert _run_patched(project, patch, tmp_path, "rows") == (expected, 2)
 
 
 def test_combined_fix_patch_carries_every_loop_line_it_changes(pizzeria, tmp_path, settings):
@@ -243,13 +244,7 @@ def test_combined_fix_patch_carries_every_loop_line_it_changes(pizzeria, tmp_pat
     assert "+        veggie = sorted(p.name for p in order.vegetarian_pizzas)\n" in patch
     assert "+from django.db.models import Prefetch\n" in patch and "Pizza" in patch
 
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy)
-    _git_apply(patch, copy)
-    fixed = _load(copy / "reports" / "loops.py", "shop")
-    with CaptureQueriesContext(connection) as queries:
-        assert fixed.rows() == expected
-    assert len(queries) == 2
+    assert _run_patched(project, patch, tmp_path, "rows") == (expected, 2)
 
 
 def test_patches_are_remembered_until_the_file_changes(tmp_path):
