@@ -368,9 +368,8 @@ class Capture:
         """Sample records of every bucket, in the order the buckets started."""
         return [r for bucket in self.buckets.values() for r in bucket.samples]
 
-    def add(self, record: Record, key: tuple | None = None) -> None:
-        if key is None:
-            key = bucket_key(record.alias, record.sql, record.stack, record.prefetch, record.allow, record.hop)
+    def add(self, record: Record, key: tuple) -> None:
+        """Add ``record`` to the bucket ``key`` (:func:`bucket_key`) of each receiving capture."""
         if self.parent is None:  # the common case: one capture per request
             self.add_own(record, key)
             return

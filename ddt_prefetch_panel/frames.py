@@ -177,16 +177,16 @@ def build_stack(start: Any, anchor: Any, interned: dict | None = None) -> tuple:
     keyed = _KEYED
     key: list = []
     append = key.append
-    while frame is not None and frame is not anchor:
+    while frame is not None:
         code = frame.f_code
-        if code is render_code or _KINDS.get(id(code)) is ASYNC_BOUNDARY:
-            break
-        if interned is not None:
+        if interned is not None:  # every frame the raw stack will hold, the stop frame included
             code_id = id(code)
             append(code_id)
             append(frame.f_lasti)
             if code_id in keyed:
                 append(id(keyed[code_id](frame)))
+        if frame is anchor or code is render_code or _KINDS.get(id(code)) is ASYNC_BOUNDARY:
+            break
         if not is_library_code(code):
             if not _is_manager_code(frame):
                 break
@@ -198,12 +198,6 @@ def build_stack(start: Any, anchor: Any, interned: dict | None = None) -> tuple:
         owners += (frame,)  # the project method that built it (a viewset's get_queryset)
     if interned is None:
         return raw_from(start, frame, owners)
-    if frame is not None:  # the stop frame is the last entry
-        code_id = id(frame.f_code)
-        append(code_id)
-        append(frame.f_lasti)
-        if code_id in keyed:
-            append(id(keyed[code_id](frame)))
     for kept in owners:
         append(id(type(kept.f_locals.get("self"))))
     waiting = awaiting.get()
@@ -236,9 +230,6 @@ class PerCode:
     def set(self, code: Any, value: bool) -> bool:
         self._data[id(code)] = (weakref.ref(code), value)
         return value
-
-    def clear(self) -> None:
-        self._data.clear()
 
 
 _manager_codes = PerCode()
