@@ -68,6 +68,60 @@ def check_hooks_installed(app_configs: Any = None, **kwargs: Any) -> list:
     ]
 
 
+# The toolbar's own view (its panel content) and ours (the "All requests" tab), by URL name
+# under the toolbar's namespace.
+TOOLBAR_URL_NAMES = ("render_panel", "ddtpp_session")
+
+
+@register(Tags.urls)
+def check_toolbar_urls(app_configs: Any = None, **kwargs: Any) -> list:
+    """A toolbar URL that a project pattern listed before it (a catch-all page router) answers
+    instead: the panel cannot be opened. Silent where the toolbar's URLs are not routed at all
+    (the toolbar says so itself) and where the URLconf cannot be loaded (Django reports that)."""
+    shadowed = []
+    for name in TOOLBAR_URL_NAMES:
+        try:
+            found = _shadowing_view(f"djdt:{name}")
+        except Exception:  # an URLconf that does not import or resolve is not ours to report
+            return []
+        if found:
+            shadowed.append(found)
+    if not shadowed:
+        return []
+    answered = "; ".join(f"{url} is answered by {view}" for url, view in shadowed)
+    return [
+        Warning(
+            f"Toolbar URLs reach a project view instead of the toolbar ({answered}): a URL pattern "
+            "listed before debug_toolbar_urls() matches them, so the panel cannot be opened.",
+            hint="Put debug_toolbar_urls() before any catch-all pattern in ROOT_URLCONF: "
+            "urlpatterns = [*debug_toolbar_urls(), ...].",
+            id="ddt_prefetch_panel.W003",
+        )
+    ]
+
+
+def _shadowing_view(view_name: str) -> tuple[str, str] | None:
+    """(URL, dotted view) when ``view_name`` reverses to a URL that resolves to another view."""
+    from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
+
+    try:
+        url = reverse(view_name)
+    except NoReverseMatch:
+        return None
+    prefix = get_script_prefix()
+    path = "/" + url[len(prefix):] if url.startswith(prefix) else url
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return url, "no view (404)"
+    if match.view_name == view_name:
+        return None
+    func = getattr(match.func, "view_class", match.func)
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    return url, f"{module}.{qualname}" if module and qualname else repr(func)
+
+
 def panel_checks() -> list:
     """Run by django-debug-toolbar for each configured panel (even when the app is missing)."""
     from django.apps import apps

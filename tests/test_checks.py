@@ -6,7 +6,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from ddt_prefetch_panel.checks import check_panel_configured, check_settings, panel_checks
+from ddt_prefetch_panel.checks import check_panel_configured, check_settings, check_toolbar_urls, panel_checks
 
 
 def _ids(messages) -> list[str]:
@@ -69,3 +69,42 @@ def test_checks_are_registered_with_django():
     with override_settings(DDT_PREFETCH_PANEL={"THRESHOLD": 0}):
         messages = checks.run_checks()
     assert "ddt_prefetch_panel.E001" in _ids(messages)
+
+
+@pytest.mark.parametrize("urlconf", ["tests.urlconfs.catchall_last", "tests.urlconfs.path_catchall_last"])
+def test_toolbar_urls_behind_a_catch_all_are_a_warning(urlconf):
+    with override_settings(ROOT_URLCONF=urlconf):
+        [message] = check_toolbar_urls()
+    assert message.id == "ddt_prefetch_panel.W003"
+    assert message.level == checks.WARNING
+    assert "/__debug__/render_panel/" in message.msg
+    assert "tests.urlconfs.page_view" in message.msg
+    assert "before" in message.hint
+
+
+def test_toolbar_urls_before_a_catch_all_pass():
+    with override_settings(ROOT_URLCONF="tests.urlconfs.catchall_first"):
+        assert check_toolbar_urls() == []
+    assert check_toolbar_urls() == []  # the suite's own URLconf
+
+
+def test_the_session_tab_url_is_checked_too():
+    with override_settings(ROOT_URLCONF="tests.urlconfs.session_shadowed"):
+        [message] = check_toolbar_urls()
+    assert message.id == "ddt_prefetch_panel.W003"
+    assert "/__debug__/prefetch/session/" in message.msg
+    assert "render_panel" not in message.msg
+
+
+@pytest.mark.parametrize("urlconf", ["tests.urlconfs.no_toolbar", "tests.urlconfs.broken", "tests.urlconfs.missing"])
+def test_no_toolbar_urls_or_a_broken_urlconf_is_not_our_warning(urlconf):
+    # Without the djdt namespace the toolbar reports it itself; an URLconf that does not
+    # import is Django's error to report, never an exception from our check.
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert check_toolbar_urls() == []
+
+
+def test_url_check_is_registered_with_django():
+    with override_settings(ROOT_URLCONF="tests.urlconfs.catchall_last"):
+        messages = checks.run_checks(tags=[checks.Tags.urls])
+    assert "ddt_prefetch_panel.W003" in _ids(messages)

@@ -1,0 +1,1 @@
+raise RuntimeError("this URLconf cannot be imported")
