@@ -3,20 +3,16 @@
 #
 #   scripts/with-postgres.sh .venv/bin/python -m pytest
 #
-# The cluster lives in build/pgdata (wiped first), listens on 127.0.0.1 only, on a free port
-# from 54329 up (or $DDTPP_POSTGRES_PORT), with its unix socket in build/ and trust auth. The
-# command gets DDTPP_POSTGRES_HOST/PORT/USER (tests/settings.py reads them). The server is
-# stopped whatever happens, and the script exits with the command's status.
+# The cluster (data, unix socket, logs) lives in a fresh directory under the system temp dir
+# ($TMPDIR or /tmp), removed at exit, so a checkout anywhere works, even one the database user
+# cannot enter. It listens on 127.0.0.1 only, on a free port from 54329 up (or
+# $DDTPP_POSTGRES_PORT), with trust auth. The command gets DDTPP_POSTGRES_HOST/PORT/USER
+# (tests/settings.py reads them) and runs in the caller's directory. The server is stopped
+# whatever happens, and the script exits with the command's status.
 #
 # PostgreSQL refuses to run as root: as root, initdb and pg_ctl run as the `postgres` user
-# (Debian's package creates it), or `nobody` when there is none.
+# (Debian's package creates it), or `nobody` when there is none, and the directory is theirs.
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")/.." && pwd)
-build="$here/build"
-pgdata="$build/pgdata"
-sockdir="$build/pgsock"
-logfile="$build/postgres.log"
 
 if [ $# -eq 0 ]; then
     echo "usage: $0 command [args...]" >&2
@@ -58,34 +54,41 @@ if [ -z "$port" ]; then
     exit 1
 fi
 
-rm -rf "$pgdata" "$sockdir" "$logfile"
-mkdir -p "$pgdata" "$sockdir"
-chmod 700 "$pgdata"
-if [ ${#as_db_user[@]} -gt 0 ]; then
-    chown "$db_user" "$pgdata" "$sockdir"
-    touch "$logfile" && chown "$db_user" "$logfile"
-    if ! "${as_db_user[@]}" test -w "$pgdata"; then
-        echo "error: user $db_user cannot reach $pgdata (a parent directory is not searchable by others)" >&2
-        exit 1
-    fi
-fi
-
-"${as_db_user[@]}" "$bindir/initdb" --pgdata="$pgdata" --username=postgres --auth=trust \
-    --encoding=UTF8 --locale=C --no-sync --no-instructions >"$build/initdb.log" 2>&1 || {
-    cat "$build/initdb.log" >&2
-    exit 1
+# The database user runs from inside the cluster's directory: the caller's may be private.
+as_db_user_in() {
+    (cd "$cluster" && "${as_db_user[@]}" "$@")
 }
 
+cluster=$(mktemp -d "${TMPDIR:-/tmp}/ddtpp-postgres.XXXXXX")
+pgdata="$cluster/data"
+logfile="$cluster/postgres.log"
 stop_server() {
-    "${as_db_user[@]}" "$bindir/pg_ctl" --pgdata="$pgdata" --mode=fast --wait stop >/dev/null 2>&1 || true
+    if [ -f "$pgdata/postmaster.pid" ]; then
+        as_db_user_in "$bindir/pg_ctl" --pgdata="$pgdata" --mode=fast --wait stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$cluster"
 }
 trap stop_server EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+if [ ${#as_db_user[@]} -gt 0 ]; then
+    chown "$db_user" "$cluster"
+    if ! runuser -u "$db_user" -- test -w "$cluster"; then
+        echo "error: user $db_user cannot reach $cluster (a parent directory is not searchable by others): set TMPDIR to a directory it can enter" >&2
+        exit 1
+    fi
+fi
+
+as_db_user_in "$bindir/initdb" --pgdata="$pgdata" --username=postgres --auth=trust \
+    --encoding=UTF8 --locale=C --no-sync --no-instructions >"$cluster/initdb.log" 2>&1 || {
+    cat "$cluster/initdb.log" >&2
+    exit 1
+}
+
 # fsync and friends off: a test cluster that is thrown away after the run.
-"${as_db_user[@]}" "$bindir/pg_ctl" --pgdata="$pgdata" --log="$logfile" --wait --timeout=60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $sockdir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+as_db_user_in "$bindir/pg_ctl" --pgdata="$pgdata" --log="$logfile" --wait --timeout=60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $cluster -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || {
     cat "$logfile" >&2
     exit 1
