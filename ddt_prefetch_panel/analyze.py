@@ -546,6 +546,9 @@ def summarize(capture: cap.Capture, findings: list[Finding], allowed: int) -> di
     disabled = hooks.disabled_hooks()
     if disabled:
         summary["disabled_hooks"] = disabled
+    failures = hooks.hook_failures()
+    if failures:
+        summary["hook_failures"] = failures
     return summary
 
 

@@ -18,6 +18,7 @@ each other's records.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -74,6 +75,25 @@ class Root:
 # The attribute of a model instance's ``_state`` (its ModelState) that holds its Source: never
 # in the instance's own ``__dict__``, which user code copies into ``Model(**...)``.
 SOURCE_ATTR = "_ddtpp_src"
+# Beside it, for the first instances a capture loads: their field values as loaded, which
+# save()'s hook compares with what it writes (which fields a loop's saves change). A budget per
+# capture bounds the memory; a save of an instance without it is not diffed.
+LOADED_ATTR = "_ddtpp_loaded"
+SNAPSHOTS_PER_CAPTURE = 1000
+_serials = itertools.count(1)
+
+
+class Loaded(dict):
+    """An instance's field values as a capture loaded them (attname -> value).
+
+    Valid for that capture only (``serial``): an instance cached across requests may have been
+    changed since. Pickles and deep-copies to ``None``, like :class:`Source`.
+    """
+
+    __slots__ = ("serial",)
+
+    def __reduce__(self) -> tuple:
+        return (type(None), ())
 
 
 def prime_model_state() -> None:
@@ -88,7 +108,9 @@ def prime_model_state() -> None:
     """
     from django.db.models.base import ModelState
 
-    setattr(ModelState(), SOURCE_ATTR, None)
+    state = ModelState()
+    setattr(state, SOURCE_ATTR, None)
+    setattr(state, LOADED_ATTR, None)
 
 
 class Source:
@@ -174,8 +196,9 @@ MIXED = object()  # a field that got different values (or increments) from diffe
 class SaveSummary:
     """The ``save()`` calls of one call site (model and stack): what they wrote.
 
-    ``saved`` is kept for every save (cheap: the values save() passes down); ``changed`` and
-    ``deltas`` need the row as it was, read for the first few saves only (``hooks.DIFFS_PER_SITE``).
+    ``saved`` is kept for every save (the values save() passes down); ``changed``, ``deltas``
+    and ``factors`` need the row as it was: the instance's values as loaded (``LOADED_ATTR``),
+    never a read. ``diffed`` counts the saves that had them.
     """
 
     saves: int = 0
@@ -321,6 +344,8 @@ class Capture:
     skipped: set = field(default_factory=set)  # bucket keys of the toolbar's own statements
     anchor: Any = None  # the frame that started the capture: stacks are walked up to it
     ignored: int = 0  # statements run inside ignore_n_plus_one()
+    snapshots_left: int = SNAPSHOTS_PER_CAPTURE  # loaded instances that still get LOADED_ATTR
+    serial: int = field(default_factory=lambda: next(_serials))  # tells this capture's Loaded apart
 
     def stack(self, skip: int = 1) -> tuple:
         """The caller's raw stack up to the capture's anchor, interned per capture.

@@ -53,18 +53,27 @@ def check_hooks_installed(app_configs: Any = None, **kwargs: Any) -> list:
     """A Django release renamed or changed a patched target: name what is off, keep running."""
     import django
 
-    from .hooks import HOOKS, disabled_hooks
+    from .hooks import HOOKS, disabled_hooks, hook_failures
 
     detects = {spec.name: spec.detects for spec in HOOKS}
+    hint = "Everything else keeps working. Upgrade ddt-prefetch-panel, or report the Django version."
     return [
         Warning(
             f"ddt_prefetch_panel could not hook {name} on Django {django.get_version()} ({reason}); "
             f"the panel cannot see {detects.get(name, 'what this hook observes')}.",
-            hint="Everything else keeps working. Upgrade ddt-prefetch-panel, or report the Django version.",
+            hint=hint,
             id="ddt_prefetch_panel.W002",
         )
         for name, reason in disabled_hooks().items()
         if not reason.endswith("is not in INSTALLED_APPS")
+    ] + [
+        Warning(
+            f"ddt_prefetch_panel's hook on {name} failed on Django {django.get_version()} ({reason}) and "
+            f"skipped its own work for that call; the panel may miss {detects.get(name, 'what this hook observes')}.",
+            hint=hint,
+            id="ddt_prefetch_panel.W002",
+        )
+        for name, reason in hook_failures().items()
     ]
 
 

@@ -37,6 +37,7 @@ from django.db.models import Field
 from django.db.models.expressions import Col
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.lookups import Lookup
+from django.db.models.query import QuerySet
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.sql.where import WhereNode
 
@@ -191,6 +192,25 @@ def accessor_name(descriptor: Any) -> str:
 
 # --------------------------------------------------------------------------- the hook table
 
+# The patched targets, by the names W002, the panel and the guard use.
+_RD = "django.db.models.fields.related_descriptors:"
+_GFK = "django.contrib.contenttypes.fields:"
+PREPARE_CURSOR = "django.db.backends.base.base:BaseDatabaseWrapper._prepare_cursor"
+EXECUTE_SQL = "django.db.models.sql.compiler:SQLCompiler.execute_sql"
+GET_QUERYSET = "django.db.models.manager:BaseManager.get_queryset"
+MODEL_ITERABLE = "django.db.models.query:ModelIterable.__iter__"
+FORWARD_GET_OBJECT = _RD + "ForwardManyToOneDescriptor.get_object"
+FORWARD_GET = _RD + "ForwardManyToOneDescriptor.__get__"
+REVERSE_O2O_GET = _RD + "ReverseOneToOneDescriptor.__get__"
+MANY_GET = _RD + "ReverseManyToOneDescriptor.__get__"
+DEFERRED_GET = "django.db.models.query_utils:DeferredAttribute.__get__"
+PREFETCH_ONE_LEVEL = "django.db.models.query:prefetch_one_level"
+DO_UPDATE = "django.db.models.base:Model._do_update"
+FETCH_ALL = "django.db.models.query:QuerySet._fetch_all"
+SYNC_TO_ASYNC = "asgiref.sync:SyncToAsync.__call__"
+TOOLBAR_POSTPROCESS = "debug_toolbar.middleware:DebugToolbarMiddleware._postprocess"
+GENERIC_FK_GET = _GFK + "GenericForeignKeyDescriptor.__get__"
+
 
 @dataclass(frozen=True)
 class HookSpec:
@@ -212,6 +232,27 @@ def disabled_hooks() -> dict[str, str]:
     return {name: reason for name, reason in _status.items() if reason is not None}
 
 
+_failures: dict[str, str] = {}  # hook name -> the first error our own work around it raised
+
+
+def hook_failures() -> dict[str, str]:
+    """Hooks whose own work (tagging, bookkeeping) raised at run time, with the first error.
+
+    The wrapped call itself always ran and returned (or raised) as without the package; only
+    what that hook observes was missed for the calls that failed.
+    """
+    return dict(_failures)
+
+
+def _failed(name: str, exc: BaseException) -> None:
+    """The one guard every wrapper's own work runs under: remember the first failure, never raise."""
+    if name not in _failures:
+        _failures[name] = f"{type(exc).__name__}: {exc}"
+    capture = cap._current.get()
+    if capture is not None:
+        capture.dropped += 1
+
+
 def resolve_target(path: str) -> tuple[Any, str]:
     """(module or class holding the attribute, attribute name) of ``"module:Class.attr"``.
 
@@ -228,6 +269,24 @@ def resolve_target(path: str) -> tuple[Any, str]:
     if not present:
         raise AttributeError(f"{path} does not exist")
     return owner, attribute
+
+
+def hide_from_toolbar_stacks() -> None:
+    """Hide this package's frames from the toolbar's stack traces, as it hides ``django.db``'s.
+
+    With ``ENABLE_STACKTRACES_LOCALS`` the SQL panel pretty-prints every shown frame's locals;
+    a wrapper's locals hold querysets, whose ``repr()`` runs a query, which the panel records
+    with a stack that shows them again. Added to the toolbar's default list, so a project that
+    sets ``HIDE_IN_STACKTRACES`` itself keeps exactly its own list.
+    """
+    try:
+        from debug_toolbar import settings as toolbar_settings
+    except ImportError:
+        return
+    hidden = toolbar_settings.CONFIG_DEFAULTS.get("HIDE_IN_STACKTRACES")
+    if isinstance(hidden, (tuple, list)) and __package__ not in hidden:
+        toolbar_settings.CONFIG_DEFAULTS["HIDE_IN_STACKTRACES"] = (*hidden, __package__)
+        toolbar_settings.get_config.cache_clear()
 
 
 def _target(spec: HookSpec) -> tuple[Any, str]:
@@ -252,6 +311,7 @@ def install(specs: list[HookSpec] | None = None) -> dict[str, str | None]:
     """Install every hook once (idempotent); never raises. Returns name -> None or reason."""
     if specs is None:
         frameworks.install()
+        hide_from_toolbar_stacks()
         specs = HOOKS + third_party_relation_hooks()
     for spec in specs:
         if spec.name in _status:
@@ -287,7 +347,10 @@ def _wrap_prepare_cursor(original):
     def _prepare_cursor(self, *args, **kwargs):
         capture = cap._current.get()
         if capture is not None and id(self) not in capture.installed_ids:
-            cap.use_connection(capture, self)
+            try:
+                cap.use_connection(capture, self)
+            except Exception as exc:
+                _failed(PREPARE_CURSOR, exc)
         return original(self, *args, **kwargs)
 
     return _prepare_cursor
@@ -309,22 +372,43 @@ def _wrap_execute_sql(original):
 def _wrap_get_queryset(original):
     def get_queryset(self, *args, **kwargs):
         queryset = original(self, *args, **kwargs)
-        # A manager with an instance hint is a relation access loading one object
-        # (forward FK, generic FK): that query is never a root, so it needs no origin.
-        if "instance" in self._hints:
-            return queryset
-        capture = cap._current.get()
-        if capture is not None:
-            query = queryset.query
-            if query_tag(query) is None:
-                query._ddtpp = Tag(origin=capture.first_frame(1))
-        else:
-            origin = import_time_origin(sys._getframe(1))
-            if origin is not None:
-                queryset.query._ddtpp = Tag(origin=origin)
+        try:
+            _stamp_origin(self, queryset)
+        except Exception as exc:
+            _failed(GET_QUERYSET, exc)
         return queryset
 
     return get_queryset
+
+
+def _stamp_origin(manager: Any, queryset: Any) -> None:
+    # A manager with an instance hint is a relation access loading one object
+    # (forward FK, generic FK): that query is never a root, so it needs no origin.
+    if "instance" in getattr(manager, "_hints", ()):
+        return
+    query = unforced_query(queryset)
+    if query is None:
+        return
+    capture = cap._current.get()
+    if capture is not None:
+        if query_tag(query) is None:
+            query._ddtpp = Tag(origin=capture.first_frame(2))
+    else:
+        origin = import_time_origin(sys._getframe(2))
+        if origin is not None:
+            query._ddtpp = Tag(origin=origin)
+
+
+def unforced_query(queryset: Any) -> Any:
+    """A QuerySet's ``Query`` as it stands, or None for anything else (a library's fake queryset).
+
+    Read from ``_query``, never through the ``query`` property: that applies a related manager's
+    deferred filter, which Django defers on purpose (prefetching builds one manager per instance).
+    A filter applied later goes into this same ``Query`` object, so a tag put here stays.
+    """
+    if not isinstance(queryset, QuerySet):
+        return None
+    return queryset.__dict__.get("_query")
 
 
 _CO_NEWLOCALS = inspect.CO_NEWLOCALS
@@ -359,7 +443,7 @@ def _wrap_model_iterable(original):
 
 def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Root | None]:
     """Where the instances this queryset is about to load come from."""
-    query = queryset.query
+    query = queryset.query  # the iterable is about to run it: any deferred filter applies now anyway
     tag = query_tag(query)
     prefetch = cap.active_prefetch.get()
     if prefetch is not None:
@@ -403,12 +487,18 @@ def is_many_valued(descriptor: Any) -> bool:
 
 
 def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
-    query = iterable.queryset.query
+    """Yield what the original iterator yields, tagging each instance on the way.
+
+    Only ``next(rows)`` runs the user's query, outside any guard: its exceptions reach the
+    caller untouched. Our work on each row runs under the guard; after a failure the rest of
+    the rows pass through untagged.
+    """
     try:
+        query = iterable.queryset.query
         source, root = _source_for(iterable.queryset, capture)
-    except Exception:  # tagging is best effort: the user's loop must run regardless
-        source, root = None, None
-        capture.dropped += 1
+    except Exception as exc:
+        _failed(MODEL_ITERABLE, exc)
+        query, source, root = None, None, None
     if root is None:  # a related object (FK, prefetch): no root record to link
         obj = next(rows, None)
     else:
@@ -426,15 +516,28 @@ def _tagging_iter(iterable: Any, rows: Any, capture: cap.Capture):
     joined: dict = {}  # paths of the select_related levels that had an object, in order
     attribute = cap.SOURCE_ATTR
     while obj is not None:
-        setattr(obj._state, attribute, source)
-        if root is not None:
-            root.rows += 1
-        if select_related:
-            known = len(joined)
-            _tag_selected(obj, source, joined)
-            if len(joined) != known:  # a joined level had its first object
-                for path in list(joined)[known:]:
-                    capture.note_loaded((id(source.root), path), 1)
+        try:
+            state = obj._state
+            setattr(state, attribute, source)
+            if capture.snapshots_left > 0:
+                capture.snapshots_left -= 1
+                snapshot = cap.Loaded(obj.__dict__)
+                del snapshot["_state"]  # the state holds the snapshot: no reference cycle
+                snapshot.serial = capture.serial
+                setattr(state, cap.LOADED_ATTR, snapshot)
+            if root is not None:
+                root.rows += 1
+            if select_related:
+                known = len(joined)
+                _tag_selected(obj, source, joined)
+                if len(joined) != known:  # a joined level had its first object
+                    for path in list(joined)[known:]:
+                        capture.note_loaded((id(source.root), path), 1)
+        except Exception as exc:
+            _failed(MODEL_ITERABLE, exc)
+            yield obj
+            yield from rows
+            return
         yield obj
         obj = next(rows, None)
 
@@ -464,7 +567,7 @@ def _hop_for(descriptor: Any, instance: Any, capture: cap.Capture) -> Hop:
     return cap.hop(capture, descriptor, instance, instance_source(instance))
 
 
-def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None):
+def _with_hop(original, name: str, *, cached: Callable[[Any, Any], bool] | None = None):
     """Wrap a single-valued access so the statements it issues carry the hop.
 
     ``cached(descriptor, instance)`` says the value is already loaded (select_related or
@@ -477,10 +580,18 @@ def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None):
         capture = cap._current.get()
         if capture is None:
             return original(self, instance, *args, **kwargs)
-        if cached is not None and cached(self, instance):
-            note_access(instance_source(instance), self)
+        try:
+            if cached is not None and cached(self, instance):
+                note_access(instance_source(instance), self)
+                hop = None
+            else:
+                hop = _hop_for(self, instance, capture)
+        except Exception as exc:
+            _failed(name, exc)
+            hop = None
+        if hop is None:
             return original(self, instance, *args, **kwargs)
-        token = cap.active_hop.set(_hop_for(self, instance, capture))
+        token = cap.active_hop.set(hop)
         try:
             return original(self, instance, *args, **kwargs)
         finally:
@@ -492,8 +603,12 @@ def _with_hop(original, *, cached: Callable[[Any, Any], bool] | None = None):
 def _wrap_forward_get(original):
     # Only notes eager-load reads; the hop is set by get_object, which runs on a cache miss.
     def __get__(self, instance, *args, **kwargs):
-        if instance is not None and cap._current.get() is not None and self.is_cached(instance):
-            note_access(instance_source(instance), self)
+        if instance is not None and cap._current.get() is not None:
+            try:
+                if self.is_cached(instance):
+                    note_access(instance_source(instance), self)
+            except Exception as exc:
+                _failed(FORWARD_GET, exc)
         return original(self, instance, *args, **kwargs)
 
     return __get__
@@ -503,7 +618,7 @@ def _wrap_deferred_get(original):
     """A read of a loaded field (the instance dict has it) is a plain read, checked first:
     every ``obj.fk_id`` read goes through this data descriptor. Only a deferred field's
     first read issues a statement, and that one carries the hop."""
-    with_hop = _with_hop(original)
+    with_hop = _with_hop(original, DEFERRED_GET)
 
     def __get__(self, instance, *args, **kwargs):
         if instance is None or self.field.attname in instance.__dict__:
@@ -525,8 +640,8 @@ def _wrap_many_get(original):
             return manager
         try:
             _tag_manager(manager, _hop_for(self, instance, capture))
-        except Exception:  # a manager class we cannot hook: that read goes untagged
-            capture.dropped += 1
+        except Exception as exc:  # a manager class we cannot hook: that read goes untagged
+            _failed(MANY_GET, exc)
         return manager
 
     return __get__
@@ -570,21 +685,44 @@ def _hopping_get_queryset(class_get_queryset: Callable) -> Callable:
         hop = _manager_hop(self)
         if hop is None or cap._current.get() is None:
             return queryset
-        query = queryset.query
-        tag = query_tag(query)
-        if queryset._result_cache is not None:
-            # Served from prefetch_related's cache: the eager load was used.
-            note_access(hop.source, hop.descriptor)
-        # A filter() on a prefetched queryset runs a new query: it carries the hop too.
-        query._ddtpp = Tag(
-            origin=tag.origin if tag else None,
-            hop=hop,
-            base=(len(query.where.children), query.order_by, query.low_mark, query.high_mark),
-        )
+        try:
+            _tag_related_queryset(queryset, hop)
+        except Exception as exc:
+            _failed(MANY_GET, exc)
         return queryset
 
     get_queryset.__wrapped__ = class_get_queryset
     return get_queryset
+
+
+def _tag_related_queryset(queryset: Any, hop: Hop) -> None:
+    """Give a related manager's queryset the hop and what the relation itself filters on.
+
+    Nothing lazy is forced: the relation's own filter is usually still deferred (see
+    :func:`unforced_query`); it will add one condition per keyword to the same ``Query``,
+    so the relation's part of the WHERE is counted without building it. A deferred filter of
+    another shape (Q objects, exclude) leaves the queryset without a base: what the loop
+    adds is then not described, never described wrongly.
+    """
+    query = unforced_query(queryset)
+    if query is None:
+        return  # not a QuerySet (django-modelcluster's FakeQuerySet for unsaved instances)
+    if queryset._result_cache is not None:
+        # Served from prefetch_related's cache: the eager load was used.
+        note_access(hop.source, hop.descriptor)
+    pending = queryset.__dict__.get("_deferred_filter")
+    if pending is None:
+        conditions: int | None = len(query.where.children)
+    else:
+        negate, args, kwargs = pending
+        conditions = None if negate or args else len(query.where.children) + len(kwargs)
+    tag = query_tag(query)
+    # A filter() on a prefetched queryset runs a new query: it carries the hop too.
+    query._ddtpp = Tag(
+        origin=tag.origin if tag else None,
+        hop=hop,
+        base=None if conditions is None else (conditions, query.order_by, query.low_mark, query.high_mark),
+    )
 
 
 def _run_with_manager_hop(method: Callable) -> Callable:
@@ -606,31 +744,40 @@ def _wrap_prefetch_one_level(original):
     signature = inspect.signature(original)
 
     def prefetch_one_level(*args, **kwargs):
-        if cap._current.get() is None:
+        capture = cap._current.get()
+        if capture is None:
             return original(*args, **kwargs)
-        if len(args) >= 4 and not kwargs:
-            instances, _prefetcher, lookup, level = args[:4]
-        else:
-            bound = signature.bind_partial(*args, **kwargs).arguments
-            instances, lookup, level = bound.get("instances"), bound.get("lookup"), bound.get("level")
-        if not instances or lookup is None or level is None:
+        try:
+            if len(args) >= 4 and not kwargs:
+                instances, _prefetcher, lookup, level = args[:4]
+            else:
+                bound = signature.bind_partial(*args, **kwargs).arguments
+                instances, lookup, level = bound.get("instances"), bound.get("lookup"), bound.get("level")
+            if not instances or lookup is None or level is None:
+                return original(*args, **kwargs)
+            attr = lookup.prefetch_through.split("__")[level]
+            parent = instance_source(instances[0])
+            single = _per_instance_call(sys._getframe(1))
+        except Exception as exc:
+            _failed(PREFETCH_ONE_LEVEL, exc)
             return original(*args, **kwargs)
-        attr = lookup.prefetch_through.split("__")[level]
-        token = cap.active_prefetch.set((instance_source(instances[0]), attr))
-        single = cap.per_instance_prefetch.set(_per_instance_call(sys._getframe(1)))
+        token = cap.active_prefetch.set((parent, attr))
+        single_token = cap.per_instance_prefetch.set(single)
         try:
             result = original(*args, **kwargs)
-            parent = instance_source(instances[0])
-            loaded = result[0] if isinstance(result, tuple) and result else None
-            if parent is not None:
-                key = (id(parent.root), parent.path + (attr,))
-                if loaded:
-                    cap._current.get().note_loaded(key, len(loaded))
-                _mark_prefetched(instances, attr, key)
-            return result
         finally:
-            cap.per_instance_prefetch.reset(single)
+            cap.per_instance_prefetch.reset(single_token)
             cap.active_prefetch.reset(token)
+        if parent is not None:
+            try:
+                key = (id(parent.root), parent.path + (attr,))
+                loaded = result[0] if isinstance(result, tuple) and result else None
+                if loaded:
+                    capture.note_loaded(key, len(loaded))
+                _mark_prefetched(instances, attr, key)
+            except Exception as exc:
+                _failed(PREFETCH_ONE_LEVEL, exc)
+        return result
 
     return prefetch_one_level
 
@@ -648,11 +795,14 @@ def _mark_prefetched(instances: list, attr: str, key: tuple) -> None:
 
 def _wrap_fetch_all(original):
     def _fetch_all(self, *args, **kwargs):
-        key = self.__dict__.get("_ddtpp_read")
-        if key is not None:
-            capture = cap._current.get()
-            if capture is not None:
-                capture.note_access(key)
+        try:
+            key = self.__dict__.get("_ddtpp_read")
+            if key is not None:
+                capture = cap._current.get()
+                if capture is not None:
+                    capture.note_access(key)
+        except Exception as exc:
+            _failed(FETCH_ALL, exc)
         return original(self, *args, **kwargs)
 
     return _fetch_all
@@ -676,26 +826,24 @@ def _per_instance_call(frame: Any) -> bool:
     return isinstance(instances, (list, tuple)) and len(instances) == 1
 
 
-# save() calls per call site (model and stack) whose row is read first (one SELECT each, capture
-# suspended) to know which fields they change and by how much; the values every save writes are
-# tracked for all of them. Enough to tell bulk_update()'s field list, and whether every row got
-# one value (update(f=value)) or, all diffed saves agreeing, one increment (update(f=F(f) + n)).
-DIFFS_PER_SITE = 50
-
-
 def _wrap_do_update(original):
+    """``save()``'s UPDATE: what the saves of one call site change, for ``update()`` /
+    ``bulk_update()`` advice. Learnt from values the ORM already has, never from a read: the
+    instance's fields as they were loaded (``capture.LOADED_ATTR``) against what save() writes."""
+
     def _do_update(self, base_qs, using, pk_val, values, *args, **kwargs):
         capture = cap._current.get()
         if capture is None or cap.suspended.get() or not values:
             return original(self, base_qs, using, pk_val, values, *args, **kwargs)
-        key = (type(self), stack_key(sys._getframe(1), capture.anchor))
-        summary = capture.diffed.get(key)
-        if summary is None:
-            summary = capture.diffed[key] = cap.SaveSummary()
         try:
-            _summarize(summary, base_qs, using, pk_val, values)
-        except Exception:  # reading the row is best effort; the save must run regardless
-            summary.unread = True
+            key = (type(self), stack_key(sys._getframe(1), capture.anchor))
+            summary = capture.diffed.get(key)
+            if summary is None:
+                summary = capture.diffed[key] = cap.SaveSummary()
+            _summarize(summary, self, values, capture.serial)
+        except Exception as exc:
+            _failed(DO_UPDATE, exc)
+            return original(self, base_qs, using, pk_val, values, *args, **kwargs)
         token = cap.write_changes.set(summary)
         try:
             return original(self, base_qs, using, pk_val, values, *args, **kwargs)
@@ -705,7 +853,18 @@ def _wrap_do_update(original):
     return _do_update
 
 
-def _summarize(summary: cap.SaveSummary, base_qs: Any, using: str, pk_val: Any, values: list) -> None:
+_UNKNOWN = object()
+
+
+def _summarize(summary: cap.SaveSummary, instance: Any, values: list, serial: int) -> None:
+    """Add one save to its call site's summary.
+
+    ``saved`` (the value every save wrote) needs nothing else. ``changed``, ``deltas`` and
+    ``factors`` compare with the instance as loaded, kept for the first instances a capture
+    loads; a save without it (an instance built by hand, or past that budget) is not diffed,
+    and a field missing from it counts as changed (a longer ``bulk_update()`` list is still
+    right; a shorter one would lose writes).
+    """
     summary.saves += 1
     for field, _model, value in values:
         if hasattr(value, "resolve_expression"):
@@ -715,24 +874,24 @@ def _summarize(summary: cap.SaveSummary, base_qs: Any, using: str, pk_val: Any, 
             summary.saved[field.name] = value if summary.saves == 1 else cap.MIXED
         elif summary.saved[field.name] is not cap.MIXED and summary.saved[field.name] != value:
             summary.saved[field.name] = cap.MIXED
-    if summary.diffed >= DIFFS_PER_SITE:
+    loaded = getattr(instance._state, cap.LOADED_ATTR, None)
+    if loaded is None or loaded.serial != serial:
         return
     summary.diffed += 1
-    names = [field.attname for field, _model, _value in values]
-    with cap.suspend():
-        row = base_qs.using(using).filter(pk=pk_val).values(*names).first()
-    if row is None:
-        summary.unread = True
-        return
     for field, _model, value in values:
-        before = row.get(field.attname)
         if hasattr(value, "resolve_expression"):
+            continue
+        before = loaded.get(field.attname, _UNKNOWN)
+        loaded[field.attname] = value  # what the row holds after this save, for the next one
+        if before is _UNKNOWN:
+            summary.changed[field.name] = None
+            summary.deltas[field.name] = summary.factors[field.name] = cap.MIXED
             continue
         if value != before:
             summary.changed[field.name] = None
         # The increment of every diffed save, 0 where it did not change the field: one
         # increment for all of them is what update(f=F(f) + n) writes.
-        numbers = all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in (before, value))
+        numbers = _same_number_kind(before, value)
         delta = value - before if numbers else cap.MIXED
         if summary.deltas.get(field.name, delta) != delta:
             delta = cap.MIXED
@@ -741,6 +900,13 @@ def _summarize(summary: cap.SaveSummary, base_qs: Any, using: str, pk_val: Any, 
         if summary.factors.get(field.name, factor) != factor:
             factor = cap.MIXED
         summary.factors[field.name] = factor
+
+
+def _same_number_kind(a: Any, b: Any) -> bool:
+    """Both ints/floats, or both Decimals (a Decimal minus a float raises)."""
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return isinstance(a, Decimal) and isinstance(b, Decimal)
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
 
 
 def _factor(before: Any, after: Any) -> Any:
@@ -779,11 +945,15 @@ def _wrap_sync_to_async_call(original):
         capture = cap._current.get()
         if capture is None:
             return await original(self, *args, **kwargs)
-        caller = sys._getframe(1)
-        key = ("await",) + stack_key(caller, capture.anchor)
-        raw = capture._stacks.get(key)
-        if raw is None:
-            raw = capture._stacks[key] = raw_from(caller, capture.anchor)
+        try:
+            caller = sys._getframe(1)
+            key = ("await",) + stack_key(caller, capture.anchor)
+            raw = capture._stacks.get(key)
+            if raw is None:
+                raw = capture._stacks[key] = raw_from(caller, capture.anchor)
+        except Exception as exc:
+            _failed(SYNC_TO_ASYNC, exc)
+            return await original(self, *args, **kwargs)
         token = awaiting.set(raw)
         try:
             return await original(self, *args, **kwargs)
@@ -827,49 +997,47 @@ def _reverse_o2o_cached(descriptor: Any, instance: Any) -> bool:
     return descriptor.related.is_cached(instance)
 
 
-_RD = "django.db.models.fields.related_descriptors:"
-_GFK = "django.contrib.contenttypes.fields:"
 HOOKS: list[HookSpec] = [
-    HookSpec("django.db.backends.base.base:BaseDatabaseWrapper._prepare_cursor",
+    HookSpec(PREPARE_CURSOR,
              "queries on connections opened by other threads (sync_to_async, worker threads)",
              ("self", "cursor"), _wrap_prepare_cursor),
-    HookSpec("django.db.models.sql.compiler:SQLCompiler.execute_sql",
+    HookSpec(EXECUTE_SQL,
              "the model and relation of ORM statements", ("self",), _wrap_execute_sql),
-    HookSpec("django.db.models.manager:BaseManager.get_queryset",
+    HookSpec(GET_QUERYSET,
              "where querysets are built (origins and rewritten lines)", ("self",), _wrap_get_queryset),
-    HookSpec("django.db.models.query:ModelIterable.__iter__",
+    HookSpec(MODEL_ITERABLE,
              "which queryset loaded each instance (relation paths, unused prefetches)", ("self",),
              _wrap_model_iterable),
-    HookSpec(_RD + "ForwardManyToOneDescriptor.get_object",
+    HookSpec(FORWARD_GET_OBJECT,
              "N+1s on forward foreign keys and one-to-one fields", ("self", "instance"),
-             lambda original: _with_hop(original)),
-    HookSpec(_RD + "ForwardManyToOneDescriptor.__get__",
+             lambda original: _with_hop(original, FORWARD_GET_OBJECT)),
+    HookSpec(FORWARD_GET,
              "reads of select_related / prefetched forward relations", ("self", "instance"),
              _wrap_forward_get),
-    HookSpec(_RD + "ReverseOneToOneDescriptor.__get__",
+    HookSpec(REVERSE_O2O_GET,
              "N+1s on reverse one-to-one relations", ("self", "instance"),
-             lambda original: _with_hop(original, cached=_reverse_o2o_cached)),
-    HookSpec(_RD + "ReverseManyToOneDescriptor.__get__",
+             lambda original: _with_hop(original, REVERSE_O2O_GET, cached=_reverse_o2o_cached)),
+    HookSpec(MANY_GET,
              "N+1s on reverse foreign keys, many-to-many and generic relations", ("self", "instance"),
              _wrap_many_get),
-    HookSpec("django.db.models.query_utils:DeferredAttribute.__get__",
+    HookSpec(DEFERRED_GET,
              "N+1s on deferred fields (only() / defer())", ("self", "instance"), _wrap_deferred_get),
-    HookSpec("django.db.models.query:prefetch_one_level",
+    HookSpec(PREFETCH_ONE_LEVEL,
              "which statements prefetch_related ran (unused prefetches)",
              ("instances", "prefetcher", "lookup", "level"), _wrap_prefetch_one_level),
-    HookSpec("django.db.models.base:Model._do_update",
+    HookSpec(DO_UPDATE,
              "which fields a save() in a loop changes (bulk_update / update advice)",
              ("self", "base_qs", "using", "pk_val", "values"), _wrap_do_update),
-    HookSpec("django.db.models.query:QuerySet._fetch_all",
+    HookSpec(FETCH_ALL,
              "reads of prefetched results that bypass the related manager (django-taggit, libraries)",
              ("self",), _wrap_fetch_all),
-    HookSpec("asgiref.sync:SyncToAsync.__call__",
+    HookSpec(SYNC_TO_ASYNC,
              "the awaiting line of async ORM calls (aget, afirst, async for)", ("self",),
              _wrap_sync_to_async_call),
-    HookSpec("debug_toolbar.middleware:DebugToolbarMiddleware._postprocess",
+    HookSpec(TOOLBAR_POSTPROCESS,
              "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess),
-    HookSpec(_GFK + "GenericForeignKeyDescriptor.__get__",
+    HookSpec(GENERIC_FK_GET,
              "N+1s on generic foreign keys", ("self", "instance"),
-             lambda original: _with_hop(original, cached=_generic_cached),
+             lambda original: _with_hop(original, GENERIC_FK_GET, cached=_generic_cached),
              requires=CONTENTTYPES, fallback=_GFK + "GenericForeignKey.__get__"),  # Django 5.2
 ]

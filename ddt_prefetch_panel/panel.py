@@ -159,11 +159,13 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
         "library_fixes": [],
         "library_packages": [],
         "disabled_hooks": [],
+        "hook_failures": [],
         "csp_nonce": csp_nonce,
         "link_stylesheet": link_stylesheet,
     }
     try:
         context["disabled_hooks"] = disabled_hook_notes(summary.get("disabled_hooks"))
+        context["hook_failures"] = disabled_hook_notes(summary.get("hook_failures"))
         report = Report.from_dict(data) if data else Report()
         context["report_markdown"] = report.to_markdown()
         context["report_json"] = json.dumps(data, indent=2, sort_keys=True)
@@ -302,7 +304,8 @@ def fix_card(index: int, fix: dict, findings: list[dict], editor: str | None) ->
 
 
 def disabled_hook_notes(disabled: Any) -> list[dict]:
-    """``summary["disabled_hooks"]`` (hook -> reason) with what the panel cannot see without it."""
+    """``summary["disabled_hooks"]`` or ``["hook_failures"]`` (hook -> reason) with what the
+    panel cannot see without that hook."""
     if not isinstance(disabled, dict) or not disabled:
         return []
     from .hooks import HOOKS, third_party_relation_hooks

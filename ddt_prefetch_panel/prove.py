@@ -228,6 +228,11 @@ def isolated(alias: str) -> Iterator[list[str]]:
     log = list(connection.queries_log)
     current = cap._current.set(None)  # the ORM hooks and the cursor wrapper see no capture
     suspended = cap.suspended.set(True)
+    # The toolbar's SQL panel records through its own cursor wrapper while its instrumentation
+    # is on (a detect() block inside a request): replays are not the page's statements.
+    toolbar_logger = connection.__dict__.get("_djdt_logger")
+    if toolbar_logger is not None:
+        connection._djdt_logger = None
     try:
         with transaction.atomic(using=alias):
             try:
@@ -236,6 +241,8 @@ def isolated(alias: str) -> Iterator[list[str]]:
             finally:
                 transaction.set_rollback(True, using=alias)
     finally:
+        if toolbar_logger is not None:
+            connection._djdt_logger = toolbar_logger
         cap.suspended.reset(suspended)
         cap._current.reset(current)
         connection.queries_log.clear()

@@ -293,7 +293,7 @@ def test_wrappers_pass_new_arguments_through():
             return "ok"
 
     spec = hooks.HookSpec("tests.test_hooks:Owner.method", "x", ("self", "instance"),
-                          lambda original: hooks._with_hop(original))
+                          lambda original: hooks._with_hop(original, "tests.test_hooks:Owner.method"))
     wrapped = spec.wrap(Owner.method)
     with cap.capturing():
         assert wrapped(Owner(), Customer(), "new", flag=True) == "ok"
@@ -401,3 +401,139 @@ def test_related_managers_read_in_a_loop_are_freed_without_the_cycle_collector(p
     order = Order.objects.first()
     assert list(order.pizzas.all()) == list(Pizza.objects.filter(order=order))
     assert order.pizzas.count() == Pizza.objects.filter(order=order).count()
+
+
+# --------------------------------------------------------------------------- the observer promise
+# While a capture is active, Django behaves exactly as without it (README "Guarantees").
+
+
+def test_save_in_a_loop_runs_no_statement_of_ours(pizzeria):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as seen, detect() as report:
+        for i, order in enumerate(Order.objects.order_by("pk")[:3]):
+            order.notes = f"note {i}"
+            order.save()
+    # One SELECT, then one UPDATE per save: no read of the row before it (Django's log is what
+    # assertNumQueries, the SQL panel and every other observer count).
+    assert [q["sql"].split()[0] for q in seen.captured_queries] == ["SELECT"] + ["UPDATE"] * 3
+    [finding] = [f for f in report.findings if f.kind == "n_plus_one"]
+    assert finding.snippets["fix"].startswith('Order.objects.bulk_update(objs, ["notes"])')
+
+
+def test_a_save_of_an_instance_loaded_elsewhere_is_not_diffed(pizzeria):
+    # Loaded before the capture: nothing tells what its saves change, and nothing is read to
+    # find out. No field list is guessed.
+    orders = list(Order.objects.order_by("pk")[:3])
+    with detect() as report:
+        for order in Order.objects.filter(pk__in=[o.pk for o in orders]):
+            pass
+        for order in orders:
+            order.notes = "x"
+            order.save()
+    [finding] = [f for f in report.findings if f.kind == "n_plus_one" and f.model == "shop.Order"]
+    assert "bulk_update" not in finding.snippets.get("fix", "")
+
+
+def test_prefetching_never_builds_a_related_managers_deferred_filter(pizzeria):
+    # Django defers the relation's filter of each prefetched instance's manager (one add_q for the
+    # whole prefetch, prefetch_related's test_filter_deferred); reading queryset.query forced it.
+    from unittest import mock
+
+    from django.db.models.sql.query import Query
+
+    add_q = Query.add_q
+    with mock.patch.object(Query, "add_q", autospec=True, side_effect=lambda *a, **k: add_q(*a, **k)) as calls:
+        list(Order.objects.prefetch_related("pizzas"))
+    plain = calls.call_count
+    with mock.patch.object(Query, "add_q", autospec=True, side_effect=lambda *a, **k: add_q(*a, **k)) as calls:
+        with detect():
+            list(Order.objects.prefetch_related("pizzas"))
+    assert calls.call_count == plain == 1
+
+
+def test_a_related_managers_loop_filter_is_still_described(pizzeria):
+    # The relation's own deferred condition is counted without being built: what the loop
+    # added is still told apart from it.
+    with detect() as report:
+        for order in Order.objects.all():
+            list(order.pizzas.filter(name__startswith="M"))
+    [finding] = [f for f in report.findings if f.kind == "n_plus_one"]
+    assert finding.method == "Prefetch"
+    assert 'Pizza.objects.filter(name__startswith="M")' in finding.snippets["fix"]
+
+
+def test_a_fake_queryset_from_a_related_manager_passes_through(db):
+    # django-modelcluster answers an unsaved instance's child relation with a FakeQuerySet
+    # (every inline formset's empty form in a CMS admin): no .query, nothing to tag.
+    from tests.frameworks.blog.models import BlogPage, GalleryImage
+
+    page = BlogPage(title="draft")
+    page.gallery_images = [GalleryImage(caption="a")]
+    with detect():
+        images = page.gallery_images.all()
+        assert [image.caption for image in images] == ["a"]
+        assert type(images).__name__ == "FakeQuerySet"
+    assert hooks.hook_failures() == {}
+
+
+def test_our_own_failure_is_recorded_once_and_the_call_returns_its_result(pizzeria, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("tagging broke")
+
+    monkeypatch.setattr(hooks, "_hop_for", broken)
+    monkeypatch.setattr(hooks, "_failures", {})
+    with detect() as report:
+        customers = [order.customer.name for order in Order.objects.all()]
+    assert customers == [order.customer.name for order in Order.objects.select_related("customer")]
+    assert hooks.hook_failures() == {hooks.FORWARD_GET_OBJECT: "RuntimeError: tagging broke"}
+    assert report.summary["hook_failures"] == {hooks.FORWARD_GET_OBJECT: "RuntimeError: tagging broke"}
+
+
+def test_the_original_exception_reaches_the_caller_untouched(pizzeria):
+    order = Order.objects.first()
+    with detect():
+        with pytest.raises(Order.DoesNotExist):
+            Order.objects.get(pk=-1)
+        Order.objects.filter(pk=order.pk).delete()
+        order.customer_id = order.customer_id
+        with pytest.raises(Exception) as raised:
+            order.save(force_update=True)
+    assert str(raised.value) == "Forced update did not affect any rows."
+
+
+def test_our_frames_are_hidden_from_the_toolbars_stack_traces(rf, pizzeria):
+    # ENABLE_STACKTRACES_LOCALS pretty-prints the locals of every frame the SQL panel shows; a
+    # wrapper's locals hold the queryset being evaluated, whose repr() runs a query, which the
+    # panel records with the same stack: RecursionError, or a request that never ends.
+    from debug_toolbar import settings as toolbar_settings
+    from debug_toolbar.toolbar import DebugToolbar
+    from django.http import HttpResponse
+
+    assert "ddt_prefetch_panel" in toolbar_settings.get_config()["HIDE_IN_STACKTRACES"]
+    config = {**settings_toolbar_config(), "ENABLE_STACKTRACES_LOCALS": True}
+    with override_settings(DEBUG_TOOLBAR_CONFIG=config):
+        sql_panel = DebugToolbar(rf.get("/"), lambda request: HttpResponse()).get_panel_by_id("SQLPanel")
+        sql_panel.enable_instrumentation()
+        try:
+            with detect() as report:
+                counts = [order.pizzas.count() for order in Order.objects.all()]
+        finally:
+            sql_panel.disable_instrumentation()
+    assert len(sql_panel._queries) == len(counts) + 1
+    assert [f.relation for f in report.findings if f.kind == "n_plus_one"] == ["shop.Order.pizzas"]
+    shown = {frame[0] for query in sql_panel._queries for frame in query["stacktrace"]}
+    assert not [path for path in shown if "ddt_prefetch_panel" in path]
+
+
+def test_a_project_that_sets_hide_in_stacktraces_keeps_its_own_list():
+    from debug_toolbar import settings as toolbar_settings
+
+    with override_settings(DEBUG_TOOLBAR_CONFIG={**settings_toolbar_config(), "HIDE_IN_STACKTRACES": ("mine",)}):
+        assert toolbar_settings.get_config()["HIDE_IN_STACKTRACES"] == ("mine",)
+
+
+def settings_toolbar_config() -> dict:
+    from django.conf import settings
+
+    return dict(settings.DEBUG_TOOLBAR_CONFIG)
