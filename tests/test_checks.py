@@ -108,3 +108,14 @@ def test_url_check_is_registered_with_django():
     with override_settings(ROOT_URLCONF="tests.urlconfs.catchall_last"):
         messages = checks.run_checks(tags=[checks.Tags.urls])
     assert "ddt_prefetch_panel.W003" in _ids(messages)
+
+
+def test_a_hook_that_failed_at_run_time_is_named_by_w002(monkeypatch):
+    from ddt_prefetch_panel import hooks
+    from ddt_prefetch_panel.checks import check_hooks_installed
+
+    monkeypatch.setattr(hooks, "_failures", {hooks.DO_UPDATE: "TypeError: unexpected"})
+    [warning] = check_hooks_installed()
+    assert warning.id == "ddt_prefetch_panel.W002"
+    assert f"hook on {hooks.DO_UPDATE} failed" in warning.msg and "TypeError: unexpected" in warning.msg
+    assert "which fields a save() in a loop changes" in warning.msg
