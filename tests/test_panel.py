@@ -271,6 +271,21 @@ def test_disabled_hooks_banner_names_what_the_panel_cannot_see(client, pizzeria)
     assert 'data-ddtpp-anchor="finding-1"' in html
 
 
+def test_a_hook_that_failed_is_named_in_a_banner_and_the_page_still_renders(client, pizzeria, monkeypatch):
+    from ddt_prefetch_panel import hooks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tagging broke")
+
+    monkeypatch.setattr(hooks, "_hop_for", broken)
+    monkeypatch.setattr(hooks, "_failures", {})
+    stats, context, html = panel_of(client, "/forward-fk/bad/")
+    assert stats["report"]["summary"]["hook_failures"] == {hooks.FORWARD_GET_OBJECT: "RuntimeError: tagging broke"}
+    assert "data-ddtpp-hook-failures" in html
+    assert "Some detections failed on this site." in text(html)
+    assert "N+1s on forward foreign keys and one-to-one fields" in text(html)
+
+
 def test_library_only_findings_are_folded_with_their_package(db):
     from ddt_prefetch_panel import detect
     from tests.frameworks.fakelib import ensure_installed
