@@ -312,3 +312,25 @@ def test_library_only_findings_are_folded_with_their_package(db):
     assert "In library code (1): ddtpp_fakelib" in text(group)
     assert f'data-ddtpp-anchor="finding-{folded["number"]}"' in group
     assert f'data-ddtpp-anchor="finding-{folded["number"]}"' not in html[:html.index("data-ddtpp-library")]
+
+
+@pytest.mark.parametrize("path", [
+    "/faults/bulk-writes/", "/faults/signal-handler/", "/reverse-fk/bad/", "/nested/bad/", "/combined/bad/",
+    "/filtered-prefetch/bad/", "/count-per-row/bad/",
+])
+def test_the_sql_panel_sees_the_same_statements_with_and_without_our_panel(client, pizzeria, path):
+    # The observer promise through a real request: our hooks run no statement of their own (no read
+    # before a save()'s UPDATE, no forced filter), so DDT's SQL panel lists what the page ran.
+    from django.conf import settings
+    from debug_toolbar.store import get_store
+
+    def statements(panels: list[str]) -> list[str]:
+        with override_settings(DEBUG_TOOLBAR_PANELS=panels):
+            _, request_id = get_with_toolbar(client, path)
+            return [query["raw_sql"] for query in get_store().panel(request_id, "SQLPanel")["queries"]]
+
+    ours = list(settings.DEBUG_TOOLBAR_PANELS)
+    without = [panel for panel in ours if panel != "ddt_prefetch_panel.panel.PrefetchPanel"]
+    assert len(without) == len(ours) - 1
+    plain = statements(without)
+    assert statements(ours) == plain
