@@ -9,6 +9,13 @@ panel. Every wrapper first checks whether a capture is active in the current con
 if not, calls straight through, so outside a capture the ORM behaves exactly as without
 this package. Wrappers pass unknown arguments through (``*args, **kwargs``).
 
+Inside a capture the ORM still behaves as without it (the observer promise, README
+"Guarantees"): every wrapper returns the original call's result and lets its exceptions
+through untouched; its own work runs under one guard (:func:`_failed`), which records the
+first failure per hook (:func:`hook_failures`: the panel's banner, ``W002``) and never raises.
+No hook runs a statement, forces a lazy queryset or filter, or touches an object that is not
+what Django returns (a library's fake queryset passes through untagged).
+
 What the hooks record:
 
 * ``SQLCompiler.execute_sql`` exposes the ``Query`` being executed to the cursor wrapper;
