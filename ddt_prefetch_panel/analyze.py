@@ -22,7 +22,7 @@ from .advise import (
     nested_prefetch, rewrite_access,
 )
 from .conf import get_config, is_allowed
-from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where, display_path
+from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .frames import BuildSite, build_site, is_project_class
 from .frameworks import fix_snippets, overridable, place_note, unused_snippets
 from .group import (
@@ -215,7 +215,7 @@ def _name_mirror(finding: Finding, field: Any) -> None:
     finding.relation_kind = KIND_LABELS["forward_o2o" if field.one_to_one else "forward_fk"]
     finding.related_model = _label(field.remote_field.model)
     site = definition_site(field)
-    finding.defined_at = {**site, "filename": display_path(site["filename"])} if site else None
+    finding.defined_at = frame_dict_from(site) if site else None
     finding.note = (f"{finding.note} " if finding.note else "") + (
         f"It mirrors {label}: the loop reads {field.attname} values and fetches each "
         f"{field.remote_field.model.__name__} by it; select_related(\"{field.name}\") on the "
@@ -934,7 +934,7 @@ def _definition(hop: Any) -> dict | None:
     site = definition_site(hop.field)
     if site is None:
         return None
-    return {**site, "filename": display_path(site["filename"])}
+    return frame_dict_from(site)
 
 
 def _table_model(record: cap.Record) -> str | None:

@@ -1,8 +1,9 @@
 """Editor links: ``file:line`` references that open the user's editor.
 
 The ``EDITOR_URL`` setting is a URL pattern with ``{path}`` (absolute, URL-quoted) and
-``{line}``, or the name of a preset. Frame dicts carry paths relative to ``BASE_DIR`` (or a
-template name), so links are built from the project root or Django's template loaders.
+``{line}``, or the name of a preset. Frame dicts carry paths relative to ``BASE_DIR``, a
+template name, or a library's import path, never an absolute one, so links are built from the
+project root, Django's template loaders or ``sys.path``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from django.conf import settings
+from .frames import STDLIB, source_file
 
 PRESETS: dict[str, str] = {
     "vscode": "vscode://file/{path}:{line}",
@@ -71,23 +72,30 @@ def template_path(name: str) -> str | None:
     return None
 
 
-def frame_path(frame: dict) -> str | None:
-    """Absolute path of the file a frame dict points at (``abspath`` wins when analysis stored it)."""
+def frame_path(frame: dict, libraries: bool = True) -> str | None:
+    """Absolute path of the file a frame dict points at (``abspath`` wins when analysis stored it).
+
+    Frame dicts never hold this machine's paths: a project file is found under ``BASE_DIR``
+    (or the current directory, or a ``PROJECT_ROOTS`` entry), a template through the template
+    loaders, and, with ``libraries``, an installed package's file (``distribution`` set, or
+    found nowhere in the project) on ``sys.path`` and the standard library's under ``<python>/``.
+    """
     if frame.get("abspath"):
         return str(frame["abspath"])
     filename = frame.get("filename")
     if not filename:
         return None
+    filename = str(filename)
     if frame.get("template"):
-        return template_path(filename)
-    if os.path.isabs(filename):
-        return filename
-    base = getattr(settings, "BASE_DIR", None)
-    for root in ([str(base)] if base else []) + [os.getcwd()]:
-        candidate = os.path.join(root, filename)
-        if os.path.exists(candidate):
-            return os.path.abspath(candidate)
-    return None
+        return template_path(filename) or source_file(filename)
+    if frame.get("distribution"):
+        return source_file(filename, library=True) if libraries else None
+    if filename.startswith(f"{STDLIB}/"):
+        return source_file(filename) if libraries else None
+    found = source_file(filename)
+    if found is None and libraries:
+        found = source_file(filename, library=True)
+    return found
 
 
 def frame_url(frame: dict | None, pattern: str | None) -> str | None:

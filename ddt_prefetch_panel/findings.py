@@ -12,10 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from django.conf import settings
-
 from .capture import Record
-from .frames import Frame, StackResolver
+from .frames import Frame, StackResolver, shown_location
 from .group import redact_sql
 
 # The one place finding kinds are named: settings validation, the panel, test mode and
@@ -34,29 +32,35 @@ def kind_title(kind: str) -> str:
 
 
 def display_path(filename: str) -> str:
-    """A path relative to the project root (``BASE_DIR``) when it lies inside it."""
-    base = getattr(settings, "BASE_DIR", None)
-    roots = [str(base)] if base else []
-    roots.append(os.getcwd())
-    absolute = os.path.abspath(filename)
-    for root in roots:
-        root = os.path.abspath(root)
-        if absolute.startswith(root.rstrip(os.sep) + os.sep):
-            return os.path.relpath(absolute, root)
-    return filename
+    """A file as exports show it: relative to the project root (``BASE_DIR``), a library's
+    import path (``modelcluster/fields.py``), ``<python>/...`` for the standard library; never
+    an absolute path of this machine (see :func:`frames.shown_location`)."""
+    return shown_location(filename).path
+
+
+def frame_location(filename: str) -> dict:
+    """``filename`` as shown, plus ``distribution`` and ``version`` for an installed package's file."""
+    location = shown_location(filename)
+    data = {"filename": location.path}
+    if location.distribution:
+        data["distribution"] = location.distribution
+        data["version"] = location.version
+    return data
 
 
 def frame_dict_from(data: dict) -> dict:
-    return {**data, "filename": display_path(data["filename"])}
+    """A frame as plain data: the one place a frame's file becomes what exports show. A
+    template's name stays as it is unless it is an absolute path."""
+    filename = str(data.get("filename") or "")
+    if data.get("template") and not os.path.isabs(filename):
+        return dict(data)
+    return {**data, **frame_location(filename)}
 
 
 def frame_dict(frame: Frame | None) -> dict | None:
     if frame is None:
         return None
-    data = frame.to_dict()
-    if not frame.template:
-        data["filename"] = display_path(frame.filename)
-    return data
+    return frame_dict_from(frame.to_dict())
 
 
 @dataclass
@@ -146,7 +150,10 @@ def where(frame: dict | None, unknown: str = "unknown", with_function: bool = Tr
     """``file:line in function`` of a frame dict (templates have no function)."""
     if not frame:
         return unknown
-    return f"{frame['filename']}:{frame['lineno']}" + (
+    package = ""
+    if frame.get("distribution"):  # a library's file: which release the line belongs to
+        package = " (" + " ".join(str(p) for p in (frame["distribution"], frame.get("version")) if p) + ")"
+    return f"{frame['filename']}:{frame['lineno']}{package}" + (
         f" in {frame['function']}" if with_function and frame.get("function") and not frame.get("template") else ""
     )
 

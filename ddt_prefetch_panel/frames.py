@@ -24,6 +24,7 @@ A raw stack entry is one of:
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import linecache
 import os
@@ -381,6 +382,7 @@ def reset_caches() -> None:
     _rules = None
     _LIBRARY_PREFIXES = None
     is_library_file.cache_clear()
+    _shown_location.cache_clear()
     _library_files.clear()
 
 
@@ -421,6 +423,152 @@ def _in_packages(path: str, packages: tuple[str, ...]) -> bool:
             inside = posix.split(marker, 1)[1]
             return any(inside.startswith(p + "/") or inside == p + ".py" for p in packages)
     return any(f"/{p}/" in posix for p in packages)
+
+
+# --------------------------------------------------------------------------- paths as users see them
+
+STDLIB = "<python>"  # stands for the interpreter's standard library directory
+ELSEWHERE = "…"  # stands for the directory of a file under no known root: only its name is shown
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file as exports show it: never an absolute path of this machine.
+
+    ``path`` is relative to the project root (``BASE_DIR``, the current directory or a
+    ``PROJECT_ROOTS`` entry), or a library file's import path (``modelcluster/fields.py``,
+    relative to its site-packages or ``sys.path`` directory) with its ``distribution`` and
+    ``version`` when installed metadata names them, or ``<python>/json/decoder.py``.
+    """
+
+    path: str
+    distribution: str | None = None
+    version: str | None = None
+
+
+def shown_location(filename: str) -> Location:
+    """Where a file is, as users see it (see :class:`Location`); a template name, a relative
+    path or ``<frozen ...>`` is returned as it is."""
+    if filename.startswith("<") or not os.path.isabs(filename):
+        return Location(filename)
+    return _shown_location(filename, os.getcwd())
+
+
+def _project_roots(cwd: str) -> tuple[str, ...]:
+    """``BASE_DIR``, the current directory, then the ``PROJECT_ROOTS`` entries."""
+    rules = project_rules()
+    return rules.roots[:1] + (_dir_prefix(cwd),) + rules.roots[1:]
+
+
+@lru_cache(maxsize=8192)
+def _shown_location(filename: str, cwd: str) -> Location:
+    path = os.path.abspath(filename)
+    for root in _project_roots(cwd):
+        if path.startswith(root):
+            relative = path[len(root):]
+            if not _in_site_dir(relative):  # not a virtualenv kept inside the project
+                return Location(relative.replace(os.sep, "/"))
+    inside = _after_site_dir(path)
+    if inside is not None:
+        return _library_location(inside)
+    for directory in _stdlib_dirs():
+        if path.startswith(directory):
+            return Location(f"{STDLIB}/" + path[len(directory):].replace(os.sep, "/"))
+    for directory in _import_dirs():
+        if path.startswith(directory):
+            return _library_location(path[len(directory):])
+    return Location(f"{ELSEWHERE}/{os.path.basename(path)}")
+
+
+def _in_site_dir(relative: str) -> bool:
+    parts = relative.split(os.sep)
+    return "site-packages" in parts or "dist-packages" in parts
+
+
+def _after_site_dir(path: str) -> str | None:
+    """The part of ``path`` after its last site-packages/dist-packages directory, or None."""
+    parts = path.split(os.sep)
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] in ("site-packages", "dist-packages"):
+            return os.sep.join(parts[index + 1:])
+    return None
+
+
+def _library_location(relative: str) -> Location:
+    shown = relative.replace(os.sep, "/")
+    top = shown.split("/", 1)[0]
+    if "/" not in shown:  # a single-file module: six.py, _cffi_backend.cpython-311-x86_64-linux-gnu.so
+        top = top.split(".", 1)[0]
+    found = _installed_distribution(top, shown)
+    return Location(shown, *found) if found else Location(shown)
+
+
+@lru_cache(maxsize=1)
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {p for key in ("stdlib", "platstdlib") if (p := paths.get(key))}
+    return tuple(sorted({_dir_prefix(p) for p in dirs} | {os.path.realpath(p).rstrip(os.sep) + os.sep for p in dirs},
+                        key=len, reverse=True))
+
+
+def _import_dirs() -> tuple[str, ...]:
+    """``sys.path`` directories, longest first (a package's directory before its parent's)."""
+    dirs = {_dir_prefix(p) for p in sys.path if p and os.path.isabs(p)}
+    return tuple(sorted(dirs - {os.sep}, key=len, reverse=True))
+
+
+@lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    """Import package -> distributions, read once (a scan of every installed distribution)."""
+    try:
+        return importlib.metadata.packages_distributions()
+    except Exception:  # broken metadata of one distribution: versions are a nicety
+        return {}
+
+
+@lru_cache(maxsize=1024)
+def _installed_distribution(top_level: str, shown: str) -> tuple[str, str] | None:
+    """(distribution, version) that installs the import package ``top_level``; of several
+    (namespace packages), the one whose files include ``shown``."""
+    names = list(dict.fromkeys(_packages_distributions().get(top_level) or ()))
+    if len(names) > 1 and shown:
+        owning = [n for n in names if _ships(n, shown)]
+        names = owning or names
+    for name in names:
+        try:
+            return name, importlib.metadata.version(name)
+        except Exception:  # metadata removed since the scan
+            continue
+    return None
+
+
+def _ships(distribution: str, shown: str) -> bool:
+    try:
+        files = importlib.metadata.distribution(distribution).files or ()
+    except Exception:
+        return False
+    return any(str(f).replace(os.sep, "/") == shown for f in files)
+
+
+def source_file(shown: str, library: bool = False) -> str | None:
+    """The absolute path of a file shown by :func:`shown_location` (for editor links, patches
+    and SARIF locations), or None when it is not found. ``library``: look among the installed packages
+    (``sys.path``) instead of the project's roots."""
+    if os.path.isabs(shown):
+        return shown if os.path.exists(shown) else None
+    if shown.startswith(f"{STDLIB}/"):
+        candidates = [os.path.join(d, shown[len(STDLIB) + 1:]) for d in _stdlib_dirs()]
+    elif shown.startswith(("<", ELSEWHERE)):
+        return None
+    elif library:
+        site_dirs = [d for d in sys.path if d and os.path.isabs(d)]
+        candidates = [os.path.join(d, shown) for d in site_dirs]
+    else:
+        candidates = [os.path.join(root, shown) for root in _project_roots(os.getcwd())]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    return None
 
 
 def _on_setting_changed(setting: str, **kwargs: Any) -> None:

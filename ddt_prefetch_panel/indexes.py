@@ -41,7 +41,7 @@ from . import capture as cap
 from .frames import is_library_file
 from .group import Group, redact_sql
 from .relate import definition_site, model_for_table
-from .findings import Context, Finding, display_path, frame_dict
+from .findings import Context, Finding, frame_dict, frame_dict_from
 from .pysource import python_literal
 from .sqlshape import LikeUse, Shape, is_select, like_uses, select_shape, vendor_of
 
@@ -672,7 +672,7 @@ def _finding(candidate: _Candidate, config: dict, context: Context, introspect: 
         stack=[frame_dict(f) for f in main.stack[: context.max_frames]],
         origin=None,
         snippets=advice_snippets(model, candidate.fields, index),
-        defined_at={**site, "filename": display_path(site["filename"])} if site else None,
+        defined_at=frame_dict_from(site) if site else None,
         callsites=[frame_dict(g.callsite) for g in groups if g.callsite is not None],
         alias=candidate.alias,
         note=_note(candidate, main, introspect.errors.get((candidate.alias, candidate.table))),

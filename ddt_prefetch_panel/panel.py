@@ -22,6 +22,7 @@ from .conf import get_config
 from .editor import frame_url, link_finding
 from .analyze import analyze
 from .findings import KIND_TITLES, Report, note_without_proof
+from .frames import ELSEWHERE
 
 
 class PrefetchPanel(Panel):
@@ -249,13 +250,17 @@ def shown_snippets(finding: dict) -> list[dict]:
 
 
 def library_package(finding: dict) -> str | None:
-    """The installed package a library finding runs in: the top-level directory (or module)
-    under site-packages of its origin, call site or stack frames."""
+    """The installed package a library finding runs in: the top-level import package of the
+    first library file among its origin, call site or stack frames."""
     frames = [finding.get("origin"), finding.get("evaluated_at"), finding.get("callsite"),
               *(finding.get("callsites") or []), *(finding.get("stack") or [])]
     for frame in frames:
         if isinstance(frame, dict) and frame.get("filename") and not frame.get("template"):
-            package = site_package(str(frame["filename"]))
+            filename = str(frame["filename"])
+            if frame.get("distribution") or (frame.get("library") and not filename.startswith(("<", ELSEWHERE))):
+                top = filename.split("/", 1)[0]  # an import path: modelcluster/fields.py
+                return top[:-3] if top.endswith(".py") else top
+            package = site_package(filename)  # stored before paths were shown relative
             if package:
                 return package
     return None

@@ -119,7 +119,7 @@ def _names(code: str) -> set[str]:
 def _edit(frame: dict, new: str) -> LineEdit | None:
     if not frame.get("lineno") or not frame.get("code"):
         return None
-    path = frame_path(frame)
+    path = frame_path(frame, libraries=False)  # only the project's files are patched
     if path is None:
         return None
     return LineEdit(path, int(frame["lineno"]), str(frame["code"]).strip(), new.strip())

@@ -3,7 +3,8 @@
 One result per finding: located at the call site (the line that repeats), with the origin
 (where the queryset is built, where the fix goes) as a related location, and the proven fix
 as a SARIF ``fix`` whose replacements are the lines of the patch (``patch.py``). Paths are
-relative to ``BASE_DIR``, which the log names as the ``PROJECTROOT`` base.
+relative to ``BASE_DIR``, which the log names as the ``PROJECTROOT`` base (without its
+absolute path: no machine path leaves in a log). Library files get no location.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from pathlib import Path
 from typing import Any, Iterable
 
 from .editor import frame_path
@@ -68,7 +68,8 @@ def to_sarif(findings: Iterable[dict], root: str | None = None, fixes: list[dict
                 "version": tool_version or __version__,
                 "rules": [_rule(rule_id) for rule_id in rule_ids],
             }},
-            "originalUriBaseIds": {ROOT_ID: {"uri": Path(root).as_uri() + "/"}},
+            # No uri: the root is a path of this machine; the tool reading the log knows its checkout.
+            "originalUriBaseIds": {ROOT_ID: {"description": {"text": "The project root (BASE_DIR)."}}},
             "results": results,
         }],
     }
@@ -156,7 +157,7 @@ def fingerprint(finding: dict) -> str:
 def _location(frame: dict | None, root: str, text: str | None = None) -> dict | None:
     if not frame or not frame.get("lineno"):
         return None
-    path = frame_path(frame)
+    path = frame_path(frame, libraries=False)  # review tools show the project's files only
     relative = relative_path(path, root) if path else None
     if relative is None:
         return None

@@ -54,6 +54,25 @@ def test_template_frame_links_to_the_template_file():
     assert frame_path({**frame, "abspath": "/elsewhere/t.html"}) == "/elsewhere/t.html"
 
 
+def test_library_and_stdlib_frames_link_to_their_installed_file():
+    """Exports hold no absolute path (``django/db/models/query.py`` with its distribution):
+    links rebuild it from sys.path; patches and SARIF never look outside the project."""
+    import sysconfig
+
+    import django
+
+    frame = {"filename": "django/db/models/query.py", "lineno": 3, "distribution": "Django",
+             "version": django.__version__}
+    installed = str(Path(django.__file__).parent / "db" / "models" / "query.py")
+    assert frame_path(frame) == installed
+    assert frame_url(frame, "vscode") == f"vscode://file/{installed}:3"
+    assert frame_path(frame, libraries=False) is None
+    stdlib = {"filename": "<python>/json/decoder.py", "lineno": 1}
+    assert frame_path(stdlib) == str(Path(sysconfig.get_paths()["stdlib"]) / "json" / "decoder.py")
+    assert frame_path(stdlib, libraries=False) is None
+    assert frame_path({"filename": "nowhere/at_all.py", "lineno": 1}) is None
+
+
 def test_paths_with_spaces_are_quoted(tmp_path):
     target = tmp_path / "my project" / "views.py"
     target.parent.mkdir()
