@@ -197,11 +197,12 @@ class Write:
 
     verb: str  # "INSERT" | "UPDATE" | "DELETE"
     model: type
-    fields: list[str] = field(default_factory=list)  # fields the save() calls changed (read before a few)
+    fields: list[str] = field(default_factory=list)  # fields the save() calls changed (against the loaded values)
     same: dict = field(default_factory=dict)  # field -> the one value every save wrote
     deltas: dict = field(default_factory=dict)  # field -> the one increment every save wrote
     factors: dict = field(default_factory=dict)  # field -> the one exact factor every save applied
     unread: bool = False  # some sampled save() changes could not be read (or were expressions)
+    unchanged: bool = False  # every save was compared with its loaded values and none changed a field
 
 
 def advise_write(write: Write) -> Advice:
@@ -219,6 +220,10 @@ def advise_write(write: Write) -> Advice:
                       after_queries=1, note=(
                           f"One delete() per row of {write.model._meta.label}: call delete() once on the queryset the "
                           "loop iterates (cascades are collected once for all rows; Model.delete() overrides are not called)."))
+    if write.unchanged:
+        return Advice(None, note=(
+            f"save() runs one UPDATE per row of {write.model._meta.label}, and in this request none of them "
+            "changed a value: skip the save() when nothing changed (or the loop, if it only saves)."))
     if not write.fields or write.unread:
         return Advice(None, note=(
             f"save() runs one UPDATE per row of {write.model._meta.label}; which fields it changes could not be "

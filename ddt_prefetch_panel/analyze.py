@@ -680,6 +680,7 @@ def build_write(groups: list[Group], verb: str, table: str) -> Write | None:
     for summary in summaries:
         write.unread = write.unread or summary.unread
         write.fields += [name for name in summary.changed if name not in write.fields]
+    write.unchanged = not write.fields and not write.unread and all(s.diffed == s.saves for s in summaries)
     if len(summaries) != 1 or summaries[0].saves < 2:
         return write  # one value or one increment needs every save of one call site behind it
     summary = summaries[0]

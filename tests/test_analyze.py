@@ -495,3 +495,12 @@ def test_write_replays_stay_on_the_writes_own_alias(pizzeria):
     assert finding.alias == "other" and finding.proof["status"] == "verified", finding.proof
     assert Category.objects.count() == before
     assert Category.objects.using("other").count() == 4
+
+
+def test_saves_that_change_nothing_are_named_as_such_not_as_unreadable(pizzeria):
+    with detect() as report:
+        for order in Order.objects.all():
+            order.save()
+    [finding] = _n_plus_ones(report)
+    assert finding.method is None and "fix" not in finding.snippets
+    assert "none of them changed a value" in finding.note
