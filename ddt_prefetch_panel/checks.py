@@ -30,9 +30,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 @register(Tags.compatibility)
 def check_panel_configured(app_configs: Any = None, **kwargs: Any) -> list:
+    from django.apps import apps
+
     panels = getattr(settings, "DEBUG_TOOLBAR_PANELS", None)
-    if panels is not None and PANEL_PATH in panels:
-        return []
+    if (panels is not None and PANEL_PATH in panels) or not apps.is_installed("debug_toolbar"):
+        return []  # shown, or no toolbar to show it in (detect() and test mode only)
     where = (
         "DEBUG_TOOLBAR_PANELS is not set, so django-debug-toolbar uses its default panels, which do not include it"
         if panels is None else "its panel is not in DEBUG_TOOLBAR_PANELS"

@@ -286,14 +286,17 @@ def hide_from_toolbar_stacks() -> None:
     with a stack that shows them again. Added to the toolbar's default list, so a project that
     sets ``HIDE_IN_STACKTRACES`` itself keeps exactly its own list.
     """
+    if not apps.is_installed("debug_toolbar"):
+        return  # detect() and test mode without the toolbar: no stack traces to hide from
     try:
         from debug_toolbar import settings as toolbar_settings
-    except ImportError:
+
+        hidden = toolbar_settings.CONFIG_DEFAULTS.get("HIDE_IN_STACKTRACES")
+        if isinstance(hidden, (tuple, list)) and __package__ not in hidden:
+            toolbar_settings.CONFIG_DEFAULTS["HIDE_IN_STACKTRACES"] = (*hidden, __package__)
+            toolbar_settings.get_config.cache_clear()
+    except Exception:  # a toolbar release without these names: its stacks show our frames
         return
-    hidden = toolbar_settings.CONFIG_DEFAULTS.get("HIDE_IN_STACKTRACES")
-    if isinstance(hidden, (tuple, list)) and __package__ not in hidden:
-        toolbar_settings.CONFIG_DEFAULTS["HIDE_IN_STACKTRACES"] = (*hidden, __package__)
-        toolbar_settings.get_config.cache_clear()
 
 
 def _target(spec: HookSpec) -> tuple[Any, str]:
@@ -1042,7 +1045,8 @@ HOOKS: list[HookSpec] = [
              "the awaiting line of async ORM calls (aget, afirst, async for)", ("self",),
              _wrap_sync_to_async_call),
     HookSpec(TOOLBAR_POSTPROCESS,
-             "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess),
+             "telling the toolbar's own queries from the page's", ("self",), _wrap_toolbar_postprocess,
+             requires="debug_toolbar"),
     HookSpec(GENERIC_FK_GET,
              "N+1s on generic foreign keys", ("self", "instance"),
              lambda original: _with_hop(original, GENERIC_FK_GET, cached=_generic_cached),

@@ -374,6 +374,46 @@ def test_a_project_without_contenttypes_starts_and_works():
     assert result.stdout.strip() == "['django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__']"
 
 
+_WITHOUT_TOOLBAR = """
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["django.contrib.contenttypes", "ddt_prefetch_panel", "tests.plainapp"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+)
+django.setup()
+from django.core.checks import run_checks
+from ddt_prefetch_panel import detect
+from ddt_prefetch_panel.hooks import disabled_hooks
+
+print([m.id for m in run_checks() if m.level >= 30])
+print(sorted(disabled_hooks()))
+with detect() as report:
+    pass
+print(report.findings)
+"""
+
+
+def test_a_project_that_only_uses_detect_without_the_toolbar_gets_no_warning():
+    # debug_toolbar importable but not installed: its middleware module cannot even be imported,
+    # and that hook has nothing to observe, so it is off without a W002.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "demo")])}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_TOOLBAR], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "[]", "['debug_toolbar.middleware:DebugToolbarMiddleware._postprocess']", "[]"]
+
+
 def test_related_managers_read_in_a_loop_are_freed_without_the_cycle_collector(pizzeria):
     """The hop of a related manager is kept in the manager's dict and read by its class's
     wrapped methods: no closure refers back to the manager, so each loop iteration's manager
