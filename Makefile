@@ -3,6 +3,7 @@
 #   make test                          # default python3, SQLite then PostgreSQL
 #   make test PYTHON=python3.12 DJANGO='Django>=6.0,<7'
 #   make demo                          # the pizzeria on http://127.0.0.1:8000/
+#   make compat                        # Django's and DDT's own test suites, plain vs with the package
 #
 # Virtual environments: the default `python3` uses .venv; any other PYTHON gets its own
 # .venv-<major.minor> (so switching interpreters never reinstalls the other one). VENV=...
@@ -26,7 +27,7 @@ BROWSER_PACKAGES := chromium chromium-driver
 POSTGRES_PACKAGES := postgresql
 APT_ENV := DEBIAN_FRONTEND=noninteractive
 
-.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres demo screenshot bench bench-venv peers clean
+.PHONY: help venv install browser-deps postgres-deps test test-sqlite test-postgres compat demo screenshot bench bench-venv peers clean
 
 help:
 	@echo "make test        - install, then run the suite on SQLite and on a throwaway PostgreSQL"
@@ -35,6 +36,7 @@ help:
 	@echo "make bench       - overhead vs no toolbar, DDT panels, django-zeal, nplusone (~6 min; BENCH_ARGS=--quick)"
 	@echo "make peers       - django-zeal's and nplusone's own test cases under zeal, nplusone and ours (.venv-peers; PEERS_ARGS=--cases)"
 	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name')"
+	@echo "make compat      - Django's ORM test apps and django-debug-toolbar's suite, plain vs with the package (~1 min; COMPAT_ARGS=--part ddt)"
 	@echo "make venv        - create/refresh $(VENV) with $(PYTHON) (DJANGO='Django>=6.0,<7' pins Django)"
 	@echo "make clean       - remove build artefacts (keeps the venvs)"
 
@@ -103,6 +105,27 @@ test-sqlite:
 
 test-postgres:
 	scripts/with-postgres.sh $(VENV_PY) -m pytest --ignore=tests/test_packaging.py $(PYTEST_ARGS)
+
+# Django's own ORM test apps (runtests.py, SQLite) and django-debug-toolbar's own suite, each run
+# plain and with the package (app installed, panel in the toolbar, Django's test bodies inside
+# detect()); fails when any test's outcome differs (scripts/compat.py). The suites come from the
+# sdists of the installed versions (cached under build/compat/). Their test-only dependencies are
+# installed into $(VENV) here, with Django and the toolbar pinned to the installed versions, and
+# redone when the venv's install key or this list changes. COMPAT_ARGS='--part django
+# --django-apps queries,defer' narrows the run (`$(VENV_PY) scripts/compat.py --help`).
+COMPAT_PACKAGES := tblib PyYAML html5lib django-csp django-template-partials whitenoise Jinja2 Pygments
+COMPAT_STAMP := $(VENV)/.ddtpp-compat-installed
+
+compat: venv
+	@set -e; \
+	key="$$(cat "$(STAMP)")|$(COMPAT_PACKAGES)"; \
+	if [ ! -f "$(COMPAT_STAMP)" ] || [ "$$(cat "$(COMPAT_STAMP)")" != "$$key" ]; then \
+		pins=$$($(VENV_PY) -c 'import django, debug_toolbar; print("Django==%s django-debug-toolbar==%s" % (django.__version__, debug_toolbar.VERSION))'); \
+		$(VENV_PY) -m pip install --quiet --disable-pip-version-check $(COMPAT_PACKAGES) $$pins; \
+		$(VENV_PY) -m pip check; \
+		printf '%s' "$$key" > "$(COMPAT_STAMP)"; \
+	fi
+	$(VENV_PY) scripts/compat.py $(COMPAT_ARGS)
 
 demo: venv
 	cd demo && $(abspath $(VENV_PY)) manage.py migrate --noinput && $(abspath $(VENV_PY)) manage.py seed_demo \
