@@ -358,18 +358,26 @@ print(sorted(disabled_hooks()))
 """
 
 
-def test_a_project_without_contenttypes_starts_and_works():
+def _run_project_script(script: str, settings_module: str | None):
+    """Run ``script`` in a fresh interpreter, as another project would (its own settings)."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "demo")]),
-           "DJANGO_SETTINGS_MODULE": "tests.settings_nocontenttypes"}
-    result = subprocess.run([sys.executable, "-c", _WITHOUT_CONTENTTYPES], cwd=root, env=env,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "demo")])}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    if settings_module is not None:
+        env["DJANGO_SETTINGS_MODULE"] = settings_module
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_a_project_without_contenttypes_starts_and_works():
+    result = _run_project_script(_WITHOUT_CONTENTTYPES, "tests.settings_nocontenttypes")
     # Only the generic-FK hook is off, and it is not a warning: the project has no generic FKs.
     assert result.stdout.strip() == "['django.contrib.contenttypes.fields:GenericForeignKeyDescriptor.__get__']"
 
@@ -399,17 +407,7 @@ print(report.findings)
 def test_a_project_that_only_uses_detect_without_the_toolbar_gets_no_warning():
     # debug_toolbar importable but not installed: its middleware module cannot even be imported,
     # and that hook has nothing to observe, so it is off without a W002.
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "demo")])}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    result = subprocess.run([sys.executable, "-c", _WITHOUT_TOOLBAR], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_project_script(_WITHOUT_TOOLBAR, None)  # the script configures its own settings
     assert result.stdout.splitlines() == [
         "[]", "['debug_toolbar.middleware:DebugToolbarMiddleware._postprocess']", "[]"]
 
