@@ -32,6 +32,10 @@ INSTALLED_APPS = [
     "taggit",
     "tests.frameworks.catalog",
     "tests.frameworks.blog",
+    # Where-to-act scenarios written from the docs (tests/places/, issue 20).
+    "polymorphic",
+    "mptt",
+    "tests.places",
 ]
 
 MIDDLEWARE = [

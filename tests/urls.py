@@ -12,5 +12,6 @@ urlpatterns = [
     path("__debug__/", include("debug_toolbar.urls")),
     path("faults/", include("tests.faults.urls")),
     path("fw/", include("tests.frameworks.catalog.urls")),
+    path("places/", include("tests.places.urls")),
     path("", include("shop.urls")),
 ]

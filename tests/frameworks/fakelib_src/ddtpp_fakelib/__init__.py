@@ -36,3 +36,6 @@ def export_with_types(queryset: Any) -> list[tuple[Any, Any]]:
         content_type = ContentType.objects.filter(app_label=meta.app_label, model=meta.model_name).first()
         rows.append((obj.pk, content_type.pk))
     return rows
+
+
+# Ready-made pages (a list view to subclass, a table view to wire as is): ddtpp_fakelib.views.

@@ -1,0 +1,21 @@
+"""Data for every page of ``views.py``: each page's query count grows with ``n``."""
+
+from .models import ArtProject, Author, Category, Post, ResearchProject, Tag, Thread
+
+
+def seed(n: int = 3) -> None:
+    authors = [Author.objects.create(name=f"Author {i}") for i in range(n)]
+    tags = [Tag.objects.create(name=name) for name in ("django", "orm", "templates")]
+    for i in range(n):
+        thread = Thread.objects.create(title=f"Thread {i}", author=authors[i])
+        for j in range(n):  # n posts per thread: the DetailView's page grows too
+            post = Post.objects.create(thread=thread, author=authors[(i + j) % n], body=f"Post {i}.{j}",
+                                       draft=j == n - 1)
+            post.tags.set(tags[: 1 + j % len(tags)])
+    for i in range(n):
+        ArtProject.objects.create(topic=f"Painting {i}", artist=f"Artist {i}")
+        ResearchProject.objects.create(topic=f"Research {i}", supervisor=authors[i])
+    for i in range(n):
+        root = Category.objects.create(name=f"Category {i}")
+        for j in range(2):
+            Category.objects.create(name=f"Category {i}.{j}", parent=root)

@@ -1,0 +1,22 @@
+from ddtpp_fakelib.views import model_table
+from django.urls import path
+
+from . import views
+from .models import Thread
+
+app_name = "places"
+urlpatterns = [
+    path("threads/", views.ThreadListView.as_view(), name="thread-list"),
+    path("threads/by-title/", views.ThreadQuerysetListView.as_view(), name="thread-by-title"),
+    path("threads/<int:pk>/", views.ThreadDetailView.as_view(), name="thread-detail"),
+    path("threads/posts/", views.thread_posts, name="thread-posts"),
+    path("threads/results/", views.ThreadResultsView.as_view(), name="thread-results"),
+    path("threads/search/", views.ThreadSearchView.as_view(), name="thread-search"),
+    path("threads/table/", model_table, {"model": Thread, "columns": ["title", "author__name"]}, name="thread-table"),
+    path("posts/recent/", views.RecentPostsView.as_view(), name="recent-posts"),
+    path("posts/published/", views.published_posts, name="published-posts"),
+    path("posts/titles/", views.published_titles, name="published-titles"),
+    path("projects/", views.project_list, name="project-list"),
+    path("categories/", views.CategoryListView.as_view(), name="category-list"),
+    path("categories/tree/", views.category_tree, name="category-tree"),
+]
