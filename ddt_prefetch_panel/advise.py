@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Prefetch
 
 from .capture import Call
+from .place import Place
 from .pysource import literal_imports, python_literal
 from .relate import Relation, describe_path
 
@@ -1202,6 +1203,18 @@ def combine_fixes(fixes: list[str]) -> str | None:
         args = _merge_lookups(args) if method in ("select_related", "prefetch_related", "only", "defer") else args
         parts.append(f".{method}({', '.join(args + kwargs)})")
     return "".join(parts)
+
+
+def place_line(place: Place, model: type | None, fix: str) -> str | None:
+    """A proven queryset call written out at a class attribute of the project's view:
+    ``queryset = Thread.objects.order_by("title").select_related("author")`` for its
+    ``queryset =`` line, or ``queryset = ...`` added below ``model = Thread`` (kept: other code of
+    the class may read it)."""
+    if place.frame is None or model is None or not fix.startswith("."):
+        return None
+    if place.attr == "queryset":
+        return fix_line(place.frame.code, model.__name__, fix)
+    return f"{place.frame.code}\nqueryset = {manager_expr(model)}{fix}"
 
 
 def fix_line(origin_code: str, model_name: str, fix: str) -> str | None:

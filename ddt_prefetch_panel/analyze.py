@@ -18,13 +18,14 @@ from django.db.models import Prefetch
 from . import capture as cap
 from . import hooks, sqlshape
 from .advise import (
-    Advice, BulkGet, Write, advise_in_bulk, advise_relation, advise_write, advise_unused, combine_fixes, fix_line, flatten_select_related,
+    place_line, Advice, BulkGet, Write, advise_in_bulk, advise_relation, advise_write, advise_unused, combine_fixes, fix_line, flatten_select_related,
     nested_prefetch, rewrite_access,
 )
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .frames import BuildSite, build_site, is_project_class
 from .frameworks import fix_snippets, overridable, place_note, unused_snippets
+from .place import Place, climb, installed, place_of
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
 )
@@ -58,6 +59,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     allowed += sum(1 for item in n_plus_ones if item.scoped)
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
     report = Report(findings, summarize(capture, findings, allowed), number_fixes(plans, findings))
+    place_fixes(n_plus_ones, report.fixes)
     attach_patches(report.findings, report.fixes)
     return report
 
@@ -77,6 +79,7 @@ class NPlusOne:
     finding: Finding | None = None
     advice: Advice | None = None
     scoped: bool = False  # dropped by the patterns of an ignore_n_plus_one() block
+    place: Place | None = None  # where to act (place.place_of)
     mirror: Any = None  # the foreign key whose values a hand-written .get() loop looked up
 
     @property
@@ -106,6 +109,8 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         if same_statement and not group.hops:
             continue  # the same statement again and again: reported as a duplicate
         relation = None if write else relate(group, roots_by_seq)
+        if relation is not None:
+            relation = climb(relation)
         if per_instance and relation is None:
             continue  # instances loaded one by one (.get() each): nothing to batch
         if same_statement and (relation is None or relation.root is None or relation.root.rows < 2):
@@ -176,7 +181,8 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
     if "n_plus_one" not in context.kinds:
         return []
     for item in n_plus_ones:
-        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context)
+        item.place = place_of(item.relation, item.group.callsite)
+        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place)
         if item.mirror is not None:
             _name_mirror(item.finding, item.mirror)
         if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
@@ -521,6 +527,75 @@ def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:
     return fixes
 
 
+def place_fixes(items: list[NPlusOne], fixes: list[dict]) -> None:
+    """Each N+1's place, and its proven fix written out there: ``queryset = ...`` beside a
+    view's ``model =``, the ``queryset =`` line itself, nothing paste-able upstream."""
+    for item in items:
+        finding, place = item.finding, item.place
+        if finding is None:
+            continue
+        if place is None:
+            _unplaced(finding, item.relation)
+            continue
+        finding.place = place.to_dict()
+        proven = (finding.proof or {}).get("status") == "verified"
+        fix = finding.snippets.get("fix") or ""
+        if place.kind == "upstream":
+            _unplaceable(finding, place)
+        elif place.kind == "class_attr" and place.attr in ("model", "queryset") and proven and fix.startswith("."):
+            line = place_line(place, item.relation.model, fix) if item.relation is not None else None
+            _set_line(finding.snippets, line)
+        if place.note and finding.snippets.get("fix") and place.note not in (finding.note or ""):
+            finding.note = f"{finding.note} {place.note}" if finding.note else place.note
+    by_fix = {item.finding.fix_id: item for item in items if item.finding is not None and item.finding.fix_id is not None}
+    for index, fix in enumerate(fixes):
+        item = by_fix.get(index)
+        if item is None or item.place is None:
+            continue
+        fix["place"] = item.place.to_dict()
+        if item.place.kind == "class_attr" and item.place.attr in ("model", "queryset") and item.relation is not None:
+            fix["line"] = place_line(item.place, item.relation.model, fix["fix"])
+        elif item.place.kind in ("override", "upstream"):
+            fix["line"] = None
+
+
+def _set_line(snippets: dict, line: str | None) -> None:
+    if line:
+        snippets["line"] = line
+    else:
+        snippets.pop("line", None)
+
+
+def _unplaced(finding: Finding, relation: Relation | None) -> None:
+    """The loop's queryset was built in a template or by a library while the page iterated
+    (a per-child query of a polymorphic queryset), and no queryset of the project leads to it:
+    a proof on that queryset says nothing about a line the user can change."""
+    root = relation.root if relation is not None else None
+    if root is None or not any(finding.snippets.get(key) for key in _PASTEABLE):
+        return
+    site = build_site(root.origin)
+    if site.frame is None or not (site.frame.template or installed(site.frame)):
+        return  # code typed in a shell or run with python -c: its own line is shown as before
+    where_built = where(frame_dict(site.frame)) if site.frame is not None else "code that was not seen"
+    for key in (*_PASTEABLE, "override", "get_queryset", "hints", "patch"):
+        finding.snippets.pop(key, None)
+    finding.method = None
+    reason = (f"No fix is shown: the loop's queryset was built at {where_built}, where nothing can be pasted, "
+              "and no queryset of your project leads to it (it was loaded while iterating, not through a "
+              "relation). A select_related/prefetch_related on your own queryset would not reach it.")
+    if finding.proof:
+        finding.proof = {**finding.proof, "status": "skipped", "detail": reason}
+    finding.note = f"{finding.note} {reason}" if finding.note else reason
+
+
+def _unplaceable(finding: Finding, place: Place) -> None:
+    """Upstream: the package's line is named, nothing is offered to paste."""
+    for key in (*_PASTEABLE, "override", "get_queryset", "hints", "patch"):
+        finding.snippets.pop(key, None)
+    finding.library = True
+    finding.note = f"{finding.note} {place.note}" if finding.note else place.note
+
+
 def apply_allowlist(findings: list[Finding], allow: list[dict]) -> tuple[list[Finding], int]:
     if not allow:
         return findings, 0
@@ -583,7 +658,7 @@ def _label(model: type | None) -> str | None:
 
 
 def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
-                context: Context) -> tuple[Finding, Advice]:
+                context: Context, place: Place | None = None) -> tuple[Finding, Advice]:
     members = [group, *absorbed]
     count = sum(g.count for g in members)
     duration = sum(g.duration for g in members)
@@ -599,7 +674,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     callsite = group.callsite
     # Only a project line that builds the queryset is rewritten: not a library's line, not a
     # framework declaration (whose fix has its own place, see frameworks.fix_snippets).
-    rewritable = origin["code"] if origin and not site.library and not site.frame.declares else None
+    rewritable = place.frame.code if place is not None and place.rewritable else None
     written = write_of(group.buckets[0].sql) if relation is None else None
     write = build_write(members, *written) if written else None
     bulk = bulk_get(group) if relation is None and written is None else None
@@ -653,7 +728,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     place = place_note(site)
     if place and advice.snippets.get("line"):
         finding.note = (finding.note + " " if finding.note else "") + place
-    if site.library and not finding.library:
+    if site.library and not finding.library and (place is None or place.kind not in ("class_attr", "override")):
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The queryset is built in library code ({site.frame.function}): override it in your project."
         )
@@ -661,6 +736,11 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         finding.note = (finding.note + " " if finding.note else "") + (
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
+    if relation is not None and relation.climbed_from and place is not None and place.pasteable:
+        finding.note = (finding.note + " " if finding.note else "") + (
+            f"The loop's own queryset ({relation.climbed_from}) is built in a template or a library, where "
+            f"nothing can be pasted: the fix goes on the queryset its {relation.model.__name__} came from, "
+            f"as {relation.lookup!r}.")
     return finding, advice
 
 

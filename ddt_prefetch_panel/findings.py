@@ -97,6 +97,11 @@ class Finding:
     # {"status": "verified" | "failed" | "skipped", "before", "after", "rows", "detail"}.
     proof: dict | None = None
     fix_id: int | None = None  # index into Report.fixes when part of a combined fix
+    # Where to act (place.py): {"file", "line", "code", "kind"}; kind is "queryset", "class_attr",
+    # "override" or "upstream" (then also "package" and "version", and no paste-able line).
+    place: dict | None = None
+    # The repeat is a test's own setup loop (test module code): listed apart, never fails a run.
+    test_code: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -125,6 +130,8 @@ class Finding:
             "library": self.library,
             "proof": self.proof,
             "fix_id": self.fix_id,
+            "place": self.place,
+            "test_code": self.test_code,
         }
 
     @classmethod

@@ -191,7 +191,9 @@ def build_stack(start: Any, anchor: Any, interned: dict | None = None) -> tuple:
         if not is_library_code(code):
             if not _is_manager_code(frame):
                 break
-        elif owner is None and not is_orm_code(code):
+        elif owner is None and not is_orm_code(code) and not _is_manager_code(frame):
+            # A library's manager or queryset (mptt's TreeManager, polymorphic's) is the ORM
+            # too: the owner is the class that asked it (CategoryListView's get_queryset).
             owner = frame
         frame = frame.f_back
     owners = (owner,) if owner is not None else ()
@@ -387,6 +389,19 @@ def reset_caches() -> None:
 
 
 _LIBRARY_PREFIXES: tuple[str, ...] | None = None
+# Scripts that only start the project (a management command's ``execute_from_command_line``):
+# never a call site, an origin or a place, whatever directory they are in.
+ENTRY_POINT_FILES = frozenset({"manage.py"})
+_TEST_FILE = re.compile(r"^(test_.*|.*_tests?|tests|conftest)\.py$")
+
+
+def is_test_file(filename: str) -> bool:
+    """A test module by the names pytest and Django's runner collect (``test_*.py``,
+    ``*_test.py``, ``tests.py``, ``conftest.py``): its loops are a test's own setup."""
+    return bool(_TEST_FILE.match(os.path.basename(filename)))
+
+
+_CO_NEWLOCALS = inspect.CO_NEWLOCALS
 _SITE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -398,7 +413,7 @@ def is_library_file(filename: str) -> bool:
     if filename.startswith("<"):
         return True  # <frozen importlib._bootstrap>, <string>, ...
     path = os.path.abspath(filename)
-    if path.startswith(_OWN_DIR):
+    if path.startswith(_OWN_DIR) or os.path.basename(path) in ENTRY_POINT_FILES:
         return True
     rules = project_rules()
     if rules.packages and _in_packages(path, rules.packages):
@@ -414,6 +429,11 @@ def is_library_file(filename: str) -> bool:
         # where the process runs from (scripts, a test session's temporary project).
         return not path.startswith(rules.roots + (_dir_prefix(os.getcwd()),))
     return False
+
+
+def is_site_file(filename: str) -> bool:
+    """A file under a site-packages (or dist-packages) directory: an installed package's."""
+    return any(marker in os.path.abspath(filename) for marker in _SITE_DIRS)
 
 
 def _in_packages(path: str, packages: tuple[str, ...]) -> bool:
@@ -662,7 +682,12 @@ def resolve_entry(entry: tuple) -> Frame | None:
     if is_library_code(code):
         return None
     source = linecache.getline(code.co_filename, lineno).strip()
-    detail = ("self", entry[3]) if len(entry) == 4 and entry[2] is OWNER else None
+    if len(entry) == 4 and entry[2] is OWNER:
+        detail: Any = ("self", entry[3])
+    elif not code.co_flags & _CO_NEWLOCALS and code.co_name != "<module>":
+        detail = ("class_body", None)  # run once at import: ``queryset = Book.objects.all()``
+    else:
+        detail = None
     return Frame(code.co_filename, lineno, _function_name(code), source,
                  qualname=getattr(code, "co_qualname", code.co_name), detail=detail)
 
@@ -701,7 +726,37 @@ def callsite_of(frames: tuple[Frame, ...]) -> Frame | None:
         if inner and inner[0].template:
             return inner[0]
         return frame
-    return frames[0] if frames else None
+    if not frames:
+        return None
+    call = tag_call(frames)
+    return frames[call] if call is not None else frames[0]
+
+
+# Django's nodes for tags registered with @register.inclusion_tag / simple_tag / simple_block_tag.
+TAG_NODES = frozenset({"InclusionNode", "SimpleNode", "SimpleBlockNode"})
+
+
+def in_templatetags(filename: str) -> bool:
+    """A template tag or filter library: Django finds them only in an app's ``templatetags`` package."""
+    return f"{os.sep}templatetags{os.sep}" in filename
+
+
+def tag_call(frames: tuple[Frame, ...]) -> int | None:
+    """The index of the template line that calls a tag or filter whose own code (its Python
+    function, or the template an inclusion tag renders) issued the query, or None.
+
+    The loop that repeats is the one around that template line: the tag's own line stays in the
+    stack as the next frame.
+    """
+    for index, frame in enumerate(frames[1:], start=1):
+        if not frame.template:
+            if not in_templatetags(frame.filename):
+                return None
+            continue
+        inner = frames[:index]
+        if frame.function in TAG_NODES or any(not f.template for f in inner):
+            return index
+    return None
 
 
 @dataclass(frozen=True)
@@ -734,7 +789,8 @@ def build_site(raw: tuple | None) -> BuildSite:
             break
     if decider is None:
         return BuildSite(None, False)
-    manager = next((getattr(e[0], "co_qualname", e[0].co_name) for e in raw if len(e) == 4 and e[2] is MANAGER), "")
+    manager = next((getattr(e[0], "co_qualname", e[0].co_name) for e in raw
+                    if len(e) == 4 and e[2] is MANAGER and not is_library_code(e[0])), "")
     frame = resolve_entry(decider)
     if frame is not None:
         return BuildSite(frame, False, manager)

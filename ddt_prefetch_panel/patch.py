@@ -46,7 +46,9 @@ def finding_edits(finding: dict, fixes: list[dict] | None = None) -> tuple[list[
     proof = combined.get("proof") or finding.get("proof") or {}
     if proof.get("status") == "failed" or not line:
         return [], []
-    origin = combined.get("origin") or finding.get("origin") or {}
+    origin = place_frame(combined) or place_frame(finding) or combined.get("origin") or finding.get("origin") or {}
+    if (combined.get("place") or finding.get("place") or {}).get("kind") in ("override", "upstream"):
+        return [], []  # a method to add, or nothing in the project to change: no line edit
     edits = []
     origin_edit = _edit(origin, line)
     if origin_edit is None:
@@ -67,6 +69,14 @@ def finding_edits(finding: dict, fixes: list[dict] | None = None) -> tuple[list[
     imports = [i for i in (combined.get("import"), snippets.get("import")) if i]
     imports += _model_imports(finding, edits)
     return edits, imports
+
+
+def place_frame(data: dict) -> dict | None:
+    """The line a ``place`` names (``queryset`` or ``class_attr``), as a frame dict."""
+    place = data.get("place") or {}
+    if place.get("kind") not in ("queryset", "class_attr") or not place.get("file"):
+        return None
+    return {"filename": place["file"], "lineno": place["line"], "code": place["code"]}
 
 
 def combined_fix(finding: dict, fixes: list[dict] | None = None) -> dict | None:
@@ -221,7 +231,7 @@ def file_changes(edits: list[LineEdit], imports: dict[str, list[str]], root: str
             old = after[edit.lineno - 1]
             indent = old[: len(old) - len(old.lstrip())]
             ending = old[len(old.rstrip("\r\n")):]
-            after[edit.lineno - 1] = indent + edit.new + ending
+            after[edit.lineno - 1] = "".join(indent + part + ending for part in edit.new.split("\n"))
         if imports.get(path) and path.endswith(".py"):
             patched = add_imports("".join(after), imports[path])
             if patched is None:

@@ -78,6 +78,9 @@ class Relation:
     # Models a generic FK on the path pointed to in this request (for GenericPrefetch).
     generic_models: tuple[type, ...] = ()
     per_instance: bool = False  # prefetch_related_objects([instance], ...) called once per instance
+    # The lookup from the loop's own queryset when place.climb re-rooted the relation on the
+    # queryset its parent object came from (the loop's queryset was built in a template or library).
+    climbed_from: str | None = None
 
     @property
     def last(self) -> HopInfo | None:

@@ -313,7 +313,11 @@ def test_queryset_built_by_a_generic_view_names_the_users_subclass(client, catal
     assert finding.origin["function"] == "BookListView.get_queryset"
     assert finding.origin["filename"].endswith("django/views/generic/list.py")
     assert finding.origin["library"] is True
-    assert "line" not in finding.snippets  # Django's own line is not the user's to rewrite
+    # Django's own line is not the user's to rewrite: the place is the subclass's ``model =``,
+    # with the queryset declared beside it (or the override).
+    assert finding.place == {"file": "tests/frameworks/catalog/views.py", "line": finding.place["line"],
+                             "code": "model = Book", "kind": "class_attr", "class": "BookListView", "attr": "model"}
+    assert finding.snippets["line"] == 'model = Book\nqueryset = Book.objects.select_related("author")'
     assert finding.snippets["override"] == (
         "# in BookListView\n"
         "def get_queryset(self):\n"

@@ -132,6 +132,7 @@ def test_stale_source_gives_no_patch(pizzeria):
     request = RequestFactory().get("/")
     finding = _n_plus_one(views.forward_fk_bad, request)[0]
     finding["origin"] = {**finding["origin"], "code": "orders = Order.objects.all()  # an older version"}
+    finding["place"] = {**finding["place"], "code": "orders = Order.objects.all()  # an older version"}
     assert finding_patch(finding) is None
 
 

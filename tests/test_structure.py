@@ -107,7 +107,7 @@ def test_cycle_finder_finds_a_cycle():
 
 def test_lower_stages_do_not_import_higher_ones():
     graph = import_graph()
-    order = ["frames", "capture", "hooks", "group", "relate", "advise", "findings", "analyze", "report"]
+    order = ["frames", "capture", "hooks", "group", "relate", "place", "advise", "findings", "analyze", "report"]
     rank = {f"{NAME}.{name}": i for i, name in enumerate(order)}
     for module, targets in graph.items():
         for target in targets:

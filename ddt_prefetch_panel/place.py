@@ -1,0 +1,254 @@
+"""Stage 4, place: where in the project's own code to act on a finding.
+
+relate names the relation and the root queryset the loop iterated; that root may have been
+built where nothing can be pasted: in a template (``{% for post in object.posts.all %}``),
+or by a library (Django's ``ListView.get_queryset`` for ``model = Thread``, a CMS's child
+relation). This stage decides, from ORM metadata and the captured stacks only:
+
+* :func:`climb`: when the root was built in a template or by a library the project cannot
+  override there, the root is re-rooted on the queryset its parent object came from
+  (``object`` of a ``DetailView`` -> the view's queryset) with the longer lookup
+  (``posts__author``), as long as that parent is replayable;
+* :func:`place_of`: the :class:`Place` to act on. A project line that builds the queryset
+  (``"queryset"``); a class attribute of the project's view or admin (``"class_attr"``:
+  ``queryset =``, ``model =``, ``list_select_related``); a method to add in the project's
+  subclass (``"override"``); or, when nothing in the project can change the query,
+  ``"upstream"``: the package, its version and its line, with no paste-able line.
+
+A place is never a template, a site-packages file or ``manage.py``. A finding whose loop and
+queryset are a test module's own code (a setup loop) is :func:`test_code`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .capture import Root
+from .frames import (
+    BuildSite,
+    Frame,
+    build_site,
+    class_body,
+    declaration_line,
+    is_library_file,
+    is_project_class,
+    is_site_file,
+    is_test_file,
+    shown_location,
+)
+from .relate import Relation, changelist_admin, describe_path
+
+PLACE_KINDS = ("queryset", "class_attr", "override", "upstream")
+
+# Library methods that build a view's queryset from ``model =`` when ``queryset`` is not set:
+# Django's generic views (MultipleObjectMixin / SingleObjectMixin). Checked by class, not name.
+_MODEL_DRIVEN = (
+    ("django.views.generic.list", "MultipleObjectMixin"),
+    ("django.views.generic.detail", "SingleObjectMixin"),
+)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where to act. ``frame`` is the project line (for ``"upstream"``, the library's line)."""
+
+    kind: str
+    frame: Frame | None
+    owner: type | None = None  # class_attr / override: the project class to change
+    attr: str = ""  # class_attr: "queryset" | "model" | "list_select_related"; override: the method
+    params: tuple[str, ...] = ()  # override: the method's parameters, self first
+    note: str = ""  # why the fix goes here, for the finding's note
+
+    @property
+    def pasteable(self) -> bool:
+        return self.kind != "upstream" and self.frame is not None
+
+    @property
+    def rewritable(self) -> bool:
+        """The line itself takes the fix (a queryset built there, or ``queryset =`` on a class)."""
+        return self.kind == "queryset" or (self.kind == "class_attr" and self.attr in ("", "queryset"))
+
+    def to_dict(self) -> dict:
+        """``{"file", "line", "code", "kind"}``, plus ``class`` for a class attribute or an
+        override and ``package``/``version`` for upstream (paths as exports show them)."""
+        data: dict[str, Any] = {"file": None, "line": None, "code": None, "kind": self.kind}
+        if self.frame is not None:
+            location = shown_location(self.frame.filename)
+            data.update(file=location.path, line=self.frame.lineno, code=self.frame.code)
+            if self.kind == "upstream":
+                data.update(package=location.distribution or location.path.split("/")[0],
+                            version=location.version)
+        if self.owner is not None:
+            data["class"] = self.owner.__name__
+        if self.attr:
+            data["attr"] = self.attr
+        return data
+
+
+# --------------------------------------------------------------------------- climbing
+
+
+def owned(site: BuildSite) -> bool:
+    """Whether the project can change the queryset where it was built: a project Python line
+    (not a template), a GraphQL field of the project's type (its ``get_queryset``),
+    or a library method of a project subclass (override it, or set the class attribute it reads)."""
+    frame = site.frame
+    if frame is None:
+        return False
+    if site.library:
+        return overridable_frame(frame)
+    if frame.template:
+        return False
+    if frame.declares:
+        return isinstance(frame.detail, tuple) and frame.detail[0] in ("strawberry", "graphene")
+    return True
+
+
+def climb(relation: Relation) -> Relation:
+    """Re-root a relation whose root the project cannot change where it was built.
+
+    ``{% for post in object.posts.all %}{{ post.author }}`` iterates a queryset the template
+    built from ``object``: the fix belongs on the queryset that loaded ``object``
+    (``prefetch_related("posts__author")``), which the replay proofs can re-run. Stops at the
+    first root the project owns, or where the longer path is not a relation chain.
+    """
+    root, path, hops = relation.root, relation.path, relation.hops
+    if root is None or relation.per_instance or not path or len(hops) != len(path):
+        return relation
+    climbed = False
+    while root.via is not None and not owned(build_site(root.origin)):
+        parent = root.via.root
+        longer = tuple(root.via.path) + tuple(path)
+        described = describe_path(parent.model, longer)
+        if not described or parent.query is None or not _replayable_parent(parent):
+            break
+        root, path, hops, climbed = parent, longer, described, True
+    if not climbed:
+        return relation
+    return replace(relation, root=root, model=root.model, path=path, hops=list(hops),
+                   model_admin=changelist_admin(root), climbed_from=relation.lookup)
+
+
+def _replayable_parent(root: Root) -> bool:
+    return root.queryset_class is not None and root.rows >= 1
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+def place_of(relation: Relation | None, callsite: Frame | None) -> Place | None:
+    """The place to act for a finding on ``relation`` (without a root: its own loop line)."""
+    root = relation.root if relation is not None else None
+    if relation is not None and relation.model_admin is not None and is_project_class(type(relation.model_admin)):
+        return admin_place(type(relation.model_admin))
+    site = build_site(root.origin) if root is not None else BuildSite(None, False)
+    frame = site.frame
+    if owned(site):
+        if site.library:
+            return view_place(frame)
+        if frame.declares:
+            return Place("override", frame, note="")
+        return Place("class_attr" if is_class_body(frame) else "queryset", frame)
+    if root is None and callsite is not None and not callsite.template and not callsite.declares:
+        return Place("queryset", callsite)  # a hand-written loop or a write loop: its own line
+    if frame is not None and site.library and installed(frame):
+        return Place("upstream", frame, note=upstream_note(frame))
+    return None
+
+
+def installed(frame: Frame) -> bool:
+    """A file of an installed package (not code typed in a shell or run with ``python -c``)."""
+    return bool(shown_location(frame.filename).distribution) or is_site_file(frame.filename)
+
+
+def test_code(place: Place | None, callsite: Frame | None) -> bool:
+    """The repeat is a test's own code: its loop is in a test module and so is what it loops
+    over (objects created in the test body, a queryset the test built), not a view it called."""
+    if callsite is None or callsite.template or not is_test_file(callsite.filename):
+        return False
+    return place is not None and place.frame is not None and is_test_file(place.frame.filename)
+
+
+def is_class_body(frame: Frame) -> bool:
+    """A line of a class body (``queryset = Book.objects.all()`` on a view), run at import."""
+    return isinstance(frame.detail, tuple) and frame.detail[0] == "class_body"
+
+
+def overridable_frame(frame: Frame) -> bool:
+    detail = frame.detail
+    return isinstance(detail, tuple) and detail[0] == "override" and is_project_class(detail[1])
+
+
+def view_place(frame: Frame) -> Place:
+    """A library method built the queryset for a project subclass (``ListView.get_queryset``
+    of ``ThreadList``): the subclass's own ``queryset =``, else its ``model =`` where the library
+    builds from it, else the method to override."""
+    _, owner, method, params = frame.detail
+    library = f"{frame.function}()"
+    if method == "get_queryset":
+        declared = project_declaration(owner, "queryset")
+        if declared is not None:
+            return Place("class_attr", declared, owner, "queryset",
+                         note=f"{owner.__name__}.queryset is what {library} starts from: the fix goes there.")
+        if _model_driven(owner):
+            declared = project_declaration(owner, "model")
+            if declared is not None:
+                return Place("class_attr", declared, owner, "model", note=(
+                    f"{library} builds the queryset from {owner.__name__}.model: declare the queryset "
+                    "on the class (keep model =)."))
+    line = class_line(owner)
+    if line is None:
+        return Place("upstream", frame, note=upstream_note(frame)) if installed(frame) else None
+    return Place("override", line, owner, method, tuple(params), note=(
+        f"{library} builds the queryset: override {method}() in {owner.__name__} and chain the fix onto super()."))
+
+
+def admin_place(cls: type) -> Place | None:
+    declared = project_declaration(cls, "list_select_related")
+    if declared is not None:
+        return Place("class_attr", declared, cls, "list_select_related")
+    line = class_line(cls)
+    return Place("class_attr", line, cls, "list_select_related") if line is not None else None
+
+
+def project_declaration(cls: type, name: str) -> Frame | None:
+    """The line of ``cls`` or a project base class that sets ``name``; None when only a
+    library class does (``ListView.queryset = None``)."""
+    found = declaration_line(cls, name)
+    if found is None or is_library_file(found[0]):
+        return None
+    filename, lineno, code = found
+    if code.split("=", 1)[-1].strip() in ("None", ""):
+        return None
+    return Frame(filename, lineno, cls.__name__, code, qualname=cls.__name__)
+
+
+def class_line(cls: type) -> Frame | None:
+    """The ``class`` statement of a project class (where a method is added)."""
+    body = class_body(cls)
+    if body is None or is_library_file(body[0]):
+        return None
+    filename, start, lines, _ = body
+    for offset, line in enumerate(lines):
+        if line.lstrip().startswith("class "):
+            return Frame(filename, start + offset, cls.__name__, line.strip(), qualname=cls.__name__)
+    return None
+
+
+def _model_driven(owner: type) -> bool:
+    for module_name, name in _MODEL_DRIVEN:
+        base = getattr(sys.modules.get(module_name), name, None)
+        if isinstance(base, type) and issubclass(owner, base):
+            return True
+    return False
+
+
+def upstream_note(frame: Frame) -> str:
+    location = shown_location(frame.filename)
+    package = location.distribution or location.path.split("/")[0]
+    version = f" {location.version}" if location.version else ""
+    return (f"Built and looped inside {package}{version} ({location.path}:{frame.lineno}); no line of "
+            "your project builds this queryset, so there is nothing to paste here. Report it upstream, "
+            "or replace the view or tag with your own.")
