@@ -25,7 +25,7 @@ from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .frames import BuildSite, build_site, is_project_class
 from .frameworks import fix_snippets, overridable, place_note, unused_snippets
-from .place import Place, climb, installed, place_of
+from .place import Place, climb, installed, place_of, test_code
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
 )
@@ -183,6 +183,7 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
     for item in n_plus_ones:
         item.place = place_of(item.relation, item.group.callsite)
         item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place)
+        item.finding.test_code = test_code(item.place, item.group.callsite)
         if item.mirror is not None:
             _name_mirror(item.finding, item.mirror)
         if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
@@ -545,6 +546,9 @@ def place_fixes(items: list[NPlusOne], fixes: list[dict]) -> None:
         elif place.kind == "class_attr" and place.attr in ("model", "queryset") and proven and fix.startswith("."):
             line = place_line(place, item.relation.model, fix) if item.relation is not None else None
             _set_line(finding.snippets, line)
+        elif place.attr == "list_select_related" and proven and fix.startswith("list_select_related") \
+                and place.frame is not None and place.frame.code.startswith("list_select_related"):
+            finding.snippets["line"] = fix  # the ModelAdmin's own list_select_related line, extended
         if place.note and finding.snippets.get("fix") and place.note not in (finding.note or ""):
             finding.note = f"{finding.note} {place.note}" if finding.note else place.note
     by_fix = {item.finding.fix_id: item for item in items if item.finding is not None and item.finding.fix_id is not None}
@@ -725,9 +729,9 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         note=advice.note or (relation.note if relation else None),
         library=_library_only(site, relation),
     )
-    place = place_note(site)
-    if place and advice.snippets.get("line"):
-        finding.note = (finding.note + " " if finding.note else "") + place
+    which = place_note(site)
+    if which and advice.snippets.get("line"):
+        finding.note = (finding.note + " " if finding.note else "") + which
     if site.library and not finding.library and (place is None or place.kind not in ("class_attr", "override")):
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The queryset is built in library code ({site.frame.function}): override it in your project."
@@ -738,9 +742,9 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         )
     if relation is not None and relation.climbed_from and place is not None and place.pasteable:
         finding.note = (finding.note + " " if finding.note else "") + (
-            f"The loop's own queryset ({relation.climbed_from}) is built in a template or a library, where "
-            f"nothing can be pasted: the fix goes on the queryset its {relation.model.__name__} came from, "
-            f"as {relation.lookup!r}.")
+            f"The loop's own queryset (.{relation.climbed_from.replace('__', '.')}) is built in a template or "
+            f"a library, where nothing can be pasted: the fix goes on the queryset the "
+            f"{relation.model.__name__} came from, as {relation.lookup!r}.")
     return finding, advice
 
 

@@ -21,6 +21,7 @@ queryset are a test module's own code (a setup loop) is :func:`test_code`.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, replace
 from typing import Any
@@ -127,8 +128,9 @@ def climb(relation: Relation) -> Relation:
         root, path, hops, climbed = parent, longer, described, True
     if not climbed:
         return relation
+    via = relation.root.via
     return replace(relation, root=root, model=root.model, path=path, hops=list(hops),
-                   model_admin=changelist_admin(root), climbed_from=relation.lookup)
+                   model_admin=changelist_admin(root), climbed_from="__".join(via.path) if via else None)
 
 
 def _replayable_parent(root: Root) -> bool:
@@ -142,7 +144,7 @@ def place_of(relation: Relation | None, callsite: Frame | None) -> Place | None:
     """The place to act for a finding on ``relation`` (without a root: its own loop line)."""
     root = relation.root if relation is not None else None
     if relation is not None and relation.model_admin is not None and is_project_class(type(relation.model_admin)):
-        return admin_place(type(relation.model_admin))
+        return admin_place(type(relation.model_admin), all(hop.single for hop in relation.hops))
     site = build_site(root.origin) if root is not None else BuildSite(None, False)
     frame = site.frame
     if owned(site):
@@ -187,17 +189,16 @@ def view_place(frame: Frame) -> Place:
     builds from it, else the method to override."""
     _, owner, method, params = frame.detail
     library = f"{frame.function}()"
-    if method == "get_queryset":
+    if method == "get_queryset" and _model_driven(frame):
         declared = project_declaration(owner, "queryset")
         if declared is not None:
             return Place("class_attr", declared, owner, "queryset",
                          note=f"{owner.__name__}.queryset is what {library} starts from: the fix goes there.")
-        if _model_driven(owner):
-            declared = project_declaration(owner, "model")
-            if declared is not None:
-                return Place("class_attr", declared, owner, "model", note=(
-                    f"{library} builds the queryset from {owner.__name__}.model: declare the queryset "
-                    "on the class (keep model =)."))
+        declared = project_declaration(owner, "model")
+        if declared is not None:
+            return Place("class_attr", declared, owner, "model", note=(
+                f"{library} builds the queryset from {owner.__name__}.model: declare the queryset "
+                "on the class (keep model =)."))
     line = class_line(owner)
     if line is None:
         return Place("upstream", frame, note=upstream_note(frame)) if installed(frame) else None
@@ -205,12 +206,19 @@ def view_place(frame: Frame) -> Place:
         f"{library} builds the queryset: override {method}() in {owner.__name__} and chain the fix onto super()."))
 
 
-def admin_place(cls: type) -> Place | None:
-    declared = project_declaration(cls, "list_select_related")
-    if declared is not None:
-        return Place("class_attr", declared, cls, "list_select_related")
+def admin_place(cls: type, joinable: bool) -> Place | None:
+    """The project's ModelAdmin: its ``list_select_related`` for single-valued relations, else a
+    ``get_queryset`` to add (the admin's own changelist builds and loops the queryset)."""
+    if joinable:
+        declared = project_declaration(cls, "list_select_related")
+        if declared is not None:
+            return Place("class_attr", declared, cls, "list_select_related")
     line = class_line(cls)
-    return Place("class_attr", line, cls, "list_select_related") if line is not None else None
+    if line is None:
+        return None
+    if joinable:
+        return Place("class_attr", line, cls, "list_select_related")
+    return Place("override", line, cls, "get_queryset", ("self", "request"))
 
 
 def project_declaration(cls: type, name: str) -> Frame | None:
@@ -237,10 +245,14 @@ def class_line(cls: type) -> Frame | None:
     return None
 
 
-def _model_driven(owner: type) -> bool:
+def _model_driven(frame: Frame) -> bool:
+    """The library method that built the queryset is Django's own generic ``get_queryset``
+    (which reads ``queryset``, else ``model``), not a subclass's override that ignores them."""
     for module_name, name in _MODEL_DRIVEN:
         base = getattr(sys.modules.get(module_name), name, None)
-        if isinstance(base, type) and issubclass(owner, base):
+        code = getattr(getattr(base, "get_queryset", None), "__code__", None)
+        if code is not None and frame.qualname == code.co_qualname and \
+                os.path.abspath(frame.filename) == os.path.abspath(code.co_filename):
             return True
     return False
 

@@ -125,13 +125,15 @@ class SuiteReport:
         terminalreporter.section("N+1 queries (ddt-prefetch-panel)")
         if not findings:
             terminalreporter.write_line("No N+1 queries in the tests that ran.")
-        for entry in findings[:20]:
+        ordered = sorted(findings, key=lambda entry: bool(entry.get("test_code")))  # tests' own loops last
+        for entry in ordered[:20]:
             tests = len(entry.get("tests") or [])
             fix = (entry.get("snippets") or {}).get("line") or (entry.get("snippets") or {}).get("fix") or ""
             terminalreporter.write_line(
                 f"{kind_title(entry['kind'])} {entry.get('relation') or entry.get('model')} at "
                 f"{where(entry.get('callsite'))} ({tests} test{'s' if tests != 1 else ''}, "
-                f"{entry['avoidable']} avoidable queries)" + (f"\n    fix: {fix.splitlines()[0]}" if fix else "")
+                f"{entry['avoidable']} avoidable queries)" + (" [the test's own setup code]" if entry.get("test_code") else "")
+                + (f"\n    fix: {fix.splitlines()[0]}" if fix else "")
             )
         if len(findings) > 20:
             terminalreporter.write_line(f"... and {len(findings) - 20} more")
@@ -147,6 +149,7 @@ class SuiteReport:
 
 def _failing(findings: list[dict]) -> list[dict]:
     """What --n-plus-one-fail fails on: as in test mode, not findings wholly inside a library
-    (their queryset and loop are a package's; the report still lists them)."""
-    return [f for f in findings if not f.get("library")]
+    (their queryset and loop are a package's), nor a test's own setup loops (``test_code``);
+    the report still lists both, apart."""
+    return [f for f in findings if not f.get("library") and not f.get("test_code")]
 

@@ -95,14 +95,18 @@ def _result(finding: dict, root: str, rule_ids: list[str], fixes: list[dict] | N
         "level": RULES[rule_id][3],
         "message": {"text": message(finding, combined_fix(finding, fixes))},
     }
+    # The result sits on the place to act (a line of the project), else on the call site.
+    act = finding.get("place") or {}
+    place = _location({"filename": act.get("file"), "lineno": act.get("line"), "code": act.get("code")}, root,
+                      "act here: the fix goes on this line") if act.get("kind") not in (None, "upstream") else None
     callsite = _location(finding.get("callsite"), root)
-    origin = _location(finding.get("origin"), root, "queryset built here: the fix goes on this line")
-    primary = callsite or origin
+    origin = _location(finding.get("origin"), root, "queryset built here")
+    primary = place or callsite or origin
     if primary is not None:
         result["locations"] = [primary]
-    related = []
-    if origin is not None and primary is not origin:
-        related.append(origin)
+    related = [location for location in (callsite, origin) if location is not None and location is not primary]
+    if place is not None and origin is not None and place["physicalLocation"] == origin["physicalLocation"]:
+        related.remove(origin)
     definition = _location(finding.get("defined_at"), root, "relation defined here")
     if definition is not None:
         related.append(definition)

@@ -323,7 +323,7 @@ def test_queryset_built_by_a_generic_view_names_the_users_subclass(client, catal
         "def get_queryset(self):\n"
         '    return super().get_queryset().select_related("author")'
     )
-    assert "override it in your project" in finding.note
+    assert "declare the queryset on the class (keep model =)" in finding.note
     assert finding.library is False
     assert_verified(finding)
     pasted = textwrap.dedent(inspect.getsource(catalog_views.FixedBookListView.get_queryset)).strip()

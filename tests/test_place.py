@@ -1,0 +1,206 @@
+"""Where to act (place.py), on scenarios written the way Django's and the frameworks' docs write
+them (tests/places/): generic views, a DetailView's template loop, ``{% with %}``, an inclusion
+tag, a library view subclassed by the project, a library view used as is, django-polymorphic
+and django-mptt.
+
+For every fix shown, the test does what a user does: it pastes the shown code at ``place`` in a
+copy of ``tests/places/views.py`` and checks that the patched view's query count no longer grows
+with the data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from ddt_prefetch_panel import detect
+from ddt_prefetch_panel.frames import Frame, is_library_file, is_test_file, tag_call
+from tests.places import views
+from tests.places.models import Author, Thread
+from tests.places.seed import seed
+
+pytestmark = pytest.mark.django_db
+VIEWS = Path(views.__file__)
+_pasted = itertools.count()
+
+
+def report_for(client, url: str):
+    with detect() as report:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return report
+
+
+def n_plus_ones(report):
+    return [f for f in report.findings if f.kind == "n_plus_one"]
+
+
+def paste(finding) -> object:
+    """``tests/places/views.py`` with the finding's shown code pasted at its place, imported as a
+    module of the same package (its relative imports work)."""
+    place, snippets = finding.place, finding.snippets
+    assert place["file"] == "tests/places/views.py", place
+    lines = VIEWS.read_text().splitlines()
+    index = place["line"] - 1
+    assert lines[index].strip() == place["code"]
+    indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
+    if place["kind"] in ("queryset", "class_attr"):
+        lines[index:index + 1] = [indent + part for part in snippets["line"].split("\n")]
+    elif place["kind"] == "override":
+        header, *body = snippets["override"].split("\n")
+        assert header == f"# in {place['class']}"
+        lines[index + 1:index + 1] = [indent + "    " + part for part in body]
+    else:
+        raise AssertionError(f"nothing to paste at an {place['kind']} place")
+    source = "\n".join([*snippets.get("import", "").splitlines(), *lines]) + "\n"
+    path = VIEWS.with_name(f"_pasted_{next(_pasted)}.py")
+    try:
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(f"tests.places.{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        path.unlink()
+    return module
+
+
+def queries(view, **kwargs) -> int:
+    request = RequestFactory().get("/")
+    with CaptureQueriesContext(connection) as captured:
+        response = view(request, **kwargs)
+        if hasattr(response, "render"):
+            response.render()
+    assert response.status_code == 200
+    return len(captured)
+
+
+def view_of(module, name: str):
+    attr = getattr(module, name)
+    return attr.as_view() if isinstance(attr, type) else attr
+
+
+# url, view in views.py, place kind (and attr), lookup of the fix
+PASTED = {
+    "list_model": ("/places/threads/", "ThreadListView", "class_attr", "model", "author"),
+    "list_queryset": ("/places/threads/by-title/", "ThreadQuerysetListView", "class_attr", None, "author"),
+    "detail_template_loop": ("/places/threads/{pk}/", "ThreadDetailView", "class_attr", "model", "posts__author"),
+    "with_of_a_relation": ("/places/threads/posts/", "thread_posts", "queryset", None, "posts__author"),
+    "inclusion_tag": ("/places/threads/results/", "ThreadResultsView", "class_attr", "model", "posts"),
+    "library_view_subclassed": ("/places/threads/search/", "ThreadSearchView", "override", "get_queryset", "author"),
+    "get_context_data": ("/places/posts/recent/", "RecentPostsView", "queryset", None, "thread"),
+    "mptt_list_model": ("/places/categories/", "CategoryListView", "class_attr", "model", "parent"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PASTED))
+def test_the_fix_pasted_at_the_place_makes_the_page_constant(client, name):
+    url, view_name, kind, attr, lookup = PASTED[name]
+    seed(3)
+    detail = "{pk}" in url
+    first = Thread.objects.order_by("pk").first()
+    report = report_for(client, url.format(pk=first.pk))
+    [finding] = [f for f in n_plus_ones(report) if f.lookup == lookup]
+    assert finding.proof["status"] == "verified", finding.proof
+    place = finding.place
+    assert place["kind"] == kind and place.get("attr") == attr, place
+    assert place["file"] == "tests/places/views.py"
+    assert not is_library_file(str(VIEWS)) and "templates" not in place["file"]
+    assert finding.callsite is not None
+    assert finding.library is False
+
+    kwargs = {"pk": first.pk} if detail else {}
+    original = view_of(views, view_name)
+    patched = view_of(paste(finding), view_name)
+    before_small, after_small = queries(original, **kwargs), queries(patched, **kwargs)
+    seed(5)  # more threads, and threads with more posts
+    if detail:
+        kwargs = {"pk": Thread.objects.order_by("pk").last().pk}
+    before_large, after_large = queries(original, **kwargs), queries(patched, **kwargs)
+    assert before_large > before_small, "the scenario is an N+1"
+    assert after_large == after_small, "pasted at its place, the fix makes the count constant"
+    assert after_large < before_large
+
+
+def test_a_detail_views_template_loop_climbs_to_the_views_queryset(client):
+    seed(3)
+    thread = Thread.objects.first()
+    [finding] = n_plus_ones(report_for(client, f"/places/threads/{thread.pk}/"))
+    assert finding.relation == "places.Post.author"
+    assert finding.model == "places.Thread" and finding.lookup == "posts__author"
+    assert finding.callsite["template"] is True
+    assert finding.snippets["line"] == 'model = Thread\nqueryset = Thread.objects.prefetch_related("posts__author")'
+    assert "(.posts) is built in a template" in finding.note
+
+
+def test_an_inclusion_tag_is_called_at_the_template_line_that_calls_it(client):
+    seed(3)
+    [finding] = n_plus_ones(report_for(client, "/places/threads/results/"))
+    assert finding.callsite["filename"] == "places/thread_results.html"
+    assert finding.callsite["code"] == "{% show_posts thread %}"
+    assert [f["filename"] for f in finding.stack[:2]] == ["places/results.html", "places/thread_results.html"]
+
+
+def test_a_library_view_used_as_is_is_upstream_with_nothing_to_paste(client):
+    seed(3)
+    [finding] = n_plus_ones(report_for(client, "/places/threads/table/"))
+    place = finding.place
+    assert place["kind"] == "upstream"
+    assert (place["file"], place["package"], place["version"]) == ("ddtpp_fakelib/views.py", "ddtpp-fakelib", "1.0.0")
+    assert finding.library is True
+    assert not {"line", "override", "patch", "fix"} & set(finding.snippets)
+    assert "ddtpp-fakelib 1.0.0" in finding.note and "nothing to paste" in finding.note
+
+
+def test_a_polymorphic_child_relation_shows_no_fix_on_the_users_root(client):
+    """django-polymorphic loads each child type while the template iterates; a select_related
+    of a child's field on the user's ``Project`` queryset raises FieldError, so none is shown."""
+    seed(3)
+    [finding] = n_plus_ones(report_for(client, "/places/projects/"))
+    assert finding.relation == "places.ResearchProject.supervisor"
+    assert finding.library is False
+    assert finding.method is None and not {"line", "fix", "patch"} & set(finding.snippets)
+    assert finding.proof["status"] == "skipped"
+    assert "No fix is shown" in finding.note and "places/project_list.html:2" in finding.note
+
+
+def test_a_tests_own_setup_loop_is_test_code(client):
+    with detect() as report:
+        for i in range(3):
+            Author.objects.create(name=f"a{i}")
+        authors = list(Author.objects.all())
+        [a.thread_set.count() for a in authors]
+    by_kind = {("write" if f.relation is None else "read"): f for f in n_plus_ones(report)}
+    assert by_kind and all(f.test_code for f in by_kind.values()), report.to_markdown()
+
+
+def test_a_view_called_from_a_test_is_not_test_code(client):
+    seed(3)
+    [finding] = n_plus_ones(report_for(client, "/places/threads/"))
+    assert finding.test_code is False
+
+
+def test_manage_py_is_never_project_code():
+    assert is_library_file("/srv/project/manage.py")
+    assert is_test_file("/srv/project/app/tests.py") and is_test_file("/srv/project/tests/test_views.py")
+    assert not is_test_file("/srv/project/tests/places/views.py")
+
+
+def test_tag_call_finds_the_calling_template_line():
+    tag = Frame("/p/app/templatetags/tags.py", 7, "show_posts", "posts = list(thread.posts.all())")
+    included = Frame("places/results.html", 2, "ForNode", "{% for post in posts %}", True)
+    call = Frame("places/page.html", 4, "InclusionNode", "{% show_posts thread %}", True)
+    loop = Frame("places/page.html", 3, "ForNode", "{% for thread in threads %}", True)
+    view = Frame("/p/app/views.py", 9, "page", "return render(...)")
+    assert tag_call((included, call, loop, view)) == 1
+    assert tag_call((tag, call, loop, view)) == 1
+    filter_use = Frame("places/page.html", 4, "VariableNode", "{{ thread|post_count }}", True)
+    assert tag_call((tag, filter_use, loop)) == 1
+    plain = Frame("places/page.html", 4, "VariableNode", "{{ thread.author }}", True)
+    assert tag_call((plain, loop, view)) is None
+    assert tag_call((view,)) is None
