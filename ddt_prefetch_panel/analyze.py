@@ -1,38 +1,39 @@
-"""The analysis pipeline: capture -> group -> relate -> advise -> findings.
+"""The analysis pipeline: capture -> group -> relate -> advise -> prove -> findings.
 
-``analyze()`` is a short list of named steps over a finished capture; the finding
-builders turn each step's result into :class:`~.findings.Finding` data. ``detect()`` is the
-public API around it.
+``analyze()`` is a short list of named steps over a finished capture. The N+1 and duplicate
+finding builders live here; the other steps are stage modules of their own: ``plans.py``
+proves the N+1 fixes (one combined fix per root queryset), ``writes.py`` and ``bulk.py``
+build and prove the fixes of repeated writes and of ``.get()`` loops, ``unused.py`` finds
+eager loads nothing read and ``indexes.py`` the missing indexes. ``detect()`` is the public
+API around it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from django.db.models import Prefetch
-
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import (
-    place_line, Advice, BulkGet, Write, advise_in_bulk, advise_relation, advise_write, advise_unused, combine_fixes, fix_line, flatten_select_related,
-    nested_prefetch, rewrite_access,
-)
+from .advise import Advice, advise_in_bulk, advise_relation, advise_write, place_line, rewrite_access
+from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
-from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
+from .findings import PASTEABLE, Context, Finding, Report, frame_dict, frame_dict_from, where
+from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, build_site, is_project_class
-from .frameworks import fix_snippets, overridable, place_note, unused_snippets
+from .frameworks import fix_snippets, overridable, place_note
 from .place import Place, climb, installed, place_of, test_code
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
 )
 from .indexes import index_findings
 from .patch import attach_patches
-from .prove import Budget, Limits, Step, apply_fix, imports_for, isolated, namespace, prove, steps_for
-from .relate import KIND_LABELS, Relation, definition_site, describe_path, model_for_table, relate
+from .plans import number_fixes, prove_fixes
+from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
+from .unused import unused_prefetch_findings
+from .writes import build_write, prove_writes, public_method
 
 
 def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
@@ -274,260 +275,6 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
     return findings
 
 
-@dataclass
-class FixPlan:
-    """One proven fix for one root queryset, and the findings it serves."""
-
-    root: cap.Root
-    fix: str
-    line: str | None
-    imports: list[str]
-    lookups: list[str]
-    findings: list[Finding]
-    proof: dict
-    origin: dict | None
-
-    @property
-    def access(self) -> list[dict]:
-        """Loop lines the fix also changes (a to_attr list or an annotation is read there):
-        the proof covers the origin line and these together."""
-        out = []
-        for finding in self.findings:
-            line = finding.snippets.get("access")
-            if line and finding.callsite and not any(a["line"] == line for a in out):
-                out.append({"callsite": finding.callsite, "line": line})
-        return out
-
-
-_PASTEABLE = ("fix", "line", "queryset", "access", "import", "bulk")
-
-
-def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[list[Step]]]:
-    """(access paths with the fix, access paths as the loop read them)."""
-    as_read = steps_for(relation.hops, relation.call, relation.aggregate)
-    if advice.to_attr:
-        return [steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
-    if advice.annotation:
-        return [steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
-    return [as_read], [as_read]
-
-
-def _proof_names(relation: Relation) -> dict[str, Any]:
-    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops]
-    return namespace(*models)
-
-
-def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
-    """Replay every N+1 fix on the request's own data; one combined fix per root queryset.
-
-    Findings that share a root are proven together first: one replay of the combined fix
-    proves each of them (and costs one replay, not one per finding). What that does not
-    prove is replayed finding by finding, with each advice's fallbacks. A fix that fails or
-    cannot be replayed loses its paste-able snippets: the finding keeps its relation and says
-    what was tried and why nothing is shown.
-    """
-    limits = Limits.from_config(config)
-    budget = Budget(limits.budget_s)
-    candidates = [item for item in items
-                  if item.finding is not None and item.advice is not None and item.relation is not None
-                  and item.advice.method and item.advice.method != "in_bulk"]  # in_bulk: prove_bulk_gets
-    plans: list[FixPlan] = []
-    together: set[int] = set()
-    if limits.enabled:
-        for entries in _by_root([(item, *_walks(item.relation, item.advice)) for item in candidates]):
-            plan = _prove_combined(entries, limits, budget) if len(entries) > 1 else None
-            if plan is None:
-                continue
-            _nest_if_better(plan, entries, limits, budget)
-            plans.append(plan)
-            for item, _after, _read in entries:
-                together.add(id(item))
-                # Proven as one call: each finding shows that call (its own part alone was not
-                # replayed on its own, so it is not offered as a paste-able line).
-                item.finding.proof = {**plan.proof, "detail": f"Verified together with the other fixes on this "
-                                                              f"queryset: {plan.proof['detail']}"}
-                snippets = item.finding.snippets
-                for key in ("line", "import", "queryset"):
-                    snippets.pop(key, None)
-                snippets["fix"] = plan.fix
-                if plan.line:
-                    snippets["line"] = plan.line
-                if plan.imports:
-                    snippets["import"] = "\n".join(plan.imports)
-    proven: list[tuple[NPlusOne, list, list]] = []
-    for item in candidates:
-        if id(item) in together:
-            continue
-        proof, after, as_read = _first_proven(item, limits, budget)
-        item.finding.proof = proof
-        if proof["status"] == "verified" and item.relation.root is not None:
-            proven.append((item, after, as_read))
-        elif not (proof["status"] == "skipped" and not limits.enabled):
-            _withdraw(item.finding, proof)
-        finding = item.finding
-        if finding.snippets.get("fix", "").startswith("."):
-            needed = imports_for(finding.snippets["fix"], {**_proof_names(item.relation), **item.advice.bindings})
-            if needed:
-                finding.snippets["import"] = "\n".join(needed)
-    for entries in _by_root(proven):
-        plans += _plans_for_root(entries, limits, budget)
-    return plans
-
-
-def _by_root(entries: list[tuple[NPlusOne, list, list]]) -> list[list[tuple[NPlusOne, list, list]]]:
-    groups: dict[int, list] = {}
-    for entry in entries:
-        root = entry[0].relation.root
-        if root is not None:
-            groups.setdefault(id(root), []).append(entry)
-    return list(groups.values())
-
-
-def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict, list, list]:
-    """Try the advice and its fallbacks in order; adopt the first that the replay verifies."""
-    relation, finding = item.relation, item.finding
-    if relation.via_sql and limits.enabled and not item.advice.snippets.get("access"):
-        # The loop runs its own query (Model.objects.filter(fk_id=...)), not the relation: a
-        # replay that reads the relation would prove a loop the user did not write.
-        accessor = relation.path[-1] if relation.path else "the relation"
-        read = f"obj.{accessor}" + ("" if relation.last is not None and relation.last.single else ".all()")
-        return {"status": "skipped", "before": None, "after": None, "rows": 0, "fix": None, "detail": (
-            f"The loop runs its own query instead of reading {relation.relation or accessor}: a prefetch "
-            f"cannot serve it until the loop reads the relation (e.g. `{read}`), and that "
-            "rewrite of your loop cannot be replayed here.")}, [], []
-    names = _proof_names(relation)
-    failures: list[str] = []
-    for candidate in [item.advice, *item.advice.fallbacks]:
-        fix = candidate.proof_call or candidate.snippets.get("fix")
-        after, as_read = _walks(relation, candidate)
-        proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read)
-        proof["fix"] = fix
-        if proof["status"] != "failed":
-            break
-        failures.append(f"{fix} failed: {proof['detail']}")
-    if failures and proof["status"] == "failed" and len(failures) > 1:
-        proof["detail"] = "Replayed on this request's data: " + " Then ".join(failures)
-    elif failures and candidate is not item.advice:
-        # A later candidate is the fix: the finding shows it, and says what failed first.
-        item.advice = candidate
-        finding.method = public_method(candidate.method)
-        finding.snippets = dict(candidate.snippets)
-        finding.avoidable = max(0, finding.count - candidate.after_queries)
-        tried = " ".join(failures)
-        finding.note = f"{candidate.note} Tried first: {tried}" if candidate.note else f"Tried first: {tried}"
-    return proof, after, as_read
-
-
-def _withdraw(finding: Finding, proof: dict) -> None:
-    """No paste-able line for a fix that is not proven; say what was tried and why."""
-    tried = proof.get("fix") or finding.snippets.get("fix")
-    for key in _PASTEABLE:
-        finding.snippets.pop(key, None)
-    finding.method = None
-    if proof["status"] == "failed" and " Then " not in proof["detail"] and tried:
-        reason = f"No fix is shown: {tried} was replayed on this request's data and failed: {proof['detail']}"
-    else:
-        reason = f"No fix is shown: {proof['detail']}"
-    finding.note = f"{finding.note} {reason}" if finding.note else reason
-
-
-def _plans_for_root(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
-    plans = _combined_plans(entries, limits, budget)
-    if len(plans) == 1:
-        _nest_if_better(plans[0], entries, limits, budget)
-    return plans
-
-
-def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget) -> None:
-    """Adopt nested ``Prefetch(..., queryset=X.objects.select_related(...))`` when the replay
-    proves it saves queries over the plain lookups (the expert's version of the same fix)."""
-    if plan.root is None or not plan.fix.startswith("."):
-        return
-    nested = nested_prefetch(plan.root.model, plan.fix)
-    if nested is None:
-        return
-    names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
-    proof = prove(plan.root, nested, after, limits, budget, names, as_read)
-    if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
-        return
-    proof["fix"] = nested
-    plan.fix, plan.proof = nested, proof
-    plan.imports = imports_for(nested, names)
-    origin = plan.origin
-    plan.line = fix_line(origin["code"], plan.root.model.__name__, nested) if origin and origin.get("code") else None
-
-
-def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
-    single = [_single_plan(item) for item, _after, _read in entries]
-    if len(entries) == 1:
-        return single
-    plan = _prove_combined(entries, limits, budget)
-    return [plan] if plan is not None else single
-
-
-def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> FixPlan | None:
-    """The findings' fixes merged into one call on their root, if the replay verifies it."""
-    first = entries[0][0]
-    root = first.relation.root
-    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item, _a, _r in entries]
-    combined = combine_fixes(fixes)
-    if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
-        return None
-    names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
-    proof = prove(root, combined, after, limits, budget, names, as_read)
-    if proof["status"] != "verified":
-        return None
-    proof["fix"] = combined
-    origin = first.finding.origin
-    line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
-    return FixPlan(root, combined, line, imports_for(combined, names),
-                   [item.relation.lookup for item, _a, _r in entries],
-                   [item.finding for item, _a, _r in entries], proof, origin)
-
-
-def _plan_names(entries: list) -> dict[str, Any]:
-    """The proof namespace of several findings' fixes: their models and filter bindings."""
-    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
-                        if isinstance(m, type) and hasattr(m, "_meta")))
-    for item, _a, _r in entries:
-        names.update(item.advice.bindings)
-    return names
-
-
-def _single_plan(item: NPlusOne) -> FixPlan:
-    advice, finding = item.advice, item.finding
-    imports = [line for line in finding.snippets.get("import", "").splitlines() if line]
-    return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
-                   [item.relation.lookup], [finding], finding.proof, finding.origin)
-
-
-def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:
-    """``Report.fixes`` as plain data, and each finding's ``fix_id``."""
-    position = {id(f): i for i, f in enumerate(findings)}
-    fixes: list[dict] = []
-    for plan in plans:
-        members = [position[id(f)] for f in plan.findings if id(f) in position]
-        if not members:
-            continue  # allowlisted away
-        for finding in plan.findings:
-            finding.fix_id = len(fixes)
-        fixes.append({
-            "origin": plan.origin,
-            "fix": plan.fix,
-            "line": plan.line,
-            "import": "\n".join(plan.imports),
-            "lookups": plan.lookups,
-            "findings": sorted(members),
-            "access": plan.access,
-            "proof": plan.proof,
-        })
-    return fixes
-
-
 def place_fixes(items: list[NPlusOne], fixes: list[dict]) -> None:
     """Each N+1's place, and its proven fix written out there: ``queryset = ...`` beside a
     view's ``model =``, the ``queryset =`` line itself, nothing paste-able upstream."""
@@ -575,13 +322,13 @@ def _unplaced(finding: Finding, relation: Relation | None) -> None:
     (a per-child query of a polymorphic queryset), and no queryset of the project leads to it:
     a proof on that queryset says nothing about a line the user can change."""
     root = relation.root if relation is not None else None
-    if root is None or not any(finding.snippets.get(key) for key in _PASTEABLE):
+    if root is None or not any(finding.snippets.get(key) for key in PASTEABLE):
         return
     site = build_site(root.origin)
     if site.frame is None or not (site.frame.template or installed(site.frame)):
         return  # code typed in a shell or run with python -c: its own line is shown as before
     where_built = where(frame_dict(site.frame)) if site.frame is not None else "code that was not seen"
-    for key in (*_PASTEABLE, "override", "get_queryset", "hints", "patch"):
+    for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
         finding.snippets.pop(key, None)
     finding.method = None
     reason = (f"No fix is shown: the loop's queryset was built at {where_built}, where nothing can be pasted, "
@@ -594,7 +341,7 @@ def _unplaced(finding: Finding, relation: Relation | None) -> None:
 
 def _unplaceable(finding: Finding, place: Place) -> None:
     """Upstream: the package's line is named, nothing is offered to paste."""
-    for key in (*_PASTEABLE, "override", "get_queryset", "hints", "patch"):
+    for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
         finding.snippets.pop(key, None)
     finding.library = True
     finding.note = f"{finding.note} {place.note}" if finding.note else place.note
@@ -748,220 +495,6 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     return finding, advice
 
 
-def build_write(groups: list[Group], verb: str, table: str) -> Write | None:
-    """What a repeated write does: its model and, for save()'s UPDATEs, the fields its saves changed
-    and whether every save wrote one value or one increment (``capture.SaveSummary``)."""
-    model = model_for_table(table)
-    if model is None:
-        return None
-    write = Write(verb, model)
-    if verb != "UPDATE":
-        return write
-    summaries = list({id(r.changes): r.changes for g in groups[:1] for r in g.records if r.changes is not None}.values())
-    if not summaries:
-        write.unread = True
-        return write
-    for summary in summaries:
-        write.unread = write.unread or summary.unread
-        write.fields += [name for name in summary.changed if name not in write.fields]
-    write.unchanged = not write.fields and not write.unread and all(s.diffed == s.saves for s in summaries)
-    if len(summaries) != 1 or summaries[0].saves < 2:
-        return write  # one value or one increment needs every save of one call site behind it
-    summary = summaries[0]
-    for name in write.fields:
-        value = summary.saved.get(name, cap.MIXED)
-        delta = summary.deltas.get(name, cap.MIXED)
-        if value is not cap.MIXED:
-            write.same[name] = value  # every save of the loop wrote this value
-        elif delta is not cap.MIXED and delta != 0 and summary.diffed == summary.saves:
-            write.deltas[name] = delta  # every save was read before it wrote: one increment
-        elif summary.factors.get(name, cap.MIXED) not in (cap.MIXED, 1) and summary.diffed == summary.saves:
-            write.factors[name] = summary.factors[name]  # ... or one exact factor
-    return write
-
-
-# Finding.method takes the values DESIGN.md lists; a queryset.delete() is the closest of them,
-# "update" (one statement on the queryset), and its snippet says delete().
-_PUBLIC_METHODS = {"delete": "update"}
-
-
-def public_method(method: str | None) -> str | None:
-    return _PUBLIC_METHODS.get(method, method) if method else method
-
-
-WRITE_METHODS = ("update", "bulk_update", "bulk_create", "delete")
-_PK_WHERE = re.compile(r'WHERE\s+(?:\S+\.)?["`]?(\w+)["`]?\s*(=\s*%s|IN\s*\(\s*%s(?:\s*,\s*%s)*\s*\))\s*$', re.I)
-_INSERT_COLUMNS = re.compile(r"INTO\s+\S+\s*\(([^)]*)\)\s*VALUES", re.I)
-
-
-def prove_writes(items: list[NPlusOne], config: dict) -> None:
-    """Replay each write fix on rows of this request, in a savepoint that is rolled back: the
-    sampled rows' primary keys (UPDATE/DELETE) or values (INSERT), through the very fix text."""
-    limits = Limits.from_config(config)
-    for item in items:
-        finding, advice = item.finding, item.advice
-        if finding is None or advice is None or advice.method not in WRITE_METHODS or item.relation is not None:
-            continue
-        fix = finding.snippets.get("fix")
-        proof: dict[str, Any] = {"status": "skipped", "before": finding.count, "after": None, "rows": 0,
-                                 "detail": "", "fix": fix}
-        if not limits.enabled:
-            proof["detail"] = "Proofs are turned off (PROOFS=False)."
-        else:
-            proof.update(_replay_write(item.group, advice.method, fix, model_for_table(write_of(item.group.buckets[0].sql)[1])))
-        finding.proof = proof
-        if proof["status"] != "verified":
-            _withdraw(finding, proof)
-
-
-def _replay_write(group: Group, method: str, fix: str, model: type | None) -> dict:
-    if model is None:
-        return {"detail": "Not replayed: the table's model is unknown."}
-    records = group.records
-    alias = group.alias
-    # The fix text names Model.<manager>: bound to the writes' own alias, so a replay can only
-    # ever write inside the savepoint that isolated() opens there (never on the default alias).
-    names = {**namespace(model), model.__name__: _on_alias(model, alias)}
-    try:
-        if method == "bulk_create":
-            objs = [obj for obj in (_unsaved(model, r) for r in records) if obj is not None]
-            if not objs:
-                return {"detail": "Not replayed: the INSERTs' values could not be mapped to fields."}
-            with isolated(alias) as statements:
-                eval(fix, {"__builtins__": {}}, {**names, "objs": objs})  # noqa: S307 (our own snippet)
-            rows = len(objs)
-        else:
-            pks = list(dict.fromkeys(pk for r in records for pk in _pk_values(r, model)))
-            if not pks:
-                return {"detail": "Not replayed: the rows' primary keys could not be read from the statements."}
-            counts = []
-            for sample in ([pks[:1], pks] if method == "delete" and len(pks) > 1 else [pks]):
-                with isolated(alias) as statements:
-                    queryset = model._base_manager.db_manager(alias).filter(pk__in=sample)
-                    if method == "bulk_update":
-                        eval(fix, {"__builtins__": {}}, {**names, "objs": list(queryset)})  # noqa: S307
-                        statements[:] = statements[1:]  # the SELECT that loaded objs is the loop's own
-                    else:
-                        apply_fix(queryset, fix, names)
-                counts.append(len([s for s in statements if not is_transaction_control(s)]))
-            if len(set(counts)) > 1:
-                return {"status": "failed", "after": counts[-1], "rows": len(pks), "detail": (
-                    f"The count still grows with the rows ({counts[0]} at 1 row, {counts[-1]} at {len(pks)}).")}
-            rows = len(pks)
-    except Exception as exc:  # a constraint, a custom manager: the fix is not shown
-        return {"status": "failed", "detail": f"{fix} raised {type(exc).__name__}: {str(exc)[:200]}"}
-    after = len([s for s in statements if not is_transaction_control(s)])
-    if after >= group.count or (method != "delete" and after != 1):
-        return {"status": "failed", "after": after, "rows": rows,
-                "detail": f"The fix ran {after} statements for {rows} rows."}
-    return {"status": "verified", "after": after, "rows": rows, "detail": (
-        f"Replayed on {rows} rows of this request (rolled back): {after} statement"
-        f"{'s' if after != 1 else ''} instead of one per row.")}
-
-
-def _on_alias(model: type, alias: str) -> Any:
-    """A stand-in for ``model`` whose managers all use ``alias``."""
-    from types import SimpleNamespace
-
-    managers = {manager.name: manager.db_manager(alias) for manager in model._meta.managers}
-    return SimpleNamespace(**managers)
-
-
-def _pk_values(record: cap.Record, model: type) -> list:
-    """Primary keys an ORM ``UPDATE ... WHERE pk = %s`` / ``DELETE ... WHERE pk IN (...)`` wrote."""
-    match = _PK_WHERE.search(record.sql)
-    params = record.params
-    if match is None or match.group(1) != model._meta.pk.column or not isinstance(params, (list, tuple)):
-        return []
-    count = match.group(2).count("%s")
-    return list(params[-count:]) if count <= len(params) else []
-
-
-def _unsaved(model: type, record: cap.Record) -> Any:
-    """An unsaved instance with the values one INSERT wrote (primary key left out)."""
-    match = _INSERT_COLUMNS.search(record.sql)
-    params = record.params
-    if match is None or not isinstance(params, (list, tuple)):
-        return None
-    columns = [c.strip().strip('"`[]') for c in match.group(1).split(",")]
-    if len(columns) != len(params):
-        return None  # a multi-row INSERT: already batched
-    by_column = {f.column: f for f in model._meta.concrete_fields}
-    values = {}
-    for column, value in zip(columns, params):
-        field = by_column.get(column)
-        if field is None:
-            return None
-        if not field.primary_key:
-            values[field.attname] = value
-    return model(**values)
-
-
-def bulk_get(group: Group) -> BulkGet | None:
-    """A loop of ``Model.objects.get(field=value)`` (or ``filter(...).first()``) on the primary key
-    or a unique field, with no relation behind it (``for pid in ids: Publisher.objects.get(pk=pid)``)."""
-    record = group.records[0]
-    model = record.model
-    if model is None or group.hops:
-        return None
-    shape = sqlshape.shape_on(record.sql, record.alias)
-    if shape is None or shape.has_or or shape.aggregate or shape.tables != [model._meta.db_table]:
-        return None
-    if len(shape.conditions) != 1 or shape.conditions[0].op != "eq" or shape.conditions[0].param is None:
-        return None
-    condition = shape.conditions[0]
-    field = next((f for f in model._meta.concrete_fields if f.column == condition.column), None)
-    if field is None or not (field.primary_key or field.unique):
-        return None
-    values = []
-    for sample in group.records:
-        params = sample.params
-        if isinstance(params, (list, tuple)) and condition.param < len(params):
-            values.append(params[condition.param])
-    return BulkGet(model, "pk" if field.primary_key else field.name, values) if values else None
-
-
-def prove_bulk_gets(items: list[NPlusOne], config: dict) -> None:
-    """Replay ``in_bulk()`` on the values this request looked up one by one: one statement that
-    returns every object the loop's own statements found."""
-    limits = Limits.from_config(config)
-    for item in items:
-        finding, advice = item.finding, item.advice
-        if finding is None or advice is None or advice.method != "in_bulk":
-            continue
-        bulk = bulk_get(item.group)
-        proof: dict[str, Any] = {"status": "skipped", "before": finding.count, "after": None,
-                                 "rows": 0, "detail": "", "fix": finding.snippets.get("fix")}
-        if not limits.enabled:
-            proof["detail"] = "Proofs are turned off (PROOFS=False)."
-            finding.proof = proof
-            continue
-        alias = item.group.alias
-        field = None if bulk.field == "pk" else bulk.field
-        try:
-            with isolated(alias) as statements:
-                manager = bulk.model._default_manager.db_manager(alias)
-                found = manager.in_bulk(bulk.values, **({"field_name": field} if field else {}))
-                singles = sum(1 for value in bulk.values if value in found)
-            after = len(statements)
-        except Exception as exc:  # a broken transaction, a custom manager that refuses
-            proof.update(status="failed", detail=f"in_bulk() raised {type(exc).__name__}: {exc}")
-            _withdraw(finding, proof)
-            finding.proof = proof
-            continue
-        errors = sum(b.errors for b in item.group.buckets)
-        if after == 1 and (singles == len(bulk.values) or errors):
-            proof.update(status="verified", after=after, rows=len(found), detail=(
-                f"in_bulk() on {len(bulk.values)} of this request's values ran 1 query and returned "
-                f"the {len(found)} objects the loop fetched one by one."))
-        else:
-            proof.update(status="failed", after=after, detail=(
-                f"in_bulk() on this request's values ran {after} queries and found {singles} of "
-                f"{len(bulk.values)} objects."))
-            _withdraw(finding, proof)
-        finding.proof = proof
-
-
 def _site_dict(site: BuildSite) -> dict | None:
     data = frame_dict(site.frame)
     if data is not None and site.library:
@@ -1011,15 +544,6 @@ def _distinct_lines(frames: Any) -> list[dict]:
             seen.add(key)
             out.append(frame)
     return out
-
-
-def _definition(hop: Any) -> dict | None:
-    if hop is None:
-        return None
-    site = definition_site(hop.field)
-    if site is None:
-        return None
-    return frame_dict_from(site)
 
 
 def _table_model(record: cap.Record) -> str | None:
@@ -1074,188 +598,6 @@ def _library_duplicate(duplicate: Any) -> bool:
             if source is not None and not build_site(source.root.origin).library:
                 return False
     return True
-
-
-def _eager_lookups(root: cap.Root) -> list[tuple[str, tuple[str, ...]]]:
-    lookups: list[tuple[str, tuple[str, ...]]] = []
-    for item in root.prefetch_lookups:
-        if isinstance(item, Prefetch):
-            if item.to_attr:
-                continue  # read back as a plain list attribute: reads cannot be observed
-            lookup = item.prefetch_through
-        else:
-            lookup = str(item)
-        lookups.append(("prefetch_related", tuple(lookup.split("__"))))
-    if isinstance(root.select_related, dict):
-        lookups += [("select_related", tuple(p.split("__"))) for p in flatten_select_related(root.select_related)]
-    return lookups
-
-
-def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Finding]:
-    """Eager loads whose related objects were never read during the capture."""
-    accessed: dict[int, list[tuple[str, ...]]] = {}
-    for root_id, path in capture.accessed:
-        accessed.setdefault(root_id, []).append(path)
-    prefetch_time: dict[tuple, list[cap.Bucket]] = {}
-    for bucket in capture.buckets.values():
-        if bucket.prefetch is not None:
-            prefetch_time.setdefault(bucket.prefetch, []).append(bucket)
-    findings = []
-    rows: dict[int, int] = {}  # id(finding) -> rows of its queryset
-    named: set[tuple[int, str]] = set()  # (id(root), lookup) already reported
-    for root in capture.roots:
-        if root.rows == 0:
-            continue
-        lookups = _eager_lookups(root)
-        if not lookups:
-            continue
-        site = build_site(root.origin)
-        origin = _site_dict(site)
-        if origin is None or site.library:
-            continue  # built by library code (admin internals, ...): nothing the user can edit
-        reads = accessed.get(id(root), [])
-        for method, path in lookups:
-            used = 0
-            for depth in range(len(path), 0, -1):
-                if any(read[:depth] == path[:depth] for read in reads):
-                    used = depth
-                    break
-            if used == len(path):
-                continue
-            levels = unused_levels(capture, root, path, used)
-            if not levels:
-                continue  # the unread levels hang under levels that loaded nothing: say nothing
-            if site.frame.declares and path[0] not in (origin.get("code") or ""):
-                continue  # a framework added it to a declared field (an optimizer), not the project
-            hops = describe_path(root.model, path)
-            batches = [b for key, batch in prefetch_time.items()
-                       if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
-                       for b in batch]
-            lookup = "__".join(path)
-            framework = unused_snippets(site.frame, method, lookup)  # e.g. a DRF viewset's modes
-            findings.append(Finding(
-                kind="unused_prefetch",
-                model=_label(root.model),
-                relation=hops[-1].label if hops else None,
-                lookup=lookup,
-                method=method,
-                count=sum(b.count for b in batches),
-                avoidable=sum(b.count for b in batches),
-                duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
-                sql=context.sql(batches[0].samples[0]) if batches else (
-                    context.sql(root.record) if root.record else ""),
-                callsite=context.first_frame(root.evaluated),
-                stack=context.stack(root.evaluated),
-                origin=origin,
-                snippets=framework[0] if framework else advise_unused(
-                    root.model, method, lookup, path[:used], origin.get("code")),
-                relation_kind=KIND_LABELS.get(hops[-1].kind) if hops else None,
-                related_model=_label(hops[-1].target) if hops else None,
-                defined_at=_definition(hops[-1]) if hops else None,
-                alias=root.record.alias if root.record else "default",
-                note=(f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
-                      if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
-                + (" " + framework[1] if framework else ""),
-            ))
-            produced = per_level(findings[-1], capture, root, path, used, levels, prefetch_time, context)
-            # An outer level two lookups share ("pizzas" of "pizzas__toppings" and "pizzas__category") once.
-            produced = [f for f in produced if (id(root), f.lookup) not in named]
-            named.update((id(root), f.lookup) for f in produced)
-            findings[-1:] = produced
-            rows.update((id(f), root.rows) for f in produced)
-    return merge_unused(findings, rows)
-
-
-def unused_levels(capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int) -> list[int]:
-    """Depths of ``path`` (1 = first level) to report as unused: every unread level whose parent
-    level had objects (a nested level under a relation that was empty everywhere is never flagged)."""
-    levels = []
-    for depth in range(used + 1, len(path) + 1):
-        if depth > 1 and not capture.loaded.get((id(root), path[: depth - 1])):
-            break
-        levels.append(depth)
-    return levels
-
-
-def per_level(main: Finding, capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int,
-              levels: list[int], prefetch_time: dict, context: Context) -> list[Finding]:
-    """One finding per unused level of a nested eager load (``user`` and ``user__occupation``),
-    each with its own relation and statements; the fix (drop or shorten the lookup) is shared."""
-    hops = describe_path(root.model, path)
-    if not hops:
-        return [main] if len(path) in levels else []
-    lookup = "__".join(path)
-    said = (f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
-            if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
-    extra = main.note[len(said):].strip() if main.note and main.note.startswith(said) else ""
-    snippets = dict(main.snippets)
-    code = (main.origin or {}).get("code") or ""
-    if path[0] not in code and "conditional" not in snippets:
-        # Added where the queryset is shared (a manager, a get_queryset(), a queryset built
-        # once and reused): removing it there would bring the N+1 back on the paths that read it.
-        snippets = {
-            "fix": f'# .{main.method}("{lookup}") is added where this queryset is shared: keep it only on the code '
-                   "paths that read it",
-            "conditional": (
-                f"def with_{path[0]}(self):  # on the QuerySet (or manager) that adds it today\n"
-                f'    return self.{main.method}("{lookup}")\n'
-                f"# ...and call .with_{path[0]}() where {lookup!r} is read, not for this page"),
-        }
-        extra = (extra + " " if extra else "") + (
-            f"{lookup!r} is not added on the line that built this queryset but where it is shared (a manager or "
-            "get_queryset()): make it conditional rather than removing it.")
-    out = []
-    for depth in levels:
-        hop = hops[depth - 1]
-        key = (id(root), path[:depth])
-        batches = prefetch_time.get(key, [])
-        objects = capture.loaded.get(key, 0)
-        level = "__".join(path[:depth])
-        if objects:
-            note = (f"{level!r} loaded {objects} related object{'s' if objects != 1 else ''} for {root.rows} "
-                    f"row{'s' if root.rows != 1 else ''} and none was read.")
-        else:
-            note = f"{level!r} is not used on this page (it loaded nothing for these {root.rows} rows)."
-        if depth < len(path):
-            note += f" Dropping {lookup!r} removes this level too."
-        out.append(dataclasses.replace(
-            main, relation=hop.label, lookup=level, relation_kind=KIND_LABELS.get(hop.kind),
-            related_model=_label(hop.target), defined_at=_definition(hop),
-            count=sum(b.count for b in batches), avoidable=sum(b.count for b in batches),
-            duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
-            sql=context.sql(batches[0].samples[0]) if batches else main.sql,
-            snippets=dict(snippets), note=note + (" " + extra if extra else ""),
-        ))
-    return out
-
-
-def merge_unused(findings: list[Finding], rows: dict[int, int] | None = None) -> list[Finding]:
-    """One unused-prefetch finding per (origin, lookup, method): a queryset built once per search
-    hit or per template include is one problem, with its querysets and rows counted."""
-    rows = rows or {}
-    merged: dict[tuple, Finding] = {}
-    times: dict[tuple, int] = {}
-    total: dict[tuple, int] = {}
-    out: list[Finding] = []
-    for finding in findings:
-        origin = finding.origin or {}
-        key = (origin.get("filename"), origin.get("lineno"), finding.lookup, finding.method)
-        first = merged.get(key)
-        total[key] = total.get(key, 0) + rows.get(id(finding), 0)
-        if first is None:
-            merged[key] = finding
-            times[key] = 1
-            out.append(finding)
-            continue
-        times[key] += 1
-        first.count += finding.count
-        first.avoidable += finding.avoidable
-        first.duration_ms = round(first.duration_ms + finding.duration_ms, 3)
-    for key, finding in merged.items():
-        if times[key] > 1:
-            finding.note = (f"{finding.note} (Built {times[key]} times on this page, {total[key]} rows in all; "
-                            "counts are totals.)")
-    return out
 
 
 @contextmanager

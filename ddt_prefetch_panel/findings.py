@@ -63,6 +63,23 @@ def frame_dict(frame: Frame | None) -> dict | None:
     return frame_dict_from(frame.to_dict())
 
 
+def model_label(model: type | None) -> str | None:
+    """``app_label.ModelName`` as findings name a model."""
+    return model._meta.label if model is not None else None
+
+
+def defined_at(hop: Any) -> dict | None:
+    """Where a relation hop's field is declared, as a frame (``Finding.defined_at``)."""
+    if hop is None:
+        return None
+    from .relate import definition_site  # at analysis time only: this module stays light to import
+
+    site = definition_site(hop.field)
+    if site is None:
+        return None
+    return frame_dict_from(site)
+
+
 @dataclass
 class Finding:
     """One problem in a request, with where it happens and how to fix it."""
@@ -266,6 +283,22 @@ def note_without_proof(note: str | None, proof: dict | None) -> str | None:
     start = 0 if start < 0 else start + 1
     rest = (note[:start] + note[at + len(detail):]).strip()
     return rest if rest.strip(".") else None
+
+
+PASTEABLE = ("fix", "line", "queryset", "access", "import", "bulk")
+
+
+def withdraw_fix(finding: Finding, proof: dict) -> None:
+    """No paste-able line for a fix that is not proven; say what was tried and why."""
+    tried = proof.get("fix") or finding.snippets.get("fix")
+    for key in PASTEABLE:
+        finding.snippets.pop(key, None)
+    finding.method = None
+    if proof["status"] == "failed" and " Then " not in proof["detail"] and tried:
+        reason = f"No fix is shown: {tried} was replayed on this request's data and failed: {proof['detail']}"
+    else:
+        reason = f"No fix is shown: {proof['detail']}"
+    finding.note = f"{finding.note} {reason}" if finding.note else reason
 
 
 def proof_cell(proof: dict | None) -> str:

@@ -1,0 +1,263 @@
+"""Proofs per root queryset: every N+1 fix replayed, one combined fix per root.
+
+The N+1 findings of one request are proven here, on top of the low-level replay of
+``prove.py``. Findings that share a root queryset are proven together first: one replay of
+the combined fix (``.select_related("a", "b")``) proves each of them. What that does not
+prove is replayed finding by finding, each advice with its fallbacks in order; a fix that
+fails or cannot be replayed loses its paste-able snippets (:func:`~.findings.withdraw_fix`).
+Each proven fix becomes a :class:`FixPlan`, and :func:`number_fixes` turns the plans into
+``Report.fixes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import capture as cap
+from .advise import Advice, combine_fixes, fix_line, nested_prefetch
+from .findings import Finding, withdraw_fix
+from .prove import Budget, Limits, Step, imports_for, namespace, prove, steps_for
+from .relate import Relation
+from .writes import public_method
+
+if TYPE_CHECKING:
+    from .analyze import NPlusOne
+
+
+@dataclass
+class FixPlan:
+    """One proven fix for one root queryset, and the findings it serves."""
+
+    root: cap.Root
+    fix: str
+    line: str | None
+    imports: list[str]
+    lookups: list[str]
+    findings: list[Finding]
+    proof: dict
+    origin: dict | None
+
+    @property
+    def access(self) -> list[dict]:
+        """Loop lines the fix also changes (a to_attr list or an annotation is read there):
+        the proof covers the origin line and these together."""
+        out = []
+        for finding in self.findings:
+            line = finding.snippets.get("access")
+            if line and finding.callsite and not any(a["line"] == line for a in out):
+                out.append({"callsite": finding.callsite, "line": line})
+        return out
+
+
+def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[list[Step]]]:
+    """(access paths with the fix, access paths as the loop read them)."""
+    as_read = steps_for(relation.hops, relation.call, relation.aggregate)
+    if advice.to_attr:
+        return [steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
+    if advice.annotation:
+        return [steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
+    return [as_read], [as_read]
+
+
+def _proof_names(relation: Relation) -> dict[str, Any]:
+    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops]
+    return namespace(*models)
+
+
+def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
+    """Replay every N+1 fix on the request's own data; one combined fix per root queryset.
+
+    Findings that share a root are proven together first: one replay of the combined fix
+    proves each of them (and costs one replay, not one per finding). What that does not
+    prove is replayed finding by finding, with each advice's fallbacks. A fix that fails or
+    cannot be replayed loses its paste-able snippets: the finding keeps its relation and says
+    what was tried and why nothing is shown.
+    """
+    limits = Limits.from_config(config)
+    budget = Budget(limits.budget_s)
+    candidates = [item for item in items
+                  if item.finding is not None and item.advice is not None and item.relation is not None
+                  and item.advice.method and item.advice.method != "in_bulk"]  # in_bulk: prove_bulk_gets
+    plans: list[FixPlan] = []
+    together: set[int] = set()
+    if limits.enabled:
+        for entries in _by_root([(item, *_walks(item.relation, item.advice)) for item in candidates]):
+            plan = _prove_combined(entries, limits, budget) if len(entries) > 1 else None
+            if plan is None:
+                continue
+            _nest_if_better(plan, entries, limits, budget)
+            plans.append(plan)
+            for item, _after, _read in entries:
+                together.add(id(item))
+                # Proven as one call: each finding shows that call (its own part alone was not
+                # replayed on its own, so it is not offered as a paste-able line).
+                item.finding.proof = {**plan.proof, "detail": f"Verified together with the other fixes on this "
+                                                              f"queryset: {plan.proof['detail']}"}
+                snippets = item.finding.snippets
+                for key in ("line", "import", "queryset"):
+                    snippets.pop(key, None)
+                snippets["fix"] = plan.fix
+                if plan.line:
+                    snippets["line"] = plan.line
+                if plan.imports:
+                    snippets["import"] = "\n".join(plan.imports)
+    proven: list[tuple[NPlusOne, list, list]] = []
+    for item in candidates:
+        if id(item) in together:
+            continue
+        proof, after, as_read = _first_proven(item, limits, budget)
+        item.finding.proof = proof
+        if proof["status"] == "verified" and item.relation.root is not None:
+            proven.append((item, after, as_read))
+        elif not (proof["status"] == "skipped" and not limits.enabled):
+            withdraw_fix(item.finding, proof)
+        finding = item.finding
+        if finding.snippets.get("fix", "").startswith("."):
+            needed = imports_for(finding.snippets["fix"], {**_proof_names(item.relation), **item.advice.bindings})
+            if needed:
+                finding.snippets["import"] = "\n".join(needed)
+    for entries in _by_root(proven):
+        plans += _plans_for_root(entries, limits, budget)
+    return plans
+
+
+def _by_root(entries: list[tuple[NPlusOne, list, list]]) -> list[list[tuple[NPlusOne, list, list]]]:
+    groups: dict[int, list] = {}
+    for entry in entries:
+        root = entry[0].relation.root
+        if root is not None:
+            groups.setdefault(id(root), []).append(entry)
+    return list(groups.values())
+
+
+def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict, list, list]:
+    """Try the advice and its fallbacks in order; adopt the first that the replay verifies."""
+    relation, finding = item.relation, item.finding
+    if relation.via_sql and limits.enabled and not item.advice.snippets.get("access"):
+        # The loop runs its own query (Model.objects.filter(fk_id=...)), not the relation: a
+        # replay that reads the relation would prove a loop the user did not write.
+        accessor = relation.path[-1] if relation.path else "the relation"
+        read = f"obj.{accessor}" + ("" if relation.last is not None and relation.last.single else ".all()")
+        return {"status": "skipped", "before": None, "after": None, "rows": 0, "fix": None, "detail": (
+            f"The loop runs its own query instead of reading {relation.relation or accessor}: a prefetch "
+            f"cannot serve it until the loop reads the relation (e.g. `{read}`), and that "
+            "rewrite of your loop cannot be replayed here.")}, [], []
+    names = _proof_names(relation)
+    failures: list[str] = []
+    for candidate in [item.advice, *item.advice.fallbacks]:
+        fix = candidate.proof_call or candidate.snippets.get("fix")
+        after, as_read = _walks(relation, candidate)
+        proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read)
+        proof["fix"] = fix
+        if proof["status"] != "failed":
+            break
+        failures.append(f"{fix} failed: {proof['detail']}")
+    if failures and proof["status"] == "failed" and len(failures) > 1:
+        proof["detail"] = "Replayed on this request's data: " + " Then ".join(failures)
+    elif failures and candidate is not item.advice:
+        # A later candidate is the fix: the finding shows it, and says what failed first.
+        item.advice = candidate
+        finding.method = public_method(candidate.method)
+        finding.snippets = dict(candidate.snippets)
+        finding.avoidable = max(0, finding.count - candidate.after_queries)
+        tried = " ".join(failures)
+        finding.note = f"{candidate.note} Tried first: {tried}" if candidate.note else f"Tried first: {tried}"
+    return proof, after, as_read
+
+
+def _plans_for_root(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
+    plans = _combined_plans(entries, limits, budget)
+    if len(plans) == 1:
+        _nest_if_better(plans[0], entries, limits, budget)
+    return plans
+
+
+def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget) -> None:
+    """Adopt nested ``Prefetch(..., queryset=X.objects.select_related(...))`` when the replay
+    proves it saves queries over the plain lookups (the expert's version of the same fix)."""
+    if plan.root is None or not plan.fix.startswith("."):
+        return
+    nested = nested_prefetch(plan.root.model, plan.fix)
+    if nested is None:
+        return
+    names = _plan_names(entries)
+    after = [path for _item, paths, _read in entries for path in paths]
+    as_read = [path for _item, _paths, read in entries for path in read]
+    proof = prove(plan.root, nested, after, limits, budget, names, as_read)
+    if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
+        return
+    proof["fix"] = nested
+    plan.fix, plan.proof = nested, proof
+    plan.imports = imports_for(nested, names)
+    origin = plan.origin
+    plan.line = fix_line(origin["code"], plan.root.model.__name__, nested) if origin and origin.get("code") else None
+
+
+def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
+    single = [_single_plan(item) for item, _after, _read in entries]
+    if len(entries) == 1:
+        return single
+    plan = _prove_combined(entries, limits, budget)
+    return [plan] if plan is not None else single
+
+
+def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> FixPlan | None:
+    """The findings' fixes merged into one call on their root, if the replay verifies it."""
+    first = entries[0][0]
+    root = first.relation.root
+    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item, _a, _r in entries]
+    combined = combine_fixes(fixes)
+    if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
+        return None
+    names = _plan_names(entries)
+    after = [path for _item, paths, _read in entries for path in paths]
+    as_read = [path for _item, _paths, read in entries for path in read]
+    proof = prove(root, combined, after, limits, budget, names, as_read)
+    if proof["status"] != "verified":
+        return None
+    proof["fix"] = combined
+    origin = first.finding.origin
+    line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
+    return FixPlan(root, combined, line, imports_for(combined, names),
+                   [item.relation.lookup for item, _a, _r in entries],
+                   [item.finding for item, _a, _r in entries], proof, origin)
+
+
+def _plan_names(entries: list) -> dict[str, Any]:
+    """The proof namespace of several findings' fixes: their models and filter bindings."""
+    names = namespace(*(m for item, _a, _r in entries for m in _proof_names(item.relation).values()
+                        if isinstance(m, type) and hasattr(m, "_meta")))
+    for item, _a, _r in entries:
+        names.update(item.advice.bindings)
+    return names
+
+
+def _single_plan(item: NPlusOne) -> FixPlan:
+    advice, finding = item.advice, item.finding
+    imports = [line for line in finding.snippets.get("import", "").splitlines() if line]
+    return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
+                   [item.relation.lookup], [finding], finding.proof, finding.origin)
+
+
+def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:
+    """``Report.fixes`` as plain data, and each finding's ``fix_id``."""
+    position = {id(f): i for i, f in enumerate(findings)}
+    fixes: list[dict] = []
+    for plan in plans:
+        members = [position[id(f)] for f in plan.findings if id(f) in position]
+        if not members:
+            continue  # allowlisted away
+        for finding in plan.findings:
+            finding.fix_id = len(fixes)
+        fixes.append({
+            "origin": plan.origin,
+            "fix": plan.fix,
+            "line": plan.line,
+            "import": "\n".join(plan.imports),
+            "lookups": plan.lookups,
+            "findings": sorted(members),
+            "access": plan.access,
+            "proof": plan.proof,
+        })
+    return fixes

@@ -1,0 +1,203 @@
+"""Unused eager loads: ``prefetch_related`` / ``select_related`` lookups nothing read.
+
+Capture records which relation paths of each root queryset were read and how many objects
+each eager level loaded. A lookup whose deepest levels were never read is reported once per
+unused level (``pizzas`` and ``pizzas__toppings``), with that level's own statements; levels
+under a level that loaded nothing are never flagged, and a queryset built many times at one
+place is one finding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.db.models import Prefetch
+
+from . import capture as cap
+from .advise import advise_unused, flatten_select_related
+from .findings import Context, Finding, defined_at, frame_dict, model_label
+from .frames import build_site
+from .frameworks import unused_snippets
+from .relate import KIND_LABELS, describe_path
+
+
+def _eager_lookups(root: cap.Root) -> list[tuple[str, tuple[str, ...]]]:
+    lookups: list[tuple[str, tuple[str, ...]]] = []
+    for item in root.prefetch_lookups:
+        if isinstance(item, Prefetch):
+            if item.to_attr:
+                continue  # read back as a plain list attribute: reads cannot be observed
+            lookup = item.prefetch_through
+        else:
+            lookup = str(item)
+        lookups.append(("prefetch_related", tuple(lookup.split("__"))))
+    if isinstance(root.select_related, dict):
+        lookups += [("select_related", tuple(p.split("__"))) for p in flatten_select_related(root.select_related)]
+    return lookups
+
+
+def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Finding]:
+    """Eager loads whose related objects were never read during the capture."""
+    accessed: dict[int, list[tuple[str, ...]]] = {}
+    for root_id, path in capture.accessed:
+        accessed.setdefault(root_id, []).append(path)
+    prefetch_time: dict[tuple, list[cap.Bucket]] = {}
+    for bucket in capture.buckets.values():
+        if bucket.prefetch is not None:
+            prefetch_time.setdefault(bucket.prefetch, []).append(bucket)
+    findings = []
+    rows: dict[int, int] = {}  # id(finding) -> rows of its queryset
+    named: set[tuple[int, str]] = set()  # (id(root), lookup) already reported
+    for root in capture.roots:
+        if root.rows == 0:
+            continue
+        lookups = _eager_lookups(root)
+        if not lookups:
+            continue
+        site = build_site(root.origin)
+        origin = frame_dict(site.frame)  # no library flag needed: library-built querysets are skipped
+        if origin is None or site.library:
+            continue  # built by library code (admin internals, ...): nothing the user can edit
+        reads = accessed.get(id(root), [])
+        for method, path in lookups:
+            used = 0
+            for depth in range(len(path), 0, -1):
+                if any(read[:depth] == path[:depth] for read in reads):
+                    used = depth
+                    break
+            if used == len(path):
+                continue
+            levels = unused_levels(capture, root, path, used)
+            if not levels:
+                continue  # the unread levels hang under levels that loaded nothing: say nothing
+            if site.frame.declares and path[0] not in (origin.get("code") or ""):
+                continue  # a framework added it to a declared field (an optimizer), not the project
+            hops = describe_path(root.model, path)
+            batches = [b for key, batch in prefetch_time.items()
+                       if key[0] == id(root) and len(key[1]) > used and key[1] == path[: len(key[1])]
+                       for b in batch]
+            lookup = "__".join(path)
+            framework = unused_snippets(site.frame, method, lookup)  # e.g. a DRF viewset's modes
+            findings.append(Finding(
+                kind="unused_prefetch",
+                model=model_label(root.model),
+                relation=hops[-1].label if hops else None,
+                lookup=lookup,
+                method=method,
+                count=sum(b.count for b in batches),
+                avoidable=sum(b.count for b in batches),
+                duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
+                sql=context.sql(batches[0].samples[0]) if batches else (
+                    context.sql(root.record) if root.record else ""),
+                callsite=context.first_frame(root.evaluated),
+                stack=context.stack(root.evaluated),
+                origin=origin,
+                snippets=framework[0] if framework else advise_unused(
+                    root.model, method, lookup, path[:used], origin.get("code")),
+                relation_kind=KIND_LABELS.get(hops[-1].kind) if hops else None,
+                related_model=model_label(hops[-1].target) if hops else None,
+                defined_at=defined_at(hops[-1]) if hops else None,
+                alias=root.record.alias if root.record else "default",
+                note=(f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
+                      if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
+                + (" " + framework[1] if framework else ""),
+            ))
+            produced = per_level(findings[-1], capture, root, path, used, levels, prefetch_time, context)
+            # An outer level two lookups share ("pizzas" of "pizzas__toppings" and "pizzas__category") once.
+            produced = [f for f in produced if (id(root), f.lookup) not in named]
+            named.update((id(root), f.lookup) for f in produced)
+            findings[-1:] = produced
+            rows.update((id(f), root.rows) for f in produced)
+    return merge_unused(findings, rows)
+
+
+def unused_levels(capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int) -> list[int]:
+    """Depths of ``path`` (1 = first level) to report as unused: every unread level whose parent
+    level had objects (a nested level under a relation that was empty everywhere is never flagged)."""
+    levels = []
+    for depth in range(used + 1, len(path) + 1):
+        if depth > 1 and not capture.loaded.get((id(root), path[: depth - 1])):
+            break
+        levels.append(depth)
+    return levels
+
+
+def per_level(main: Finding, capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int,
+              levels: list[int], prefetch_time: dict, context: Context) -> list[Finding]:
+    """One finding per unused level of a nested eager load (``user`` and ``user__occupation``),
+    each with its own relation and statements; the fix (drop or shorten the lookup) is shared."""
+    hops = describe_path(root.model, path)
+    if not hops:
+        return [main] if len(path) in levels else []
+    lookup = "__".join(path)
+    said = (f"Only {'__'.join(path[:used])!r} was read; the deeper levels were loaded for nothing."
+            if used else f"{lookup!r} was loaded for {root.rows} rows and never read.")
+    extra = main.note[len(said):].strip() if main.note and main.note.startswith(said) else ""
+    snippets = dict(main.snippets)
+    code = (main.origin or {}).get("code") or ""
+    if path[0] not in code and "conditional" not in snippets:
+        # Added where the queryset is shared (a manager, a get_queryset(), a queryset built
+        # once and reused): removing it there would bring the N+1 back on the paths that read it.
+        snippets = {
+            "fix": f'# .{main.method}("{lookup}") is added where this queryset is shared: keep it only on the code '
+                   "paths that read it",
+            "conditional": (
+                f"def with_{path[0]}(self):  # on the QuerySet (or manager) that adds it today\n"
+                f'    return self.{main.method}("{lookup}")\n'
+                f"# ...and call .with_{path[0]}() where {lookup!r} is read, not for this page"),
+        }
+        extra = (extra + " " if extra else "") + (
+            f"{lookup!r} is not added on the line that built this queryset but where it is shared (a manager or "
+            "get_queryset()): make it conditional rather than removing it.")
+    out = []
+    for depth in levels:
+        hop = hops[depth - 1]
+        key = (id(root), path[:depth])
+        batches = prefetch_time.get(key, [])
+        objects = capture.loaded.get(key, 0)
+        level = "__".join(path[:depth])
+        if objects:
+            note = (f"{level!r} loaded {objects} related object{'s' if objects != 1 else ''} for {root.rows} "
+                    f"row{'s' if root.rows != 1 else ''} and none was read.")
+        else:
+            note = f"{level!r} is not used on this page (it loaded nothing for these {root.rows} rows)."
+        if depth < len(path):
+            note += f" Dropping {lookup!r} removes this level too."
+        out.append(dataclasses.replace(
+            main, relation=hop.label, lookup=level, relation_kind=KIND_LABELS.get(hop.kind),
+            related_model=model_label(hop.target), defined_at=defined_at(hop),
+            count=sum(b.count for b in batches), avoidable=sum(b.count for b in batches),
+            duration_ms=round(sum(b.duration for b in batches) * 1000, 3),
+            sql=context.sql(batches[0].samples[0]) if batches else main.sql,
+            snippets=dict(snippets), note=note + (" " + extra if extra else ""),
+        ))
+    return out
+
+
+def merge_unused(findings: list[Finding], rows: dict[int, int] | None = None) -> list[Finding]:
+    """One unused-prefetch finding per (origin, lookup, method): a queryset built once per search
+    hit or per template include is one problem, with its querysets and rows counted."""
+    rows = rows or {}
+    merged: dict[tuple, Finding] = {}
+    times: dict[tuple, int] = {}
+    total: dict[tuple, int] = {}
+    out: list[Finding] = []
+    for finding in findings:
+        origin = finding.origin or {}
+        key = (origin.get("filename"), origin.get("lineno"), finding.lookup, finding.method)
+        first = merged.get(key)
+        total[key] = total.get(key, 0) + rows.get(id(finding), 0)
+        if first is None:
+            merged[key] = finding
+            times[key] = 1
+            out.append(finding)
+            continue
+        times[key] += 1
+        first.count += finding.count
+        first.avoidable += finding.avoidable
+        first.duration_ms = round(first.duration_ms + finding.duration_ms, 3)
+    for key, finding in merged.items():
+        if times[key] > 1:
+            finding.note = (f"{finding.note} (Built {times[key]} times on this page, {total[key]} rows in all; "
+                            "counts are totals.)")
+    return out
