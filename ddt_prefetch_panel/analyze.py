@@ -184,7 +184,8 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
     for item in n_plus_ones:
         item.place = place_of(item.relation, item.group.callsite)
         item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place)
-        item.finding.test_code = test_code(item.place, item.group.callsite)
+        item.finding.test_code = test_code(item.place, item.group.callsite,
+                                           write_of(item.group.buckets[0].sql) is not None)
         if item.mirror is not None:
             _name_mirror(item.finding, item.mirror)
         if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):

@@ -165,10 +165,10 @@ def installed(frame: Frame) -> bool:
     return bool(shown_location(frame.filename).distribution) or is_site_file(frame.filename)
 
 
-def test_code(place: Place | None, callsite: Frame | None) -> bool:
-    """The repeat is a test's own code: its loop is in a test module and so is what it loops
-    over (objects created in the test body, a queryset the test built), not a view it called."""
-    if callsite is None or callsite.template or not is_test_file(callsite.filename):
+def test_code(place: Place | None, callsite: Frame | None, write: bool) -> bool:
+    """The repeat is a test's own setup: a write loop (objects created or saved one by one) in a
+    test module's body or fixtures, not in a view the test called (whose lines are innermost)."""
+    if not write or callsite is None or callsite.template or not is_test_file(callsite.filename):
         return False
     return place is not None and place.frame is not None and is_test_file(place.frame.filename)
 

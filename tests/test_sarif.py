@@ -74,19 +74,22 @@ def test_sarif_validates_and_has_what_review_tools_read(pizzeria):
             assert physical["region"]["startLine"] >= 1
 
 
-def test_n_plus_one_result_points_at_call_site_with_origin_and_fix(pizzeria):
+def test_n_plus_one_result_sits_on_the_place_with_the_call_site_and_fix(pizzeria):
     finding = next(f for f in _findings("filtered_prefetch_bad") if f["kind"] == "n_plus_one")
     result = to_sarif([finding])["runs"][0]["results"][0]
     text = result["message"]["text"]
     assert "shop.Order.pizzas" in text and f"{finding['count']} queries" in text
     assert finding["snippets"]["line"] in text
 
+    # The result sits on the place to act (here the line that builds the queryset, the origin);
+    # the loop's line is a related location.
+    assert finding["place"]["kind"] == "queryset" and finding["place"]["line"] == finding["origin"]["lineno"]
     location = result["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"] == "demo/shop/views.py"
-    assert location["region"]["startLine"] == finding["callsite"]["lineno"]
+    assert location["region"]["startLine"] == finding["place"]["line"]
+    assert "act here" in result["locations"][0]["message"]["text"]
     related = result["relatedLocations"][0]["physicalLocation"]
-    assert related["region"]["startLine"] == finding["origin"]["lineno"]
-    assert "queryset built here" in result["relatedLocations"][0]["message"]["text"]
+    assert related["region"]["startLine"] == finding["callsite"]["lineno"]
 
     change = result["fixes"][0]["artifactChanges"][0]
     assert change["artifactLocation"]["uri"] == "demo/shop/views.py"
