@@ -189,8 +189,13 @@ def _finding_markdown(finding: Finding) -> str:
     snippets = finding.snippets or {}
     proof = getattr(finding, "proof", None) or {}
     fix = snippets.get("line") or snippets.get("fix")
-    if fix and proof.get("status") != "failed":
-        place = f" at `{where(finding.origin, with_function=False)}`" if snippets.get("line") and finding.origin else ""
+    act = finding.place or {}
+    if act.get("kind") == "upstream":
+        lines += ["", f"Upstream: built and looped inside {act.get('package')} {act.get('version') or ''}".rstrip()
+                  + f" at `{place_where(act)}`; nothing in your project to paste."]
+    elif fix and proof.get("status") != "failed":
+        shown = place_where(act) if act.get("file") else where(finding.origin, with_function=False) if finding.origin else ""
+        place = f" at `{shown}`" if snippets.get("line") and shown else ""
         imports = [line for line in (snippets.get("import") or "").splitlines() if line]
         lines += ["", f"Fix{place}{proof_text(proof)}:", "", "```python", *imports, fix, "```"]
         if snippets.get("access"):
@@ -199,6 +204,8 @@ def _finding_markdown(finding: Finding) -> str:
         lines += ["", f"No paste-able fix{proof_text(proof)}."]
     for key, label in _PLACED_SNIPPETS:
         if snippets.get(key) and proof.get("status") != "failed":
+            if key == "override" and act.get("kind") == "override":
+                label = f"{label}, in `{act.get('class')}` (`{place_where(act)}`)"
             lines += ["", f"{label}:", "", "```python", snippets[key], "```"]
     if finding.note:
         lines += ["", finding.note]
@@ -212,6 +219,11 @@ def _finding_markdown(finding: Finding) -> str:
     return "\n".join(lines) + "\n"
 
 
+def place_where(place: dict) -> str:
+    """``file:line`` of a place dict."""
+    return f"{place.get('file')}:{place.get('line')}"
+
+
 def _markdown_item(finding: Finding, number: int) -> str:
     snippets = finding.snippets or {}
     proof = getattr(finding, "proof", None) or {}
@@ -220,7 +232,12 @@ def _markdown_item(finding: Finding, number: int) -> str:
         others = [f"`{where(f, with_function=False)}`" for f in finding.callsites[1:]]
         parts.append("reuse the first result" + (f"; also from {', '.join(others)}" if others else ""))
     else:
-        if finding.origin:
+        act = finding.place or {}
+        at_origin = finding.origin and (act.get("file"), act.get("line")) == (
+            finding.origin.get("filename"), finding.origin.get("lineno"))
+        if act.get("file") and not at_origin:
+            parts.append(f"{'upstream' if act.get('kind') == 'upstream' else 'act at'} `{place_where(act)}`")
+        elif finding.origin:
             same_file = finding.callsite and finding.callsite.get("filename") == finding.origin.get("filename")
             parts.append(f"origin line {finding.origin['lineno']}" if same_file
                          else f"origin `{where(finding.origin, with_function=False)}`")
@@ -257,6 +274,10 @@ def _facts(finding: Finding) -> str:
         parts[-1] += f" (+{len(finding.callsites) - 1} more)"
     if finding.origin:
         parts.append(f"origin `{where(finding.origin, with_function=False)}`")
+    act = finding.place or {}
+    if act.get("file") and finding.origin and (act.get("file"), act.get("line")) != (
+            finding.origin.get("filename"), finding.origin.get("lineno")):
+        parts.append(f"{'upstream' if act.get('kind') == 'upstream' else 'act here'} `{place_where(act)}`")
     return " · ".join(parts)
 
 

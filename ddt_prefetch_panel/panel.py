@@ -23,6 +23,7 @@ from .editor import frame_url, link_finding
 from .analyze import analyze
 from .findings import KIND_TITLES, Report, note_without_proof
 from .frames import ELSEWHERE
+from .patch import place_frame
 
 
 class PrefetchPanel(Panel):
@@ -178,6 +179,7 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
             findings.append(
                 {
                     **link_finding(finding_data, editor),
+                    "act": act_here(finding_data, editor),
                     "number": index + 1,
                     "title": finding.title,
                     "kind_label": str(KIND_TITLES.get(finding.kind, finding.kind)),
@@ -227,6 +229,32 @@ def proof_view(proof: dict | None) -> dict | None:
         "detail": proof.get("detail") or "",
         "tried": proof.get("fix") or "",
     }
+
+
+PLACE_LABELS = {
+    "queryset": _("the line that builds the queryset"),
+    "class_attr": _("a class attribute of your view or admin"),
+    "override": _("a method to add in your subclass"),
+    "upstream": _("inside an installed package: nothing in your project to paste"),
+}
+
+
+def act_here(finding: dict, editor: str | None) -> dict | None:
+    """The finding's place as the template shows it, when it is not the origin line itself:
+    a frame-like dict (link, code) with its kind's label, class, package and version."""
+    place = finding.get("place") or {}
+    origin = finding.get("origin") or {}
+    if not place.get("file") or (place.get("file"), place.get("line")) == (origin.get("filename"), origin.get("lineno")):
+        return None
+    frame = {"filename": place["file"], "lineno": place.get("line"), "code": place.get("code") or ""}
+    if place.get("kind") == "upstream":
+        frame.update(distribution=place.get("package"), version=place.get("version"))
+    elif editor:
+        url = frame_url(frame, editor)
+        if url:
+            frame["editor_url"] = url
+    return {**frame, "kind": place.get("kind"), "label": PLACE_LABELS.get(place.get("kind"), ""),
+            "class": place.get("class"), "upstream": place.get("kind") == "upstream"}
 
 
 def shown_snippets(finding: dict) -> list[dict]:
@@ -282,7 +310,9 @@ def fix_card(index: int, fix: dict, findings: list[dict], editor: str | None) ->
     """One ``report.fixes`` entry for the template: the combined fix, where it goes, its proof
     and the findings it serves (``library`` when all of them are library-only)."""
     members = [findings[i] for i in fix.get("findings") or [] if isinstance(i, int) and 0 <= i < len(findings)]
-    origin = fix.get("origin")
+    # The card's before/after is the line the fix goes on: the place (a view's model = line, its
+    # queryset = line) when there is one, else the origin.
+    origin = place_frame(fix) or fix.get("origin")
     if isinstance(origin, dict) and editor:
         url = frame_url(origin, editor)
         origin = {**origin, "editor_url": url} if url else origin

@@ -208,3 +208,21 @@ def test_tag_call_finds_the_calling_template_line():
     plain = Frame("places/page.html", 4, "VariableNode", "{{ thread.author }}", True)
     assert tag_call((plain, loop, view)) is None
     assert tag_call((view,)) is None
+
+
+def test_the_panel_shows_where_to_act_before_and_after(client):
+    from django.template.loader import render_to_string
+
+    from ddt_prefetch_panel.panel import panel_context
+
+    seed(3)
+    report = report_for(client, "/places/threads/")
+    html = render_to_string("ddt_prefetch_panel/panel.html", panel_context({"report": report.to_dict(), "error": None}))
+    assert 'data-ddtpp-place="class_attr"' in html
+    assert "tests/places/views.py:" in html
+    assert "queryset = Thread.objects.select_related(&quot;author&quot;)" in html
+    assert "act at `tests/places/views.py:" in report.to_markdown()
+    [finding] = n_plus_ones(report)
+    assert "act here `tests/places/views.py:" in finding.to_markdown()
+    [upstream] = n_plus_ones(report_for(client, "/places/threads/table/"))
+    assert "Upstream: built and looped inside ddtpp-fakelib 1.0.0" in upstream.to_markdown()
