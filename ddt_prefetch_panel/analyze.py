@@ -23,7 +23,7 @@ from .conf import get_config, is_allowed
 from .findings import PASTEABLE, Context, Finding, Report, frame_dict, frame_dict_from, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, build_site, is_project_class
-from .frameworks import fix_snippets, overridable, place_note
+from .frameworks import fix_snippets, overridable, override_snippets, place_note
 from .place import Place, climb, installed, place_of, test_code
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
@@ -294,6 +294,8 @@ def place_fixes(items: list[NPlusOne], fixes: list[dict]) -> None:
         elif place.kind == "class_attr" and place.attr in ("model", "queryset") and proven and fix.startswith("."):
             line = place_line(place, item.relation.model, fix) if item.relation is not None else None
             _set_line(finding.snippets, line)
+        elif place.kind == "override" and place.owner is not None and place.params and proven and fix.startswith("."):
+            finding.snippets.update(override_snippets(("override", place.owner, place.attr, place.params), fix))
         elif place.attr == "list_select_related" and proven and fix.startswith("list_select_related") \
                 and place.frame is not None and place.frame.code.startswith("list_select_related"):
             finding.snippets["line"] = fix  # the ModelAdmin's own list_select_related line, extended

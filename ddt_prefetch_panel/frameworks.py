@@ -222,7 +222,7 @@ def fix_snippets(origin: Frame | None, fix: str | None) -> dict[str, str]:
     if origin is None or not fix or not isinstance(origin.detail, tuple):
         return {}
     if origin.detail[0] == "override":
-        return _override_snippets(origin.detail, fix)
+        return override_snippets(origin.detail, fix)
     framework, field = origin.detail
     if framework == "graphene":
         return _graphene_snippets(field, fix)
@@ -266,7 +266,7 @@ def _graphene_snippets(field: Any, fix: str) -> dict[str, str]:
     )}
 
 
-def _override_snippets(detail: tuple, fix: str) -> dict[str, str]:
+def override_snippets(detail: tuple, fix: str) -> dict[str, str]:
     """A library method built the queryset for a project subclass (Django's ``ListView``,
     a framework's view or admin): override it there and chain the fix onto ``super()``."""
     _, owner, method, params = detail

@@ -152,6 +152,9 @@ def place_of(relation: Relation | None, callsite: Frame | None) -> Place | None:
             return view_place(frame)
         if frame.declares:
             return Place("override", frame, note="")
+        inherited = inherited_method(frame)
+        if inherited is not None:
+            return inherited
         return Place("class_attr" if is_class_body(frame) else "queryset", frame)
     if root is None and callsite is not None and not callsite.template and not callsite.declares:
         return Place("queryset", callsite)  # a hand-written loop or a write loop: its own line
@@ -171,6 +174,36 @@ def test_code(place: Place | None, callsite: Frame | None, write: bool) -> bool:
     if not write or callsite is None or callsite.template or not is_test_file(callsite.filename):
         return False
     return place is not None and place.frame is not None and is_test_file(place.frame.filename)
+
+
+def inherited_method(frame: Frame) -> Place | None:
+    """A method of a project mixin or base class built the queryset for a subclass
+    (``PublishedMixin.get_queryset`` run for ``PostList``): every class that inherits it shares
+    that line, so the fix goes on this subclass, as an override chained onto ``super()``."""
+    detail = frame.detail
+    if not (isinstance(detail, tuple) and detail[0] == "self" and isinstance(detail[1], type)):
+        return None
+    cls = detail[1]
+    owner_name, _, method = frame.qualname.rpartition(".")
+    if not owner_name or "<" in frame.qualname or cls.__qualname__ == owner_name or not is_project_class(cls):
+        return None
+    if not any(klass.__qualname__ == owner_name for klass in cls.__mro__[1:]):
+        return None
+    line = class_line(cls)
+    params = _parameters(getattr(cls, method, None))
+    if line is None or params is None:
+        return None
+    return Place("override", line, cls, method, params, note=(
+        f"{frame.qualname}() builds the queryset and every class that inherits it shares that line: "
+        f"override {method}() in {cls.__name__} so the fix changes this view only."))
+
+
+def _parameters(function: Any) -> tuple[str, ...] | None:
+    code = getattr(function, "__code__", None)
+    if code is None or code.co_flags & 0x0C:  # *args / **kwargs: not chained onto super() here
+        return None
+    names = code.co_varnames[: code.co_argcount]
+    return tuple(names) if names and names[0] == "self" else None
 
 
 def is_class_body(frame: Frame) -> bool:

@@ -95,6 +95,7 @@ PASTED = {
     "library_view_subclassed": ("/places/threads/search/", "ThreadSearchView", "override", "get_queryset", "author"),
     "get_context_data": ("/places/posts/recent/", "RecentPostsView", "queryset", None, "thread"),
     "mptt_list_model": ("/places/categories/", "CategoryListView", "class_attr", "model", "parent"),
+    "shared_mixin": ("/places/posts/feed/", "PostFeedView", "override", "get_queryset", "author"),
 }
 
 
@@ -226,3 +227,17 @@ def test_the_panel_shows_where_to_act_before_and_after(client):
     assert "act here `tests/places/views.py:" in finding.to_markdown()
     [upstream] = n_plus_ones(report_for(client, "/places/threads/table/"))
     assert "Upstream: built and looped inside ddtpp-fakelib 1.0.0" in upstream.to_markdown()
+
+
+def test_a_mixins_shared_line_is_not_the_place_the_views_override_is(client):
+    """``PublishedPostsMixin.get_queryset`` serves two views: a fix on its line would change the
+    other one too, so the place is an override in the view that needs it."""
+    seed(3)
+    [finding] = n_plus_ones(report_for(client, "/places/posts/feed/"))
+    assert finding.origin["function"] == "get_queryset" and "return Post.published" in finding.origin["code"]
+    assert finding.place["class"] == "PostFeedView" and finding.place["code"] == (
+        "class PostFeedView(PublishedPostsMixin, ListView):")
+    assert finding.snippets["override"] == (
+        "# in PostFeedView\ndef get_queryset(self):\n    return super().get_queryset().select_related(\"author\")")
+    assert "line" not in finding.snippets
+    assert "every class that inherits it" in finding.note

@@ -62,3 +62,18 @@ def published_posts(request):
 
 def published_titles(request):
     return render(request, "places/published_titles.html", {"posts": Post.published.all()})
+
+
+# A project mixin shared by two views: its get_queryset line serves both.
+class PublishedPostsMixin:
+    def get_queryset(self):
+        return Post.published.order_by("pk")
+
+
+class PostFeedView(PublishedPostsMixin, ListView):
+    template_name = "places/post_feed.html"
+
+
+class PostArchiveView(PublishedPostsMixin, ListView):
+    template_name = "places/published_titles.html"
+    context_object_name = "posts"
