@@ -154,6 +154,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         'Order.objects.select_related("customer")',
         note="The call site is the template line, read from Jinja2's debug information.",
     ),
+    Scenario(
+        "generic-views",
+        "Class-based generic view",
+        "A ListView declares model = Order; its template reads each order's customer ({{ order.customer.name }}).",
+        'queryset = Order.objects.select_related("customer")  # beside model = Order',
+        note="The call site is the template line; the fix goes on the view class, beside model = Order.",
+    ),
+    Scenario(
+        "inclusion-tag",
+        "Inclusion tag per row",
+        "The template calls an inclusion tag for every order, and the tag queries that order's pizzas "
+        "(order.pizzas.all()).",
+        'Order.objects.prefetch_related("pizzas")',
+        note="The call site is the template line that calls the tag; the fix goes on the view's queryset.",
+    ),
 )
 
 SCENARIOS_BY_SLUG: dict[str, Scenario] = {s.slug: s for s in SCENARIOS}

@@ -15,6 +15,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.generic import ListView
 
 from .models import Category, Customer, LoyaltyCard, Order, Pizza, Review, Topping
 from .scenarios import SCENARIOS, SCENARIOS_BY_SLUG
@@ -537,3 +538,54 @@ def jinja2_bad(request: HttpRequest) -> HttpResponse:
 def jinja2_fixed(request: HttpRequest) -> HttpResponse:
     orders = Order.objects.filter(status="delivered").select_related("customer").order_by("pk")
     return _jinja_page(request, "fixed", orders)
+
+
+# generic-views: class-based generic views as Django's docs write them
+
+
+class _ScenarioContextMixin:
+    """Adds the scenario and variant the page's base template expects, as _render does."""
+
+    slug = "generic-views"
+    variant = ""
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        context = super().get_context_data(**kwargs)  # type: ignore[misc]
+        context.update(scenario=SCENARIOS_BY_SLUG[self.slug], variant=self.variant)
+        return context
+
+
+class OrderListBad(_ScenarioContextMixin, ListView):
+    model = Order
+    template_name = "shop/order_list.html"
+    context_object_name = "orders"
+    variant = "bad"
+
+
+class OrderListFixed(_ScenarioContextMixin, ListView):
+    model = Order
+    queryset = Order.objects.select_related("customer")
+    template_name = "shop/order_list.html"
+    context_object_name = "orders"
+    variant = "fixed"
+
+
+# as_view() returns a function named "view"; naming the two like the function views lets code
+# that maps a URL back to this module by the callback's name (the crawl test) find them.
+generic_views_bad = OrderListBad.as_view()
+generic_views_bad.__name__ = "generic_views_bad"
+generic_views_fixed = OrderListFixed.as_view()
+generic_views_fixed.__name__ = "generic_views_fixed"
+
+
+# inclusion-tag: the template calls {% order_pizzas order %} for every row
+
+
+def inclusion_tag_bad(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.order_by("pk")
+    return _render(request, "inclusion-tag", "bad", template="shop/inclusion_tag.html", orders=orders)
+
+
+def inclusion_tag_fixed(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.prefetch_related("pizzas").order_by("pk")
+    return _render(request, "inclusion-tag", "fixed", template="shop/inclusion_tag.html", orders=orders)
