@@ -232,6 +232,7 @@ def file_changes(edits: list[LineEdit], imports: dict[str, list[str]], root: str
             indent = old[: len(old) - len(old.lstrip())]
             ending = old[len(old.rstrip("\r\n")):]
             after[edit.lineno - 1] = "".join(indent + part + ending for part in edit.new.split("\n"))
+        after = "".join(after).splitlines(keepends=True)  # an edit of one line into two (model = + queryset =)
         if imports.get(path) and path.endswith(".py"):
             patched = add_imports("".join(after), imports[path])
             if patched is None:

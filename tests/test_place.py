@@ -241,3 +241,21 @@ def test_a_mixins_shared_line_is_not_the_place_the_views_override_is(client):
         "# in PostFeedView\ndef get_queryset(self):\n    return super().get_queryset().select_related(\"author\")")
     assert "line" not in finding.snippets
     assert "every class that inherits it" in finding.note
+
+
+def test_the_patch_of_a_two_line_place_applies(client, tmp_path):
+    """``model = Thread`` becomes two lines: the patch must be a valid unified diff."""
+    import subprocess
+
+    seed(3)
+    [finding] = n_plus_ones(report_for(client, "/places/threads/"))
+    patch = finding.snippets["patch"]
+    added = [line for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert added == ['+    queryset = Thread.objects.select_related("author")'], patch
+    target = tmp_path / "tests" / "places"
+    target.mkdir(parents=True)
+    (target / "views.py").write_text(VIEWS.read_text())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "fix.patch").write_text(patch)
+    result = subprocess.run(["git", "apply", "--check", "fix.patch"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
