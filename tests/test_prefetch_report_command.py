@@ -114,7 +114,7 @@ def test_the_crawl_patch_fixes_the_crawled_pages(pizzeria, tmp_path, settings):
     spec.loader.exec_module(patched)
     urlconf = types.ModuleType("ddtpp_patched_urls")
     others = [p for p in import_module(settings.ROOT_URLCONF).urlpatterns if getattr(p, "namespace", None) != "shop"]
-    urlconf.urlpatterns = others + [path("", include(([path(str(p.pattern), getattr(patched, p.callback.__name__),
+    urlconf.urlpatterns = others + [path("", include(([path(str(p.pattern), _patched_view(patched, p.callback),
                                                               name=p.name) for p in shop_urls.urlpatterns], "shop")))]
     sys.modules[urlconf.__name__] = urlconf
     settings.ROOT_URLCONF = urlconf.__name__
@@ -155,3 +155,12 @@ def test_the_command_is_found_by_manage_py_in_a_source_checkout():
     from django.core.management import get_commands
 
     assert get_commands()["prefetch_report"] == "ddt_prefetch_panel"
+
+
+def _patched_view(module, callback):
+    """The patched module's version of a URL's view: a function by name, a class-based view's
+    class (``as_view()`` keeps it as ``view_class``) by its class name."""
+    view_class = getattr(callback, "view_class", None)
+    if view_class is not None:
+        return getattr(module, view_class.__name__).as_view(**getattr(callback, "view_initkwargs", {}))
+    return getattr(module, callback.__name__)

@@ -48,8 +48,8 @@ urlpatterns = [
     path("drf/fixed/", views.drf_fixed, name="drf-fixed"),
     path("jinja2/bad/", views.jinja2_bad, name="jinja2-bad"),
     path("jinja2/fixed/", views.jinja2_fixed, name="jinja2-fixed"),
-    path("generic-views/bad/", views.generic_views_bad, name="generic-views-bad"),
-    path("generic-views/fixed/", views.generic_views_fixed, name="generic-views-fixed"),
+    path("generic-views/bad/", views.OrderListBad.as_view(), name="generic-views-bad"),
+    path("generic-views/fixed/", views.OrderListFixed.as_view(), name="generic-views-fixed"),
     path("inclusion-tag/bad/", views.inclusion_tag_bad, name="inclusion-tag-bad"),
     path("inclusion-tag/fixed/", views.inclusion_tag_fixed, name="inclusion-tag-fixed"),
 ]
