@@ -259,3 +259,18 @@ def test_the_patch_of_a_two_line_place_applies(client, tmp_path):
     (tmp_path / "fix.patch").write_text(patch)
     result = subprocess.run(["git", "apply", "--check", "fix.patch"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_admin_changelist_places_are_the_projects_model_admin(client, pizzeria):
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("boss", "boss@example.com", "pw")
+    client.login(username="boss", password="pw")
+    with detect() as report:
+        assert client.get("/admin/shop/order/").status_code == 200
+    places = {f.relation: f.place for f in n_plus_ones(report)}
+    assert places["shop.Order.customer"]["kind"] == "class_attr"
+    assert places["shop.Order.customer"]["attr"] == "list_select_related"
+    assert places["shop.Order.pizzas"]["kind"] == "override"  # a count per row: annotate in get_queryset
+    assert {p["file"] for p in places.values()} == {"demo/shop/admin.py"}
+    assert {p["class"] for p in places.values()} == {"OrderAdmin"}
