@@ -155,7 +155,7 @@ def place_of(relation: Relation | None, callsite: Frame | None) -> Place | None:
         inherited = inherited_method(frame)
         if inherited is not None:
             return inherited
-        return Place("class_attr" if is_class_body(frame) else "queryset", frame)
+        return Place("class_attr" if is_class_body(frame) else "queryset", frame, note=shared_note(frame))
     if root is None and callsite is not None and not callsite.template and not callsite.declares:
         return Place("queryset", callsite)  # a hand-written loop or a write loop: its own line
     if frame is not None and site.library and installed(frame):
@@ -196,6 +196,20 @@ def inherited_method(frame: Frame) -> Place | None:
     return Place("override", line, cls, method, params, note=(
         f"{frame.qualname}() builds the queryset and every class that inherits it shares that line: "
         f"override {method}() in {cls.__name__} so the fix changes this view only."))
+
+
+def shared_note(frame: Frame) -> str:
+    """A queryset built in a model's method is built for every caller of that method: the proof
+    replayed this request's data only."""
+    detail = frame.detail
+    if not (isinstance(detail, tuple) and detail[0] == "self" and isinstance(detail[1], type)):
+        return ""
+    from django.db import models
+
+    if not issubclass(detail[1], models.Model) or "." not in frame.qualname:
+        return ""
+    return (f"This line is in {frame.qualname}(), which other views may call too: the fix changes it for "
+            "every caller, and was replayed on this request's data only.")
 
 
 def _parameters(function: Any) -> tuple[str, ...] | None:

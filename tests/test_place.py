@@ -274,3 +274,15 @@ def test_the_admin_changelist_places_are_the_projects_model_admin(client, pizzer
     assert places["shop.Order.pizzas"]["kind"] == "override"  # a count per row: annotate in get_queryset
     assert {p["file"] for p in places.values()} == {"demo/shop/admin.py"}
     assert {p["class"] for p in places.values()} == {"OrderAdmin"}
+
+
+def test_a_queryset_built_in_a_model_method_says_every_caller_shares_it():
+    seed(3)
+    author = Author.objects.order_by("pk").first()
+    with detect() as report:
+        titles = [post.thread.title for post in author.posts_written()]
+    assert len(titles) == 3
+    [finding] = n_plus_ones(report)
+    assert finding.place["kind"] == "queryset"
+    assert finding.place["code"] == 'return Post.objects.filter(author=self).order_by("pk")'
+    assert "Author.posts_written(), which other views may call too" in finding.note

@@ -12,6 +12,9 @@ class Author(models.Model):
     def __str__(self):
         return self.name
 
+    def posts_written(self):
+        return Post.objects.filter(author=self).order_by("pk")
+
 
 class Tag(models.Model):
     name = models.CharField(max_length=50)
