@@ -159,6 +159,30 @@ def test_origin_before_after_and_prefetch_object_copy(live_server, driver):
     wait_for_label(driver, button, "Copied")
 
 
+def test_act_here_on_a_generic_views_model_line_and_copy_it(live_server, driver):
+    """A ListView with ``model = Order``: the panel's "Act here" names the view's line and copies
+    the two lines that go there (model kept, queryset declared)."""
+    from shop.seed import seed
+
+    seed(orders=10)
+    driver.get(f"{live_server.url}/generic-views/bad/")
+    content = browser.open_panel(driver)
+    [section] = [
+        s for s in content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-finding]")
+        if s.find_element(By.CSS_SELECTOR, ".ddtpp-subject").text == "shop.Order.customer"
+    ]
+    place = section.find_element(By.CSS_SELECTOR, '[data-ddtpp-place="class_attr"]')
+    assert "demo/shop/views.py:" in place.text and "OrderListBad" in place.text
+    assert place.find_element(By.CSS_SELECTOR, ".ddtpp-before").text == "model = Order"
+    after = place.find_element(By.CSS_SELECTOR, ".ddtpp-after").text
+    assert after == 'model = Order\nqueryset = Order.objects.select_related("customer")'
+    driver.execute_script(RECORD_CLIPBOARD)
+    button = place.find_element(By.CSS_SELECTOR, 'button[data-ddtpp-copy^="place-after-"]')
+    button.click()
+    assert copied(driver) == [after]
+    wait_for_label(driver, button, "Copied")
+
+
 # Colours the panel's stylesheet gives a finding, and what DDT's variables and ours resolve to in
 # the toolbar's current theme (a probe element resolves var(...) the way the browser does).
 FINDING_COLOURS = """
