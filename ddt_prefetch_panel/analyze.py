@@ -330,7 +330,7 @@ def _unplaced(finding: Finding, relation: Relation | None) -> None:
     site = build_site(root.origin)
     if site.frame is None or not (site.frame.template or installed(site.frame)):
         return  # code typed in a shell or run with python -c: its own line is shown as before
-    where_built = where(frame_dict(site.frame)) if site.frame is not None else "code that was not seen"
+    where_built = where(frame_dict(site.frame))
     for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
         finding.snippets.pop(key, None)
     finding.method = None
