@@ -133,7 +133,7 @@ class SuiteReport:
                 f"{kind_title(entry['kind'])} {entry.get('relation') or entry.get('model')} at "
                 f"{where(entry.get('callsite'))} ({tests} test{'s' if tests != 1 else ''}, "
                 f"{entry['avoidable']} avoidable queries)" + (" [the test's own setup code]" if entry.get("test_code") else "")
-                + (f"\n    fix: {fix.splitlines()[0]}" if fix else "")
+                + (f"\n    fix{_at(entry.get('place'))}: {fix.splitlines()[0]}" if fix else "")
             )
         if len(findings) > 20:
             terminalreporter.write_line(f"... and {len(findings) - 20} more")
@@ -145,6 +145,13 @@ class SuiteReport:
                 f"--n-plus-one-fail: {len(failing)} N+1 problem{'s' if len(failing) != 1 else ''} remain",
                 red=True,
             )
+
+
+def _at(place: dict | None) -> str:
+    """`` at file:line`` of a finding's place to act, when it is a line of the project."""
+    if not place or place.get("kind") == "upstream" or not place.get("file"):
+        return ""
+    return f" at {place['file']}:{place['line']}"
 
 
 def _failing(findings: list[dict]) -> list[dict]:

@@ -82,7 +82,8 @@ def test_json_report_lists_each_problem_once_with_its_tests(suite):
     assert sorted(t for e in pizzas for t in e["tests"]) == [
         "test_sample.py::test_failing_still_reported", "test_sample.py::test_pizzas"]
     assert not any("test_fixed" in t for e in entries.values() for t in e["tests"])
-    result.stdout.fnmatch_lines(["*N+1 queries (ddt-prefetch-panel)*", "*N+1 shop.Order.customer at *test_sample.py:13*"])
+    result.stdout.fnmatch_lines(["*N+1 queries (ddt-prefetch-panel)*", "*N+1 shop.Order.customer at *test_sample.py:13*",
+                                 '*fix at *test_sample.py:13: return [order.customer.name for order in Order.objects*'])
 
 
 def test_markdown_and_sarif_by_extension(suite):
