@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 from . import capture as cap
@@ -186,6 +186,7 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
         item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place)
         item.finding.test_code = test_code(item.place, item.group.callsite,
                                            write_of(item.group.buckets[0].sql) is not None)
+        item.finding.identical = sum(group.identical() for group in item.members)
         if item.mirror is not None:
             _name_mirror(item.finding, item.mirror)
         if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
@@ -262,15 +263,18 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
     for duplicate in exact_duplicates(buckets):
         if write_of(duplicate.sql) or _written_between(duplicate, writes):
             continue  # a write is never "reused"; a read after a write to its table may differ
-        owners = {owner_of.get(id(b)) for b in duplicate.buckets}
-        if len(owners) == 1 and None not in owners:
-            continue  # repeats inside an N+1 the fix removes anyway
+        # A statement of an N+1 group is that N+1's (its `identical` count says how many repeated
+        # exactly): only the repeats outside every N+1 can make a duplicate finding of their own.
+        outside_buckets = [b for b in duplicate.buckets if owner_of.get(id(b)) is None]
+        outside = duplicate.count_in(outside_buckets)
+        if outside < 2:
+            continue
+        if len(outside_buckets) < len(duplicate.buckets):
+            duplicate = replace(duplicate, count=outside, buckets=outside_buckets,
+                                            duration=duplicate.duration * outside / duplicate.count)
         finding = _duplicate(duplicate, context)
-        if owners != {None}:
-            # Some of them belong to an N+1 whose fix removes them (counted there): only the
-            # repeats outside it are this finding's to save.
-            outside = duplicate.count_in([b for b in duplicate.buckets if owner_of.get(id(b)) is None])
-            finding.avoidable = max(0, outside - 1)
+        if finding.avoidable < 1:
+            continue  # nothing to save (e.g. the repeats are needed): not a finding
         if not scoped_allowed(duplicate.buckets, finding):
             findings.append(finding)
     return findings

@@ -119,6 +119,8 @@ class Finding:
     place: dict | None = None
     # The repeat is a test's own setup loop (test module code): listed apart, never fails a run.
     test_code: bool = False
+    # N+1: how many of its statements repeated an earlier one exactly (never a second finding).
+    identical: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -149,6 +151,7 @@ class Finding:
             "fix_id": self.fix_id,
             "place": self.place,
             "test_code": self.test_code,
+            "identical": self.identical,
         }
 
     @classmethod
@@ -268,7 +271,8 @@ def _facts(finding: Finding) -> str:
     function = callsite.get("function") or ""
     # A framework declaration (a serializer field, a GraphQL type's field) is named by it.
     named = f" ({function})" if "." in function or "→" in function else ""
-    parts = [f"{finding.count} queries, {finding.avoidable} avoidable",
+    identical = f" ({finding.identical} identical repeats)" if finding.identical else ""
+    parts = [f"{finding.count} queries{identical}, {finding.avoidable} avoidable",
              f"call site `{where(finding.callsite, with_function=False)}`{named}"]
     if len(finding.callsites) > 1:
         parts[-1] += f" (+{len(finding.callsites) - 1} more)"

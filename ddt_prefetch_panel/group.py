@@ -154,6 +154,15 @@ class Group:
     def callsite(self) -> Frame | None:
         return callsite_of(self.stack)
 
+    def identical(self) -> int:
+        """Statements that repeated an earlier one of the group exactly (same SQL text and
+        parameters): an N+1 over rows that share a parent reads that parent again and again."""
+        counts: dict[tuple, int] = {}
+        for bucket in self.buckets:
+            for key, count in bucket.params.items():
+                counts[(bucket.sql, key)] = counts.get((bucket.sql, key), 0) + count
+        return sum(count - 1 for count in counts.values() if count > 1)
+
     def distinct_params(self) -> int:
         """Distinct (SQL text, parameters) pairs: values inlined in the SQL count too."""
         keys = {(b.sql, key) for b in self.buckets for key in b.params}

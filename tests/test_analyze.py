@@ -226,3 +226,22 @@ def test_two_library_lines_are_two_call_sites(pizzeria):
             library["evaluate" if i % 2 else "evaluate_too"](Order.objects.filter(customer=customer))
     findings = _n_plus_ones(report)
     assert len(findings) == 2 and sorted(f.count for f in findings) == [3, 3]
+
+
+@pytest.mark.django_db
+def test_statements_of_n_plus_ones_are_never_duplicate_findings_too():
+    """Two loops read the authors of posts that share them: two N+1s, each saying how many of its
+    statements repeated exactly, and no duplicate finding restating them (issue 22)."""
+    from tests.places.models import Post
+    from tests.places.seed import seed
+
+    seed(3)  # 9 posts, 3 authors
+    with detect() as report:
+        first = [post.author.name for post in Post.objects.order_by("pk")]
+        second = [post.author.name for post in Post.objects.order_by("-pk")]
+    assert first == second[::-1]
+    kinds = sorted(f.kind for f in report.findings)
+    assert kinds == ["n_plus_one", "n_plus_one"], report.to_markdown()
+    assert [f.identical for f in report.findings] == [6, 6]
+    assert all(f.to_dict()["identical"] == 6 for f in report.findings)
+    assert "(6 identical repeats)" in report.findings[0].to_markdown()
