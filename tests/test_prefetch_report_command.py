@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from sarif_pydantic import Sarif
 
 from ddt_prefetch_panel.management.commands.prefetch_report import Command, parameterless_routes
+from tests.places.models import Thread
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +165,29 @@ def _patched_view(module, callback):
     if view_class is not None:
         return getattr(module, view_class.__name__).as_view(**getattr(callback, "view_initkwargs", {}))
     return getattr(module, callback.__name__)
+
+
+@pytest.mark.django_db
+def test_the_crawl_stays_logged_in_skips_logout_and_reads_sitemaps(django_user_model, settings):
+    """A GET logout route is never requested; a page that logs out anyway is followed by a new
+    login (said on stderr); the sitemap's pages, which no parameterless route reaches, are crawled."""
+    from tests.places.seed import seed
+
+    seed(3)
+    django_user_model.objects.create_user("staff", "staff@example.com", "secret")
+    settings.ROOT_URLCONF = "tests.urlconfs.crawl_site"
+    routes = list(parameterless_routes())
+    assert "/accounts/logout/" not in routes and "/bye/" in routes
+    out, err = run("--all-urls", "--user", "staff", "--format", "json")
+    requested = [line.split()[1] for line in err.splitlines() if line.startswith("GET ") and " findings" in line]
+    assert "/accounts/logout/" not in requested
+    assert "GET /bye/ logged staff out: logged in again for the next URLs." in err
+    assert requested.index("/account/") > requested.index("/bye/")
+    assert "GET /account/ 200" in err  # still logged in after /bye/
+    threads = [f"/places/threads/{pk}/" for pk in Thread.objects.order_by("pk").values_list("pk", flat=True)]
+    assert set(threads) <= set(requested)
+    assert "places.Post.author" in out  # the DetailView's N+1, found through the sitemap
+
+    _, limited = run("--all-urls", "--max-urls", "2", "--format", "json")
+    assert "Requesting the first 2 of" in limited
+    assert len([line for line in limited.splitlines() if line.startswith("GET ")]) == 2

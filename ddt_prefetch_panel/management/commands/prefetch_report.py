@@ -3,10 +3,15 @@
     python manage.py prefetch_report /orders/ /menu/ --format md
     python manage.py prefetch_report --all-urls --user admin --format sarif --output n+1.sarif
     python manage.py prefetch_report --all-urls --fail-on n_plus_one    # exit code 1 if any remain
+
+``--all-urls`` requests every route that takes no parameter and every location of the project's
+sitemaps (a CMS's catch-all page router has no other list of its pages), never a logout route or
+the toolbar's own; with ``--user``, a page that logged the user out is followed by a new login.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 from django.conf import settings
@@ -20,10 +25,13 @@ from ...session import aggregate, format_for, render
 
 # Routes of the toolbar itself are never crawled.
 SKIP_NAMESPACES = ("djdt",)
+# Nor routes that end the crawl's session when requested with GET (many sites log out on GET).
+LOGOUT = re.compile(r"log[-_ ]?out|sign[-_ ]?out|log[-_ ]?off", re.I)
 
 
 def parameterless_routes(resolver: URLResolver | None = None, prefix: str = "") -> Iterator[str]:
-    """Every URL path of the URLconf that needs no argument, in URLconf order."""
+    """Every URL path of the URLconf that needs no argument, in URLconf order; never a logout
+    route (by its path or its name) nor the toolbar's."""
     resolver = resolver or get_resolver()
     for pattern in resolver.url_patterns:
         part = pattern.pattern.regex.pattern.lstrip("^")
@@ -34,7 +42,42 @@ def parameterless_routes(resolver: URLResolver | None = None, prefix: str = "") 
             continue
         possibilities = normalize("^" + prefix + part)
         if len(possibilities) == 1 and not possibilities[0][1]:
-            yield "/" + possibilities[0][0]
+            url = "/" + possibilities[0][0]
+            if not is_logout(url, getattr(pattern, "name", None)):
+                yield url
+
+
+def is_logout(url: str, name: str | None = None) -> bool:
+    return bool(LOGOUT.search(url) or (name and LOGOUT.search(name)))
+
+
+def sitemap_locations(resolver: URLResolver | None = None) -> Iterator[str]:
+    """The paths of every item of the sitemaps the URLconf serves (``django.contrib.sitemaps``),
+    without rendering them; a sitemap that cannot list its items is skipped."""
+    try:
+        from django.contrib.sitemaps import Sitemap
+    except ImportError:  # pragma: no cover - contrib is always there, but a trimmed Django may not be
+        return
+    resolver = resolver or get_resolver()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace not in SKIP_NAMESPACES:
+                yield from sitemap_locations(pattern)
+            continue
+        sitemaps = (getattr(pattern, "default_args", None) or {}).get("sitemaps")
+        if not isinstance(sitemaps, dict):
+            continue
+        for sitemap in sitemaps.values():
+            try:
+                instance = sitemap() if isinstance(sitemap, type) else sitemap
+                if not isinstance(instance, Sitemap):
+                    continue
+                for item in instance.items():
+                    location = instance._location(item) if hasattr(instance, "_location") else instance.location(item)
+                    if isinstance(location, str) and location.startswith("/"):
+                        yield location
+            except Exception:  # a sitemap of the project failed: the routes are still crawled
+                continue
 
 
 def _host() -> str:
@@ -62,24 +105,39 @@ class Command(BaseCommand):
         parser.add_argument("--fail-on", action="append", choices=(*KINDS, "any"), default=[], metavar="KIND",
                             help=f"exit with status 1 when findings of KIND remain ({', '.join(KINDS)} or any); "
                                  "may be repeated")
-        parser.add_argument("--user", metavar="USERNAME", help="log in as this user before requesting")
+        parser.add_argument("--user", metavar="USERNAME", help="log in as this user before requesting "
+                                                                    "(and again if a page logged it out)")
+        parser.add_argument("--max-urls", type=int, metavar="N",
+                            help="request at most N URLs (the given ones first)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         urls = list(options["urls"])
         if options["all_urls"]:
-            urls += [url for url in parameterless_routes() if url not in urls]
+            for url in [*parameterless_routes(), *sitemap_locations()]:
+                if url not in urls:
+                    urls.append(url)
         if not urls:
             raise CommandError("Give at least one URL, or --all-urls.")
+        if options.get("max_urls") is not None:
+            if options["max_urls"] < 1:
+                raise CommandError("--max-urls must be at least 1.")
+            if len(urls) > options["max_urls"]:
+                self.stderr.write(f"Requesting the first {options['max_urls']} of {len(urls)} URLs (--max-urls).")
+                urls = urls[: options["max_urls"]]
         # Without the toolbar's middleware: its panels would analyse every page a second time, and a
         # database store would keep the crawl's requests in the developer's history.
         middleware = [m for m in settings.MIDDLEWARE if not m.startswith("debug_toolbar.")]
         sources = []
         with override_settings(MIDDLEWARE=middleware):
-            client = self._client(options.get("user"))
+            username = options.get("user")
+            client, user = self._client(username)
             for url in urls:
                 source, report = self._request(client, url)
                 sources.append((source, report))
                 self.stderr.write(f"GET {url} {source['status_code']}: {len(report['findings'])} findings")
+                if user is not None and not self._logged_in(client, user):
+                    self.stderr.write(f"GET {url} logged {username} out: logged in again for the next URLs.")
+                    client.force_login(user)
         data = aggregate(sources)
         fmt = options["format"] or (format_for(options["output"]) if options["output"] else "md")
         text = render(data, fmt)
@@ -95,10 +153,12 @@ class Command(BaseCommand):
             kinds = ", ".join(sorted({f["kind"] for f in failing}))
             raise CommandError(f"{len(failing)} findings remain ({kinds}).", returncode=1)
 
-    def _client(self, username: str | None) -> Any:
+    def _client(self, username: str | None) -> tuple[Any, Any]:
+        """The test client, logged in as ``username`` when given, and that user (or None)."""
         from django.test import Client
 
         client = Client(raise_request_exception=False, SERVER_NAME=_host())
+        user = None
         if username:
             from django.contrib.auth import get_user_model
 
@@ -108,7 +168,14 @@ class Command(BaseCommand):
             except model.DoesNotExist:
                 raise CommandError(f"No user {username!r}.") from None
             client.force_login(user)
-        return client
+        return client, user
+
+    @staticmethod
+    def _logged_in(client: Any, user: Any) -> bool:
+        """Whether the client's session still holds ``user`` (a page may have logged it out)."""
+        from django.contrib.auth import SESSION_KEY
+
+        return str(client.session.get(SESSION_KEY)) == str(user.pk)
 
     def _request(self, client: Any, url: str) -> tuple[dict, dict]:
         from ...analyze import detect
