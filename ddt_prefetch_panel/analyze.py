@@ -17,20 +17,20 @@ from typing import Any, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_in_bulk, advise_relation, advise_write, place_line, rewrite_access
+from .advise import Advice, advise_in_bulk, advise_relation, advise_write, rewrite_access
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
-from .findings import PASTEABLE, Context, Finding, Report, frame_dict, frame_dict_from, where
+from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, build_site, is_project_class
-from .frameworks import fix_snippets, overridable, override_snippets, place_note
-from .place import Place, climb, installed, place_of, test_code
+from .frameworks import fix_snippets, overridable, place_note
+from .place import Place, climb, place_of, test_code
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
 )
 from .indexes import index_findings
 from .patch import attach_patches
-from .plans import number_fixes, prove_fixes
+from .plans import number_fixes, place_fixes, prove_fixes
 from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
 from .unused import unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
@@ -278,80 +278,6 @@ def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], c
         if not scoped_allowed(duplicate.buckets, finding):
             findings.append(finding)
     return findings
-
-
-def place_fixes(items: list[NPlusOne], fixes: list[dict]) -> None:
-    """Each N+1's place, and its proven fix written out there: ``queryset = ...`` beside a
-    view's ``model =``, the ``queryset =`` line itself, nothing paste-able upstream."""
-    for item in items:
-        finding, place = item.finding, item.place
-        if finding is None:
-            continue
-        if place is None:
-            _unplaced(finding, item.relation)
-            continue
-        finding.place = place.to_dict()
-        proven = (finding.proof or {}).get("status") == "verified"
-        fix = finding.snippets.get("fix") or ""
-        if place.kind == "upstream":
-            _unplaceable(finding, place)
-        elif place.kind == "class_attr" and place.attr in ("model", "queryset") and proven and fix.startswith("."):
-            line = place_line(place, item.relation.model, fix) if item.relation is not None else None
-            _set_line(finding.snippets, line)
-        elif place.kind == "override" and place.owner is not None and place.params and proven and fix.startswith("."):
-            finding.snippets.update(override_snippets(("override", place.owner, place.attr, place.params), fix))
-        elif place.attr == "list_select_related" and proven and fix.startswith("list_select_related") \
-                and place.frame is not None and place.frame.code.startswith("list_select_related"):
-            finding.snippets["line"] = fix  # the ModelAdmin's own list_select_related line, extended
-        if place.note and finding.snippets.get("fix") and place.note not in (finding.note or ""):
-            finding.note = f"{finding.note} {place.note}" if finding.note else place.note
-    by_fix = {item.finding.fix_id: item for item in items if item.finding is not None and item.finding.fix_id is not None}
-    for index, fix in enumerate(fixes):
-        item = by_fix.get(index)
-        if item is None or item.place is None:
-            continue
-        fix["place"] = item.place.to_dict()
-        if item.place.kind == "class_attr" and item.place.attr in ("model", "queryset") and item.relation is not None:
-            fix["line"] = place_line(item.place, item.relation.model, fix["fix"])
-        elif item.place.kind in ("override", "upstream"):
-            fix["line"] = None
-
-
-def _set_line(snippets: dict, line: str | None) -> None:
-    if line:
-        snippets["line"] = line
-    else:
-        snippets.pop("line", None)
-
-
-def _unplaced(finding: Finding, relation: Relation | None) -> None:
-    """The loop's queryset was built in a template or by a library while the page iterated
-    (a per-child query of a polymorphic queryset), and no queryset of the project leads to it:
-    a proof on that queryset says nothing about a line the user can change."""
-    root = relation.root if relation is not None else None
-    if root is None or not any(finding.snippets.get(key) for key in PASTEABLE):
-        return
-    site = build_site(root.origin)
-    if site.frame is None or not (site.frame.template or installed(site.frame)):
-        return  # code typed in a shell or run with python -c: its own line is shown as before
-    where_built = where(frame_dict(site.frame))
-    for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
-        finding.snippets.pop(key, None)
-    finding.method = None
-    reason = (f"No fix is shown: the loop's queryset was built at {where_built}, where nothing can be pasted, "
-              "and no queryset of your project leads to it (it was loaded while iterating, not through a "
-              "relation). A select_related/prefetch_related on your own queryset would not reach it.")
-    if finding.proof:
-        finding.proof = {**finding.proof, "status": "skipped", "detail": reason}
-    finding.note = f"{finding.note} {reason}" if finding.note else reason
-
-
-def _unplaceable(finding: Finding, place: Place) -> None:
-    """Upstream: the package's line is named, nothing is offered to paste."""
-    for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
-        finding.snippets.pop(key, None)
-    finding.library = True
-    finding.note = f"{finding.note} {place.note}" if finding.note else place.note
 
 
 def apply_allowlist(findings: list[Finding], allow: list[dict]) -> tuple[list[Finding], int]:
