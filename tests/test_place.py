@@ -286,3 +286,17 @@ def test_a_queryset_built_in_a_model_method_says_every_caller_shares_it():
     assert finding.place["kind"] == "queryset"
     assert finding.place["code"] == 'return Post.objects.filter(author=self).order_by("pk")'
     assert "Author.posts_written(), which other views may call too" in finding.note
+
+
+def test_a_manager_shared_by_two_pages_is_never_the_place(client):
+    """``Post.published`` serves a page that reads tags and one that does not: a prefetch in the
+    manager would add a query to the second. Each page's fix goes on its own view's line."""
+    seed(3)
+    reads_tags = n_plus_ones(report_for(client, "/places/posts/published/"))
+    titles_only = n_plus_ones(report_for(client, "/places/posts/titles/"))
+    for finding in reads_tags + titles_only:
+        assert finding.place["kind"] == "queryset"
+        assert finding.place["code"].startswith("return render(") and "Post.published.all()" in finding.place["code"]
+        assert "PublishedManager.get_queryset() instead would affect every caller" in finding.note
+    assert {f.lookup for f in reads_tags} == {"author", "tags"}
+    assert {f.lookup for f in titles_only} == {"thread"}
