@@ -22,7 +22,7 @@ from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
-from .frames import BuildSite, build_site, is_project_class
+from .frames import BuildSite, Frame, build_site, is_project_class
 from .frameworks import fix_snippets, overridable, place_note
 from .place import Place, climb, place_of, test_code
 from .group import (
@@ -81,6 +81,7 @@ class NPlusOne:
     advice: Advice | None = None
     scoped: bool = False  # dropped by the patterns of an ignore_n_plus_one() block
     place: Place | None = None  # where to act (place.place_of)
+    access: Frame | None = None  # the line that built the per-row queryset, when not the call site
     mirror: Any = None  # the foreign key whose values a hand-written .get() loop looked up
 
     @property
@@ -128,7 +129,30 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
     for item in items:
         if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
             item.relation.generic_models = _generic_targets(item.members)
+    roots_by_record = {id(root.record): root for root in capture.roots if root.record is not None}
+    for item in items:
+        item.access = access_line(item, roots_by_record)
     return items
+
+
+def access_line(item: NPlusOne, roots_by_record: dict[int, cap.Root]) -> Frame | None:
+    """The project line that built the per-row queryset (``latest = thread.posts.order_by("-id")[:2]``),
+    when the statement ran on another line (``for post in latest:``): where a ``Prefetch(to_attr=...)``
+    list is read instead."""
+    relation, callsite = item.relation, item.group.callsite
+    if relation is None or relation.call is None or not relation.path or callsite is None:
+        return None
+    accessor = f".{relation.path[-1]}"
+    if accessor in callsite.code:
+        return None
+    for record in item.group.records:
+        root = roots_by_record.get(id(record))
+        if root is None:
+            continue
+        frame = build_site(root.origin).frame
+        if frame is not None and not frame.template and accessor in frame.code and frame != callsite:
+            return frame
+    return None
 
 
 def _fold_cascades(items: list[NPlusOne]) -> list[NPlusOne]:
@@ -183,7 +207,8 @@ def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[F
         return []
     for item in n_plus_ones:
         item.place = place_of(item.relation, item.group.callsite)
-        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place)
+        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place,
+                                                item.access)
         item.finding.test_code = test_code(item.place, item.group.callsite,
                                            write_of(item.group.buckets[0].sql) is not None)
         item.finding.identical = sum(group.identical() for group in item.members)
@@ -342,7 +367,7 @@ def _label(model: type | None) -> str | None:
 
 
 def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
-                context: Context, place: Place | None = None) -> tuple[Finding, Advice]:
+                context: Context, place: Place | None = None, access: Frame | None = None) -> tuple[Finding, Advice]:
     members = [group, *absorbed]
     count = sum(g.count for g in members)
     duration = sum(g.duration for g in members)
@@ -363,7 +388,8 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     write = build_write(members, *written) if written else None
     bulk = bulk_get(group) if relation is None and written is None else None
     if relation is not None:
-        advice = advise_relation(relation, rewritable, callsite.code if callsite else None)
+        read_at = access or callsite  # the line that reads the relation
+        advice = advise_relation(relation, rewritable, read_at.code if read_at else None)
         if relation.via_sql and "access" not in advice.snippets and written is None:
             # Mapped from the SQL only, and the loop line is not a plain read of that relation
             # (e.g. .get(pk=...) over values): the bulk rewrite of the loop is what holds.
@@ -379,8 +405,8 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
     if advice.origin is not None:
         origin = frame_dict_from(advice.origin)
-    if relation is not None and callsite is not None and origin is not None:
-        _one_edit_per_line(advice, relation, origin, frame_dict(callsite))
+    if relation is not None and (access or callsite) is not None and origin is not None:
+        _one_edit_per_line(advice, relation, origin, frame_dict(access or callsite))
     model = _label(relation.model) if relation else _label(write.model) if write else (
         _label(record.model) or _table_model(record))
     last = relation.last if relation else None
@@ -408,6 +434,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         alias=group.alias,
         note=advice.note or (relation.note if relation else None),
         library=_library_only(site, relation),
+        access_at=frame_dict(access) if access is not None and advice.snippets.get("access") else None,
     )
     which = place_note(site)
     if which and advice.snippets.get("line"):

@@ -102,6 +102,9 @@ class Finding:
     related_model: str | None = None
     defined_at: dict | None = None
     evaluated_at: dict | None = None
+    # The line that reads the relation, when it is not the call site (``latest = t.posts.order_by(...)[:2]``
+    # stored, then iterated below): where ``snippets["access"]`` goes.
+    access_at: dict | None = None
     callsites: list[dict] = field(default_factory=list)
     alias: str = "default"
     note: str | None = None
@@ -141,6 +144,7 @@ class Finding:
             "related_model": self.related_model,
             "defined_at": self.defined_at,
             "evaluated_at": self.evaluated_at,
+            "access_at": self.access_at,
             "callsites": self.callsites,
             "alias": self.alias,
             "note": self.note,

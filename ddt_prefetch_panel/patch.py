@@ -58,7 +58,7 @@ def finding_edits(finding: dict, fixes: list[dict] | None = None) -> tuple[list[
     if combined:
         accesses = [(a.get("callsite") or {}, a.get("line")) for a in combined.get("access") or []]
     else:
-        accesses = [(finding.get("callsite") or {}, snippets.get("access"))]
+        accesses = [(finding.get("access_at") or finding.get("callsite") or {}, snippets.get("access"))]
     for callsite, line in accesses:
         if not line:
             continue

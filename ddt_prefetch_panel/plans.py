@@ -49,8 +49,9 @@ class FixPlan:
         out = []
         for finding in self.findings:
             line = finding.snippets.get("access")
-            if line and finding.callsite and not any(a["line"] == line for a in out):
-                out.append({"callsite": finding.callsite, "line": line})
+            where_read = finding.access_at or finding.callsite
+            if line and where_read and not any(a["line"] == line for a in out):
+                out.append({"callsite": where_read, "line": line})
         return out
 
 

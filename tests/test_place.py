@@ -300,3 +300,43 @@ def test_a_manager_shared_by_two_pages_is_never_the_place(client):
         assert "PublishedManager.get_queryset() instead would affect every caller" in finding.note
     assert {f.lookup for f in reads_tags} == {"author", "tags"}
     assert {f.lookup for f in titles_only} == {"thread"}
+
+
+def test_a_sliced_manager_call_kept_in_a_variable_gets_a_sliced_prefetch(tmp_path):
+    """``latest = thread.posts.order_by("-id")[:2]``, iterated on the next line: the line that read
+    the relation is where the to_attr list is read (``access_at``), and the sliced
+    ``Prefetch(..., to_attr=...)`` is proven and works once pasted (issue 21)."""
+    from tests.places import loops
+
+    seed(3)
+    with detect() as report:
+        original = loops.latest_posts()
+    [finding] = n_plus_ones(report)
+    assert finding.method == "Prefetch" and finding.proof["status"] == "verified", finding.proof
+    assert 'queryset=Post.objects.order_by("-id")[:2]' in finding.snippets["fix"]
+    assert finding.access_at["code"] == 'latest = thread.posts.order_by("-id")[:2]'
+    assert finding.callsite["code"] == "for post in latest:"
+    assert finding.snippets["access"].startswith("latest = thread.")
+
+    path = Path(loops.__file__)
+    lines = path.read_text().splitlines()
+    for lineno, text in ((finding.place["line"], finding.snippets["line"]),
+                         (finding.access_at["lineno"], finding.snippets["access"])):
+        old = lines[lineno - 1]
+        lines[lineno - 1] = old[: len(old) - len(old.lstrip())] + text
+    source = "\n".join([*finding.snippets["import"].splitlines(), *lines]) + "\n"
+    pasted_path = path.with_name(f"_pasted_{next(_pasted)}.py")
+    try:
+        pasted_path.write_text(source.replace("from tests.places.models import Post", "from .models import Post"))
+        spec = importlib.util.spec_from_file_location(f"tests.places.{pasted_path.stem}", pasted_path)
+        pasted = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pasted)
+    finally:
+        pasted_path.unlink()
+    with CaptureQueriesContext(connection) as small:
+        assert sorted(pasted.latest_posts()) == sorted(original)
+    seed(5)
+    expected = sorted(loops.latest_posts())
+    with CaptureQueriesContext(connection) as large:
+        assert sorted(pasted.latest_posts()) == expected
+    assert len(small) == len(large) == 2
