@@ -41,8 +41,6 @@ from .frames import (
 )
 from .relate import Relation, changelist_admin, describe_path
 
-PLACE_KINDS = ("queryset", "class_attr", "override", "upstream")
-
 # Library methods that build a view's queryset from ``model =`` when ``queryset`` is not set:
 # Django's generic views (MultipleObjectMixin / SingleObjectMixin). Checked by class, not name.
 _MODEL_DRIVEN = (
@@ -55,7 +53,7 @@ _MODEL_DRIVEN = (
 class Place:
     """Where to act. ``frame`` is the project line (for ``"upstream"``, the library's line)."""
 
-    kind: str
+    kind: str  # "queryset" | "class_attr" | "override" | "upstream"
     frame: Frame | None
     owner: type | None = None  # class_attr / override: the project class to change
     attr: str = ""  # class_attr: "queryset" | "model" | "list_select_related"; override: the method
