@@ -231,6 +231,12 @@ def place_where(place: dict) -> str:
     return f"{place.get('file')}:{place.get('line')}"
 
 
+def place_is_origin(place: dict | None, origin: dict | None) -> bool:
+    """Whether a finding's place is its origin line itself (then the origin says it all)."""
+    place, origin = place or {}, origin or {}
+    return (place.get("file"), place.get("line")) == (origin.get("filename"), origin.get("lineno"))
+
+
 def _markdown_item(finding: Finding, number: int) -> str:
     snippets = finding.snippets or {}
     proof = getattr(finding, "proof", None) or {}
@@ -240,9 +246,7 @@ def _markdown_item(finding: Finding, number: int) -> str:
         parts.append("reuse the first result" + (f"; also from {', '.join(others)}" if others else ""))
     else:
         act = finding.place or {}
-        at_origin = finding.origin and (act.get("file"), act.get("line")) == (
-            finding.origin.get("filename"), finding.origin.get("lineno"))
-        if act.get("file") and not at_origin:
+        if act.get("file") and not (finding.origin and place_is_origin(act, finding.origin)):
             parts.append(f"{'upstream' if act.get('kind') == 'upstream' else 'act at'} `{place_where(act)}`")
         elif finding.origin:
             same_file = finding.callsite and finding.callsite.get("filename") == finding.origin.get("filename")
@@ -283,8 +287,7 @@ def _facts(finding: Finding) -> str:
     if finding.origin:
         parts.append(f"origin `{where(finding.origin, with_function=False)}`")
     act = finding.place or {}
-    if act.get("file") and finding.origin and (act.get("file"), act.get("line")) != (
-            finding.origin.get("filename"), finding.origin.get("lineno")):
+    if act.get("file") and finding.origin and not place_is_origin(act, finding.origin):
         parts.append(f"{'upstream' if act.get('kind') == 'upstream' else 'act here'} `{place_where(act)}`")
     return " · ".join(parts)
 

@@ -401,7 +401,7 @@ def is_test_file(filename: str) -> bool:
     return bool(_TEST_FILE.match(os.path.basename(filename)))
 
 
-_CO_NEWLOCALS = inspect.CO_NEWLOCALS
+CO_NEWLOCALS = inspect.CO_NEWLOCALS  # a function's frame; a class or module body has none
 _SITE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -422,7 +422,7 @@ def is_library_file(filename: str) -> bool:
         return False
     if _LIBRARY_PREFIXES is None:
         _LIBRARY_PREFIXES = _library_prefixes()
-    if any(marker in path for marker in _SITE_DIRS) or path.startswith(_LIBRARY_PREFIXES):
+    if is_site_file(path) or path.startswith(_LIBRARY_PREFIXES):
         return True
     if rules.roots:
         # Outside BASE_DIR: a library checked out elsewhere (pip install -e), unless it is
@@ -684,7 +684,7 @@ def resolve_entry(entry: tuple) -> Frame | None:
     source = linecache.getline(code.co_filename, lineno).strip()
     if len(entry) == 4 and entry[2] is OWNER:
         detail: Any = ("self", entry[3])
-    elif not code.co_flags & _CO_NEWLOCALS and code.co_name != "<module>":
+    elif not code.co_flags & CO_NEWLOCALS and code.co_name != "<module>":
         detail = ("class_body", None)  # run once at import: ``queryset = Book.objects.all()``
     else:
         detail = None

@@ -51,7 +51,7 @@ from django.db.models.sql.where import WhereNode
 from . import capture as cap
 from . import frameworks
 from .capture import Call, Hop, Root, Source
-from .frames import awaiting, build_stack, first_builder_frame, raw_from, stack_key
+from .frames import CO_NEWLOCALS, awaiting, build_stack, first_builder_frame, raw_from, stack_key
 from .pysource import python_literal
 
 CONTENTTYPES = "django.contrib.contenttypes"
@@ -421,9 +421,6 @@ def unforced_query(queryset: Any) -> Any:
     return queryset.__dict__.get("_query")
 
 
-_CO_NEWLOCALS = inspect.CO_NEWLOCALS
-
-
 def import_time_origin(frame: Any) -> tuple | None:
     """The build stack of a queryset built in a class body or at module level.
 
@@ -436,7 +433,7 @@ def import_time_origin(frame: Any) -> tuple | None:
     """
     start = frame
     frame = first_builder_frame(frame)
-    if frame is None or frame.f_code.co_flags & _CO_NEWLOCALS:
+    if frame is None or frame.f_code.co_flags & CO_NEWLOCALS:
         return None
     return build_stack(start, None)
 

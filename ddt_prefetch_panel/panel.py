@@ -21,7 +21,7 @@ from . import capture as cap
 from .conf import get_config
 from .editor import frame_url, link_finding
 from .analyze import analyze
-from .findings import KIND_TITLES, Report, note_without_proof
+from .findings import KIND_TITLES, Report, note_without_proof, place_is_origin
 from .frames import ELSEWHERE
 from .patch import place_frame
 
@@ -243,8 +243,7 @@ def act_here(finding: dict, editor: str | None) -> dict | None:
     """The finding's place as the template shows it, when it is not the origin line itself:
     a frame-like dict (link, code) with its kind's label, class, package and version."""
     place = finding.get("place") or {}
-    origin = finding.get("origin") or {}
-    if not place.get("file") or (place.get("file"), place.get("line")) == (origin.get("filename"), origin.get("lineno")):
+    if not place.get("file") or place_is_origin(place, finding.get("origin")):
         return None
     frame = {"filename": place["file"], "lineno": place.get("line"), "code": place.get("code") or ""}
     if place.get("kind") == "upstream":

@@ -71,10 +71,15 @@ def finding_edits(finding: dict, fixes: list[dict] | None = None) -> tuple[list[
     return edits, imports
 
 
-def place_frame(data: dict) -> dict | None:
-    """The line a ``place`` names (``queryset`` or ``class_attr``), as a frame dict."""
+LINE_PLACES = ("queryset", "class_attr")  # places whose own line takes the fix
+PROJECT_PLACES = (*LINE_PLACES, "override")  # places in the project's code (not upstream)
+
+
+def place_frame(data: dict, kinds: tuple[str, ...] = LINE_PLACES) -> dict | None:
+    """The line a finding's or fix's ``place`` names, as a frame dict, when its kind is one of
+    ``kinds`` (by default the places whose line is edited)."""
     place = data.get("place") or {}
-    if place.get("kind") not in ("queryset", "class_attr") or not place.get("file"):
+    if place.get("kind") not in kinds or not place.get("file"):
         return None
     return {"filename": place["file"], "lineno": place["line"], "code": place["code"]}
 

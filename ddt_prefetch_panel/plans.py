@@ -312,6 +312,11 @@ def _set_line(snippets: dict, line: str | None) -> None:
         snippets.pop("line", None)
 
 
+# Everything a finding offers to paste, framework places included: withdrawn where no line of the
+# project can take the fix.
+_OFFERED = (*PASTEABLE, "override", "get_queryset", "hints", "patch")
+
+
 def _unplaced(finding: Finding, relation: Relation | None) -> None:
     """The loop's queryset was built in a template or by a library while the page iterated
     (a per-child query of a polymorphic queryset), and no queryset of the project leads to it:
@@ -323,7 +328,7 @@ def _unplaced(finding: Finding, relation: Relation | None) -> None:
     if site.frame is None or not (site.frame.template or installed(site.frame)):
         return  # code typed in a shell or run with python -c: its own line is shown as before
     where_built = where(frame_dict(site.frame))
-    for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
+    for key in _OFFERED:
         finding.snippets.pop(key, None)
     finding.method = None
     reason = (f"No fix is shown: the loop's queryset was built at {where_built}, where nothing can be pasted, "
@@ -336,7 +341,7 @@ def _unplaced(finding: Finding, relation: Relation | None) -> None:
 
 def _unplaceable(finding: Finding, place: Place) -> None:
     """Upstream: the package's line is named, nothing is offered to paste."""
-    for key in (*PASTEABLE, "override", "get_queryset", "hints", "patch"):
+    for key in _OFFERED:
         finding.snippets.pop(key, None)
     finding.library = True
     finding.note = f"{finding.note} {place.note}" if finding.note else place.note

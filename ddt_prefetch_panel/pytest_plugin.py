@@ -149,9 +149,11 @@ class SuiteReport:
 
 def _at(place: dict | None) -> str:
     """`` at file:line`` of a finding's place to act, when it is a line of the project."""
+    from .findings import place_where
+
     if not place or place.get("kind") == "upstream" or not place.get("file"):
         return ""
-    return f" at {place['file']}:{place['line']}"
+    return f" at {place_where(place)}"
 
 
 def _failing(findings: list[dict]) -> list[dict]:

@@ -15,7 +15,7 @@ import os
 from typing import Any, Iterable
 
 from .editor import frame_path
-from .patch import base_dir, combined_fix, file_changes, finding_edits, relative_path
+from .patch import PROJECT_PLACES, base_dir, combined_fix, file_changes, finding_edits, place_frame, relative_path
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ROOT_ID = "PROJECTROOT"
@@ -96,9 +96,7 @@ def _result(finding: dict, root: str, rule_ids: list[str], fixes: list[dict] | N
         "message": {"text": message(finding, combined_fix(finding, fixes))},
     }
     # The result sits on the place to act (a line of the project), else on the call site.
-    act = finding.get("place") or {}
-    place = _location({"filename": act.get("file"), "lineno": act.get("line"), "code": act.get("code")}, root,
-                      "act here: the fix goes on this line") if act.get("kind") not in (None, "upstream") else None
+    place = _location(place_frame(finding, PROJECT_PLACES), root, "act here: the fix goes on this line")
     callsite = _location(finding.get("callsite"), root)
     origin = _location(finding.get("origin"), root, "queryset built here")
     primary = place or callsite or origin
