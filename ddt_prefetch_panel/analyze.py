@@ -105,7 +105,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         if group.count == 1:
             if context.threshold > 1 or per_instance or write or not lazy_load_on_many(group):
                 continue
-        elif group.count < context.threshold:
+        elif group.count < context.threshold or group.is_sequence():
             continue
         same_statement = write is None and group.count > 1 and group.distinct_params() == 1
         if same_statement and not group.hops:

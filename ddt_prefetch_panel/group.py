@@ -163,10 +163,26 @@ class Group:
                 counts[(bucket.sql, key)] = counts.get((bucket.sql, key), 0) + count
         return sum(count - 1 for count in counts.values() if count > 1)
 
+    def is_sequence(self) -> bool:
+        """Each statement ran once, each down its own code path: a fixed series of calls that
+        happen to issue the same SQL (a test client's session, then ``login()``'s key cycling;
+        ``get_or_create``'s second SELECT), not a loop over rows. A loop runs its body's lines
+        again, so its repeats share a code path (template nodes, forms and serializer fields
+        it passes through aside: a formset renders one form object per row)."""
+        if len(self.buckets) < 2 or any(b.count > 1 for b in self.buckets):
+            return False
+        paths = {code_path(b.stack) for b in self.buckets}
+        return len(paths) == len(self.buckets)
+
     def distinct_params(self) -> int:
         """Distinct (SQL text, parameters) pairs: values inlined in the SQL count too."""
         keys = {(b.sql, key) for b in self.buckets for key in b.params}
         return len(keys) + sum(b.params_overflow for b in self.buckets)
+
+
+def code_path(raw: tuple) -> tuple:
+    """A raw stack's code objects and lines, without the payloads some frames carry."""
+    return tuple((entry[0], entry[1]) for entry in raw if isinstance(entry, tuple) and len(entry) >= 2)
 
 
 def group_buckets(buckets: Iterable[Bucket], resolve: StackResolver) -> list[Group]:

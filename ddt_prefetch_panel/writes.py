@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from django.db import connections
+
 from . import capture as cap
 from .advise import Write
 from .findings import withdraw_fix
@@ -99,7 +101,8 @@ def _replay_write(group: Group, method: str, fix: str, model: type | None) -> di
     names = {**namespace(model), model.__name__: _on_alias(model, alias)}
     try:
         if method == "bulk_create":
-            objs = [obj for obj in (_unsaved(model, r) for r in records) if obj is not None]
+            connection = connections[alias]
+            objs = [obj for obj in (_unsaved(model, r, connection) for r in records) if obj is not None]
             if not objs:
                 return {"detail": "Not replayed: the INSERTs' values could not be mapped to fields."}
             with isolated(alias) as statements:
@@ -152,8 +155,9 @@ def _pk_values(record: cap.Record, model: type) -> list:
     return list(params[-count:]) if count <= len(params) else []
 
 
-def _unsaved(model: type, record: cap.Record) -> Any:
-    """An unsaved instance with the values one INSERT wrote (primary key left out)."""
+def _unsaved(model: type, record: cap.Record, connection: Any) -> Any:
+    """An unsaved instance with the values one INSERT wrote (primary key left out), read back
+    as the fields hold them."""
     match = _INSERT_COLUMNS.search(record.sql)
     params = record.params
     if match is None or not isinstance(params, (list, tuple)):
@@ -168,5 +172,21 @@ def _unsaved(model: type, record: cap.Record) -> Any:
         if field is None:
             return None
         if not field.primary_key:
-            values[field.attname] = value
+            values[field.attname] = from_db(field, value, connection)
     return model(**values)
+
+
+def from_db(field: Any, value: Any, connection: Any) -> Any:
+    """A parameter as the field reads it back from the database: the backend's and the field's
+    converters, as a query's rows get them. An INSERT's parameters are adapted for the database
+    (SQLite gets a datetime as a naive UTC string): saved again as they are, they would differ
+    from what the user's code wrote, and Django would warn of a naive datetime. A converter that
+    does not take the adapted form leaves the value as it was."""
+    column = field.get_col(field.model._meta.db_table)
+    converted = value
+    try:
+        for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+            converted = converter(converted, column, connection)
+    except Exception:  # noqa: BLE001 (a backend's converter that expects another input type)
+        return value
+    return converted

@@ -131,3 +131,28 @@ def test_xdist_workers_are_merged(suite):
     for key in serial:
         assert parallel[key]["tests"] == serial[key]["tests"]
         assert parallel[key]["count"] == serial[key]["count"]
+
+
+LOGIN = '''
+import pytest
+from django.contrib.auth.models import User
+
+
+@pytest.mark.django_db
+def test_logs_in(client):
+    user = User.objects.create_user("staff", password="pw")
+    client.force_login(user)  # the client's session, then login()'s key cycling: the same SQL twice
+    client.logout()
+    assert client.login(username="staff", password="pw")
+'''
+
+
+def test_logging_in_is_a_fixed_sequence_not_an_n_plus_one(suite):
+    """Every test that logs in would carry two session "N+1s" into the report: the same INSERT and
+    key check, once from the client's session and once from login(), each down its own path."""
+    suite.makepyfile(test_login=LOGIN)
+    result = _run(suite, "--n-plus-one-report=n1.json", "--n-plus-one-fail", "-W", "error::RuntimeWarning",
+                  "test_login.py", "test_sample.py::test_pizzas")
+    result.assert_outcomes(passed=2)
+    findings = json.loads((suite.path / "n1.json").read_text())["findings"]
+    assert [(f["relation"], f["tests"]) for f in findings] == [("shop.Order.pizzas", ["test_sample.py::test_pizzas"])]

@@ -95,6 +95,26 @@ def test_create_per_row_gets_bulk_create_and_delete_per_row_gets_queryset_delete
     assert [f for f in report.findings if f.kind == "duplicate"] == []
 
 
+def test_bulk_create_replay_reads_the_inserts_values_back_as_the_fields_hold_them(pizzeria):
+    """SQLite gets an aware datetime as a naive UTC string: rebuilt from the INSERTs as is, the
+    replay's objects would hold naive datetimes, and Django would warn (USE_TZ is on)."""
+    import warnings
+
+    from django.utils import timezone
+
+    from shop.models import Customer
+
+    customer = Customer.objects.first()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with detect() as report:
+            for day in range(3):
+                Order.objects.create(customer=customer, created=timezone.now() - timezone.timedelta(days=day))
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    [finding] = [f for f in report.findings if f.method == "bulk_create"]
+    assert finding.proof["status"] == "verified" and finding.count == 3
+
+
 @pytest.mark.django_db(databases=["default", "other"])
 def test_write_replays_stay_on_the_writes_own_alias(pizzeria):
     """INSERTs on the second alias: the bulk_create replay runs there, inside its rolled-back
