@@ -334,3 +334,25 @@ def test_the_sql_panel_sees_the_same_statements_with_and_without_our_panel(clien
     assert len(without) == len(ours) - 1
     plain = statements(without)
     assert statements(ours) == plain
+
+
+@pytest.mark.parametrize("path", ["/reverse-fk/bad/", "/nested/bad/", "/admin/shop/order/", "/places/threads/"])
+def test_the_query_count_is_djangos_count_for_the_page_without_the_toolbar(admin_client, pizzeria, path):
+    """The summary counts what the page ran, as Django's log does without the toolbar. With the
+    toolbar on, Django's log has the toolbar's own statements too (its Request panel loads the
+    session after the response, when no view did): neither we nor the SQL panel count those."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.test import Client
+    from debug_toolbar.store import get_store
+
+    _, request_id = get_with_toolbar(admin_client, path)
+    without_toolbar = Client()  # a client loads its middleware once: a new one, same session
+    without_toolbar.cookies = admin_client.cookies
+    with override_settings(MIDDLEWARE=[m for m in settings.MIDDLEWARE if not m.startswith("debug_toolbar.")]):
+        with CaptureQueriesContext(connection) as plain:
+            assert without_toolbar.get(path).status_code == 200
+    summary = stored_stats(request_id)["report"]["summary"]
+    assert summary["queries"] == len(plain.captured_queries) > 0
+    assert summary["queries"] == len(get_store().panel(request_id, "SQLPanel")["queries"])
