@@ -32,7 +32,7 @@ from .indexes import index_findings
 from .patch import attach_patches
 from .plans import number_fixes, place_fixes, prove_fixes
 from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
-from .unused import unused_prefetch_findings
+from .unused import fold_into_fixes, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
 
 
@@ -53,7 +53,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
     if "unused_prefetch" in context.kinds:
-        findings += unused_prefetch_findings(capture, context)
+        unused = unused_prefetch_findings(capture, context)
+        fold_into_fixes(unused, plans, capture, config)
+        findings += unused
     if "missing_index" in context.kinds:
         findings += index_findings(groups, config, context)
     findings, allowed = apply_allowlist(findings, config.get("ALLOW") or [])

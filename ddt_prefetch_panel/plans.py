@@ -12,7 +12,7 @@ Each proven fix becomes a :class:`FixPlan`, and :func:`number_fixes` turns the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import capture as cap
@@ -41,6 +41,8 @@ class FixPlan:
     findings: list[Finding]
     proof: dict
     origin: dict | None
+    paths: list = field(default_factory=list)  # the access paths the proof walked (with the fix)
+    names: dict = field(default_factory=dict)  # the proof's namespace
 
     @property
     def access(self) -> list[dict]:
@@ -200,7 +202,7 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
 
 
 def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
-    single = [_single_plan(item) for item, _after, _read in entries]
+    single = [_single_plan(item, after) for item, after, _read in entries]
     if len(entries) == 1:
         return single
     plan = _prove_combined(entries, limits, budget)
@@ -226,7 +228,7 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
     return FixPlan(root, combined, line, imports_for(combined, names),
                    [item.relation.lookup for item, _a, _r in entries],
-                   [item.finding for item, _a, _r in entries], proof, origin)
+                   [item.finding for item, _a, _r in entries], proof, origin, after, names)
 
 
 def _plan_names(entries: list) -> dict[str, Any]:
@@ -238,11 +240,12 @@ def _plan_names(entries: list) -> dict[str, Any]:
     return names
 
 
-def _single_plan(item: NPlusOne) -> FixPlan:
+def _single_plan(item: NPlusOne, paths: list) -> FixPlan:
     advice, finding = item.advice, item.finding
     imports = [line for line in finding.snippets.get("import", "").splitlines() if line]
     return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
-                   [item.relation.lookup], [finding], finding.proof, finding.origin)
+                   [item.relation.lookup], [finding], finding.proof, finding.origin, paths,
+                   {**_proof_names(item.relation), **advice.bindings})
 
 
 def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:

@@ -14,10 +14,12 @@ import dataclasses
 from django.db.models import Prefetch
 
 from . import capture as cap
-from .advise import advise_unused, flatten_select_related
-from .findings import Context, Finding, defined_at, frame_dict, model_label
+from .advise import advise_unused, flatten_select_related, remove_lookup
+from .findings import Context, Finding, defined_at, frame_dict, model_label, withdraw_fix
 from .frames import build_site
 from .frameworks import unused_snippets
+from .plans import FixPlan
+from .prove import PROOF_ERRORS, Budget, Limits, run, steps_for
 from .relate import KIND_LABELS, describe_path
 
 
@@ -60,11 +62,7 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
             continue  # built by library code (admin internals, ...): nothing the user can edit
         reads = accessed.get(id(root), [])
         for method, path in lookups:
-            used = 0
-            for depth in range(len(path), 0, -1):
-                if any(read[:depth] == path[:depth] for read in reads):
-                    used = depth
-                    break
+            used = used_depth(path, reads)
             if used == len(path):
                 continue
             levels = unused_levels(capture, root, path, used)
@@ -109,6 +107,14 @@ def unused_prefetch_findings(capture: cap.Capture, context: Context) -> list[Fin
             findings[-1:] = produced
             rows.update((id(f), root.rows) for f in produced)
     return merge_unused(findings, rows)
+
+
+def used_depth(path: tuple[str, ...], reads: list[tuple[str, ...]]) -> int:
+    """How many levels of an eager lookup were read (0: none)."""
+    for depth in range(len(path), 0, -1):
+        if any(read[:depth] == path[:depth] for read in reads):
+            return depth
+    return 0
 
 
 def unused_levels(capture: cap.Capture, root: cap.Root, path: tuple[str, ...], used: int) -> list[int]:
@@ -201,3 +207,92 @@ def merge_unused(findings: list[Finding], rows: dict[int, int] | None = None) ->
             finding.note = (f"{finding.note} (Built {times[key]} times on this page, {total[key]} rows in all; "
                             "counts are totals.)")
     return out
+
+
+# --------------------------------------------------------------------------- one truth per line
+
+
+def fold_into_fixes(findings: list[Finding], plans: list[FixPlan], capture: cap.Capture, config: dict) -> None:
+    """An unused eager load on the line of a root's proven fix joins that fix, never contradicts it.
+
+    The fix's line is written without the unread lookup ("keep ``pizzas``, drop ``customer``") when
+    a replay of the root with the fix and without the lookup, walking what the fix walks and every
+    path the request read from those rows, loads no more statements and reads the same objects
+    as with the lookup. Otherwise the unused finding keeps its note but shows no line of its own:
+    two paste-able lines for one line of code would contradict each other.
+    """
+    by_line = {_line_key(plan.origin): plan for plan in plans if plan.root is not None and plan.origin}
+    if not by_line:
+        return
+    limits = Limits.from_config(config)
+    budget = Budget(limits.budget_s)
+    for finding in findings:
+        plan = by_line.get(_line_key(finding.origin)) if finding.kind == "unused_prefetch" else None
+        if plan is None:
+            continue
+        merged, proof = _without_lookup(plan, finding, capture, limits, budget)
+        if merged is None:
+            withdraw_fix(finding, {"status": "skipped", "detail": (
+                f"This line also carries a proven fix ({plan.fix}); dropping {finding.lookup!r} with it "
+                f"was not proven: {proof['detail']}")})
+            continue
+        level = finding.lookup
+        for member in plan.findings:  # the fix's own findings show the same line
+            if member.snippets.get("line") == plan.line:
+                member.snippets["line"] = merged
+        plan.line = merged
+        plan.findings.append(finding)
+        plan.proof = {**plan.proof, "detail": f"{plan.proof['detail']} Without {level!r}: {proof['detail']}"}
+        finding.snippets = {"fix": merged, "line": merged}
+        finding.proof = {**proof, "fix": merged}
+        finding.note = f"{finding.note} Merged into this queryset's fix: drop {level!r} there."
+
+
+def _line_key(frame: dict | None) -> tuple | None:
+    return (frame.get("filename"), frame.get("lineno")) if frame else None
+
+
+def _without_lookup(plan: FixPlan, finding: Finding, capture: cap.Capture, limits: Limits,
+                    budget: Budget) -> tuple[str | None, dict]:
+    """(the fix's line without the unread lookup, the replay's proof), or (None, why not)."""
+    root, model = plan.root, plan.root.model
+    reads = [path for root_id, path in capture.accessed if root_id == id(root)]
+    declared = [(method, path) for method, path in _eager_lookups(root)
+                if method == finding.method and "__".join(path[: len(finding.lookup.split("__"))]) == finding.lookup]
+    if len(declared) != 1 or not plan.line or not limits.enabled:
+        return None, {"detail": "the lookup or the fix's line could not be read." if limits.enabled
+                      else "proofs are turned off (PROOFS=False)."}
+    method, path = declared[0]
+    used = used_depth(path, reads)
+    keep = "__".join(path[:used]) or None
+    line = remove_lookup(plan.line, model.__name__, method, "__".join(path), keep)
+    drop = _drop_call(root, method, path, keep)
+    if line is None or drop is None:
+        return None, {"detail": f"{'__'.join(path)!r} is not a plain lookup of the line."}
+    walks = plan.paths + [steps_for(hops) for hops in (describe_path(model, read) for read in reads) if hops]
+    rows = min(max(root.rows, 1), limits.max_rows)
+    try:
+        with budget.timed():
+            kept, read_kept, loaded = run(root, plan.fix, walks, plan.names, rows)
+            dropped, read_dropped, _ = run(root, drop + plan.fix, walks, plan.names, rows)
+    except PROOF_ERRORS as exc:
+        return None, {"detail": f"the replay raised {type(exc).__name__}: {exc}"}
+    if read_dropped != read_kept or dropped > kept:
+        return None, {"detail": f"replayed on {loaded} rows, the page would run {dropped} statements instead of {kept}."}
+    return line, {"status": "verified", "before": kept, "after": dropped, "rows": loaded,
+                  "detail": f"replayed on {loaded} rows with every path this request read from them: "
+                            f"{kept} -> {dropped} queries, same objects read."}
+
+
+def _drop_call(root: cap.Root, method: str, path: tuple[str, ...], keep: str | None) -> str | None:
+    """A call that rebuilds the root's eager loads of ``method`` without ``path`` (``keep`` instead),
+    or None when one of them is not a plain string (a ``Prefetch`` object)."""
+    lookup = "__".join(path)
+    current = [p for m, p in _eager_lookups(root) if m == method]
+    if method == "prefetch_related" and len(current) != len(root.prefetch_lookups):
+        return None
+    kept = list(dict.fromkeys(
+        other for other in ["__".join(p) for p in current] + ([keep] if keep else [])
+        if other != lookup))
+    args = ", ".join(f'"{k}"' for k in kept)
+    return f".{method}(None)" + (f".{method}({args})" if args else "")

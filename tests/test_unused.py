@@ -138,3 +138,37 @@ def test_lookups_sharing_an_unread_level_name_it_once(pizzeria):
     lookups = sorted(f.lookup for f in _unused(report))
     assert lookups == ["pizzas", "pizzas__category", "pizzas__toppings"]
     assert not any("Built" in f.note for f in _unused(report))
+
+
+def test_an_unread_lookup_on_the_line_of_a_proven_fix_joins_that_fix(pizzeria):
+    """One truth per line: the N+1 fix keeps the line's select_related, the unused finding says
+    drop it; both become one line, proven without the lookup on every path the request read."""
+    with detect() as report:
+        orders = Order.objects.select_related("customer").order_by("pk")
+        for order in orders:
+            list(order.pizzas.all())
+    n_plus_one, unused = (next(f for f in report.findings if f.kind == kind) for kind in ("n_plus_one", "unused_prefetch"))
+    [fix] = report.fixes
+    line = 'orders = Order.objects.all().order_by("pk").prefetch_related("pizzas")'
+    assert fix["line"] == n_plus_one.snippets["line"] == unused.snippets["line"] == line
+    assert n_plus_one.fix_id == unused.fix_id == 0 and sorted(fix["findings"]) == [0, 1]
+    assert unused.proof["status"] == "verified" and "Without 'customer'" in fix["proof"]["detail"]
+    assert "Merged into this queryset's fix" in unused.note
+    assert '+        orders = Order.objects.all().order_by("pk").prefetch_related("pizzas")' in n_plus_one.snippets["patch"]
+    assert n_plus_one.snippets["patch"] == unused.snippets["patch"]
+
+
+def test_an_unread_lookup_that_cannot_be_dropped_with_the_fix_shows_no_second_line(pizzeria):
+    from django.db.models import Prefetch
+
+    from shop.models import Review
+
+    with detect() as report:
+        customers = Customer.objects.prefetch_related(Prefetch("review_set", queryset=Review.objects.all())).order_by("pk")
+        for customer in customers:
+            list(customer.order_set.all())
+    [n_plus_one] = [f for f in report.findings if f.kind == "n_plus_one"]
+    [unused] = [f for f in report.findings if f.kind == "unused_prefetch"]
+    assert n_plus_one.proof["status"] == "verified"
+    assert unused.snippets == {} and unused.fix_id is None
+    assert "also carries a proven fix (.prefetch_related(\"order_set\"))" in unused.note
