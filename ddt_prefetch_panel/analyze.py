@@ -32,7 +32,7 @@ from .indexes import index_findings
 from .patch import attach_patches
 from .plans import number_fixes, place_fixes, prove_fixes
 from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
-from .unused import fold_into_fixes, unused_prefetch_findings
+from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
 
 
@@ -54,7 +54,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings += duplicate_findings(buckets, n_plus_ones, context)
     if "unused_prefetch" in context.kinds:
         unused = unused_prefetch_findings(capture, context)
-        fold_into_fixes(unused, plans, capture, config)
+        prove_removals(unused, plans, capture, config)
         findings += unused
     if "missing_index" in context.kinds:
         findings += index_findings(groups, config, context)

@@ -10,6 +10,7 @@ place is one finding.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from django.db.models import Prefetch
 
@@ -19,7 +20,7 @@ from .findings import Context, Finding, defined_at, frame_dict, model_label, wit
 from .frames import build_site
 from .frameworks import unused_snippets
 from .plans import FixPlan
-from .prove import PROOF_ERRORS, Budget, Limits, run, steps_for
+from .prove import PROOF_ERRORS, Budget, Limits, namespace, run, steps_for
 from .relate import KIND_LABELS, describe_path
 
 
@@ -209,90 +210,127 @@ def merge_unused(findings: list[Finding], rows: dict[int, int] | None = None) ->
     return out
 
 
-# --------------------------------------------------------------------------- one truth per line
+# --------------------------------------------------------------------------- "remove this", proven
 
 
-def fold_into_fixes(findings: list[Finding], plans: list[FixPlan], capture: cap.Capture, config: dict) -> None:
-    """An unused eager load on the line of a root's proven fix joins that fix, never contradicts it.
+def prove_removals(findings: list[Finding], plans: list[FixPlan], capture: cap.Capture, config: dict) -> None:
+    """Replay each "drop this lookup" on the request's own rows before it is shown.
 
-    The fix's line is written without the unread lookup ("keep ``pizzas``, drop ``customer``") when
-    a replay of the root with the fix and without the lookup, walking what the fix walks and every
-    path the request read from those rows, loads no more statements and reads the same objects
-    as with the lookup. Otherwise the unused finding keeps its note but shows no line of its own:
-    two paste-able lines for one line of code would contradict each other.
+    The root is re-run with and without the lookup, walking every path the request read from
+    its rows (other loops, templates, library code: every read the hooks saw); the line without
+    it is shown only when that runs no more statements and reads the same objects.
+
+    On the line of a root's proven fix, the removal joins that fix instead of contradicting it:
+    the fix's line is written without the lookup ("keep ``pizzas``, drop ``customer``"), proven
+    with the fix applied; if that is not proven, the unused finding shows no line of its own.
     """
-    by_line = {_line_key(plan.origin): plan for plan in plans if plan.root is not None and plan.origin}
-    if not by_line:
-        return
     limits = Limits.from_config(config)
+    if not limits.enabled:
+        return
     budget = Budget(limits.budget_s)
+    by_line = {_line_key(plan.origin): plan for plan in plans if plan.root is not None and plan.origin}
     for finding in findings:
-        plan = by_line.get(_line_key(finding.origin)) if finding.kind == "unused_prefetch" else None
-        if plan is None:
+        if finding.kind != "unused_prefetch" or "conditional" in finding.snippets:
+            continue  # conditional advice (added in a shared manager): nothing to drop here
+        plan = by_line.get(_line_key(finding.origin))
+        if plan is not None:
+            _join_fix(finding, plan, capture, limits, budget)
             continue
-        merged, proof = _without_lookup(plan, finding, capture, limits, budget)
-        if merged is None:
-            withdraw_fix(finding, {"status": "skipped", "detail": (
-                f"This line also carries a proven fix ({plan.fix}); dropping {finding.lookup!r} with it "
-                f"was not proven: {proof['detail']}")})
-            continue
-        level = finding.lookup
-        for member in plan.findings:  # the fix's own findings show the same line
-            if member.snippets.get("line") == plan.line:
-                member.snippets["line"] = merged
-        plan.line = merged
-        plan.findings.append(finding)
-        plan.proof = {**plan.proof, "detail": f"{plan.proof['detail']} Without {level!r}: {proof['detail']}"}
-        finding.snippets = {"fix": merged, "line": merged}
-        finding.proof = {**proof, "fix": merged}
-        finding.note = f"{finding.note} Merged into this queryset's fix: drop {level!r} there."
+        root = _root_at(capture, finding)
+        proof, _line = (_without_lookup(root, "", finding.origin.get("code"), [], namespace(root.model), finding,
+                                        capture, limits, budget)
+                        if root is not None else ({"detail": "the queryset could not be found again."}, None))
+        if proof.get("status") != "verified":
+            withdraw_fix(finding, {"status": "skipped", "detail": f"Dropping {finding.lookup!r} was not proven: "
+                                                                  f"{proof['detail']}"})
+        else:
+            finding.proof = {**proof, "fix": finding.snippets.get("fix")}
+
+
+def _join_fix(finding: Finding, plan: FixPlan, capture: cap.Capture, limits: Limits, budget: Budget) -> None:
+    proof, merged = _without_lookup(plan.root, plan.fix, plan.line, plan.paths, plan.names, finding, capture,
+                                    limits, budget)
+    if proof.get("status") != "verified" or merged is None:
+        if proof.get("status") == "verified":
+            proof = {"detail": "the fix's line could not be rewritten without it."}
+        withdraw_fix(finding, {"status": "skipped", "detail": (
+            f"This line also carries a proven fix ({plan.fix}); dropping {finding.lookup!r} with it "
+            f"was not proven: {proof['detail']}")})
+        return
+    level = finding.lookup
+    for member in plan.findings:  # the fix's own findings show the same line
+        if member.snippets.get("line") == plan.line:
+            member.snippets["line"] = merged
+    plan.line = merged
+    plan.findings.append(finding)
+    plan.proof = {**plan.proof, "detail": f"{plan.proof['detail']} Without {level!r}: {proof['detail'][0].lower()}{proof['detail'][1:]}"}
+    finding.snippets = {"fix": merged, "line": merged}
+    finding.proof = {**proof, "fix": merged}
+    finding.note = f"{finding.note} Merged into this queryset's fix: drop {level!r} there."
 
 
 def _line_key(frame: dict | None) -> tuple | None:
     return (frame.get("filename"), frame.get("lineno")) if frame else None
 
 
-def _without_lookup(plan: FixPlan, finding: Finding, capture: cap.Capture, limits: Limits,
-                    budget: Budget) -> tuple[str | None, dict]:
-    """(the fix's line without the unread lookup, the replay's proof), or (None, why not)."""
-    root, model = plan.root, plan.root.model
+def _root_at(capture: cap.Capture, finding: Finding) -> cap.Root | None:
+    """The largest root built on the finding's line that loads its lookup."""
+    key = _line_key(finding.origin)
+    roots = [root for root in capture.roots
+             if root.rows and _line_key(frame_dict(build_site(root.origin).frame)) == key
+             and any(m == finding.method and "__".join(p).startswith(finding.lookup) for m, p in _eager_lookups(root))]
+    return max(roots, key=lambda root: root.rows) if roots else None
+
+
+def _without_lookup(root: cap.Root, fix: str, code: str | None, paths: list, names: dict, finding: Finding,
+                    capture: cap.Capture, limits: Limits, budget: Budget) -> tuple[dict, str | None]:
+    """(the replay's proof, ``code`` without the unread lookup if it can be rewritten). ``fix`` is
+    applied in both replays (a proven fix on the same line), ``paths`` walked besides the reads."""
+    model = root.model
     reads = [path for root_id, path in capture.accessed if root_id == id(root)]
     declared = [(method, path) for method, path in _eager_lookups(root)
                 if method == finding.method and "__".join(path[: len(finding.lookup.split("__"))]) == finding.lookup]
-    if len(declared) != 1 or not plan.line or not limits.enabled:
-        return None, {"detail": "the lookup or the fix's line could not be read." if limits.enabled
-                      else "proofs are turned off (PROOFS=False)."}
+    if len(declared) != 1:
+        return {"detail": "the lookup could not be found on the queryset again."}, None
     method, path = declared[0]
     used = used_depth(path, reads)
     keep = "__".join(path[:used]) or None
-    line = remove_lookup(plan.line, model.__name__, method, "__".join(path), keep)
-    drop = _drop_call(root, method, path, keep)
-    if line is None or drop is None:
-        return None, {"detail": f"{'__'.join(path)!r} is not a plain lookup of the line."}
-    walks = plan.paths + [steps_for(hops) for hops in (describe_path(model, read) for read in reads) if hops]
+    line = remove_lookup(code, model.__name__, method, "__".join(path), keep) if code else None
+    drop, kept_objects = _drop_call(root, method, path, keep)
+    names = {**names, **kept_objects}
+    if budget.exhausted():
+        return {"detail": f"the replay budget of {limits.budget_s * 1000:.0f} ms for this request is spent."}, None
+    walks = paths + [steps_for(hops) for hops in (describe_path(model, read) for read in reads) if hops]
     rows = min(max(root.rows, 1), limits.max_rows)
     try:
         with budget.timed():
-            kept, read_kept, loaded = run(root, plan.fix, walks, plan.names, rows)
-            dropped, read_dropped, _ = run(root, drop + plan.fix, walks, plan.names, rows)
+            kept, read_kept, loaded = run(root, fix, walks, names, rows)
+            dropped, read_dropped, _ = run(root, drop + fix, walks, names, rows)
     except PROOF_ERRORS as exc:
-        return None, {"detail": f"the replay raised {type(exc).__name__}: {exc}"}
+        return {"detail": f"the replay raised {type(exc).__name__}: {exc}"}, None
     if read_dropped != read_kept or dropped > kept:
-        return None, {"detail": f"replayed on {loaded} rows, the page would run {dropped} statements instead of {kept}."}
-    return line, {"status": "verified", "before": kept, "after": dropped, "rows": loaded,
-                  "detail": f"replayed on {loaded} rows with every path this request read from them: "
-                            f"{kept} -> {dropped} queries, same objects read."}
+        return {"detail": f"replayed on {loaded} rows, the page would run {dropped} statements instead of {kept}."}, None
+    return {"status": "verified", "before": kept, "after": dropped, "rows": loaded,
+                  "detail": f"Replayed on {loaded} rows with every path this request read from them: "
+                            f"{kept} -> {dropped} queries, same objects read."}, line
 
 
-def _drop_call(root: cap.Root, method: str, path: tuple[str, ...], keep: str | None) -> str | None:
-    """A call that rebuilds the root's eager loads of ``method`` without ``path`` (``keep`` instead),
-    or None when one of them is not a plain string (a ``Prefetch`` object)."""
+def _drop_call(root: cap.Root, method: str, path: tuple[str, ...], keep: str | None) -> tuple[str, dict]:
+    """A call that rebuilds the root's eager loads of ``method`` without ``path`` (``keep`` in its
+    place), and the names it uses: the root's own ``Prefetch`` objects are passed as they are."""
     lookup = "__".join(path)
-    current = [p for m, p in _eager_lookups(root) if m == method]
-    if method == "prefetch_related" and len(current) != len(root.prefetch_lookups):
-        return None
-    kept = list(dict.fromkeys(
-        other for other in ["__".join(p) for p in current] + ([keep] if keep else [])
-        if other != lookup))
-    args = ", ".join(f'"{k}"' for k in kept)
-    return f".{method}(None)" + (f".{method}({args})" if args else "")
+    if method == "select_related":
+        current: list = ["__".join(p) for m, p in _eager_lookups(root) if m == method]
+    else:
+        current = list(root.prefetch_lookups)
+    names: dict[str, Any] = {}
+    args: list[str] = []
+    for item in current + ([keep] if keep else []):
+        if isinstance(item, Prefetch):
+            if item.prefetch_to == lookup:
+                continue
+            names[f"_ddtpp_kept_{len(names)}"] = item
+            args.append(f"_ddtpp_kept_{len(names) - 1}")
+        elif item != lookup and f'"{item}"' not in args:
+            args.append(f'"{item}"')
+    return f".{method}(None)" + (f".{method}({', '.join(args)})" if args else ""), names
