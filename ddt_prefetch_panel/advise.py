@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Prefetch
+from django.utils.text import smart_split
 
 from .capture import Call
 from .place import Place
@@ -1229,3 +1230,86 @@ def fix_line(origin_code: str, model_name: str, fix: str) -> str | None:
             return None
         line = rewritten
     return line if line != origin_code.strip() else None
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+_TEMPLATE_LITERAL = re.compile(r"""^(?:"[^"]*"|'[^']*'|-?\d+(?:\.\d+)?|True|False|None)$""")
+
+
+def advise_template_repeat(stack: list[dict]) -> tuple[dict[str, str], str] | None:
+    """A template tag or filter that ran the same query for every row of a ``{% for %}``, with
+    the same arguments: compute it once before the loop (``{% tag ... as name %}`` for a simple
+    tag, ``{% with name=... %}`` for a filter), read the variable inside it.
+
+    ``stack`` is a finding's tidied stack, innermost first. None when the repeat is not a tag or
+    filter inside a Django template loop, or when its arguments read the loop's variables.
+    """
+    frames = [frame for frame in stack if frame.get("template")]
+    if not frames:
+        return None
+    node = frames[0]
+    loop = next((f for f in frames[1:] if f.get("function") == "ForNode" and f.get("filename") == node.get("filename")),
+                None)
+    code = (node.get("code") or "").strip()
+    if loop is None or node.get("function") not in ("SimpleNode", "VariableNode"):
+        return None
+    loop_vars = _loop_variables(loop.get("code") or "")
+    if loop_vars is None:
+        return None
+    where_loop = f"{loop['code']} ({loop['filename']}:{loop['lineno']})"
+    if node["function"] == "SimpleNode":
+        bits = list(smart_split(code[2:-2].strip()))
+        if len(bits) >= 3 and bits[-2] == "as":
+            args, target = bits[1:-2], bits[-1]
+        else:
+            args, target = bits[1:], None
+        if not bits or _reads_any(args, loop_vars):
+            return None
+        if target is not None:
+            return {"fix": code}, (
+                f"{code} ran the same query for every row of {where_loop}, with the same arguments: move it "
+                f"above the loop; {{{{ {target} }}}} keeps working inside it. A template change: not replayed.")
+        name = _variable_name(bits[0], args)
+        before = "{% " + " ".join([*bits, "as", name]) + " %}"
+        return {"fix": before, "in_loop": "{{ " + name + " }}"}, (
+            f"{code} ran the same query for every row of {where_loop}, with the same arguments: compute it once "
+            f"above the loop ({before}) and use {{{{ {name} }}}} inside it. A template change: not replayed.")
+    expression = code[2:-2].strip()
+    parts = expression.split("|")
+    if len(parts) < 2 or _reads_any([expression], loop_vars):
+        return None
+    name = _variable_name(parts[-1].split(":")[0], [parts[0]])
+    before = "{% with " + f"{name}={expression}" + " %}"
+    return {"fix": before, "in_loop": "{{ " + name + " }}"}, (
+        f"{code} ran the same query for every row of {where_loop}, with the same value: compute it once in "
+        f"{before} around the loop (closed by {{% endwith %}} after {{% endfor %}}) and use {{{{ {name} }}}} "
+        "inside it. A template change: not replayed.")
+
+
+def _loop_variables(code: str) -> set[str] | None:
+    """``{% for a, b in rows %}`` -> {"a", "b", "forloop"}."""
+    bits = code.strip()[2:-2].split()
+    if len(bits) < 4 or bits[0] != "for" or "in" not in bits:
+        return None
+    names = " ".join(bits[1:bits.index("in")]).replace(",", " ").split()
+    return {*names, "forloop"}
+
+
+def _reads_any(expressions: list[str], names: set[str]) -> bool:
+    """Whether a template expression reads one of ``names`` (its variables and filter arguments)."""
+    for expression in expressions:
+        for piece in re.split(r"[|:=]", expression):
+            piece = piece.strip()
+            if not piece or _TEMPLATE_LITERAL.match(piece):
+                continue
+            if piece.split(".")[0] in names:
+                return True
+    return False
+
+
+def _variable_name(tag: str, args: list[str]) -> str:
+    words = [tag, *(arg.strip("'\"").split("=")[-1].strip("'\"") for arg in args)]
+    name = re.sub(r"\W+", "_", "_".join(words)).strip("_").lower()[:40] or "value"
+    return name if name[0].isalpha() else f"v_{name}"

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_in_bulk, advise_relation, advise_write, rewrite_access
+from .advise import Advice, advise_in_bulk, advise_relation, advise_template_repeat, advise_write, rewrite_access
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
@@ -527,7 +527,13 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
             frames.append(frame)
     first = frames[0] if frames else None
     first_place = where(first, unknown="the first call")
-    fix = f"# {duplicate.count} identical queries: keep the result of the first one ({first_place}) and reuse it"
+    stack = context.stack(record.stack)
+    snippets = {"fix": f"# {duplicate.count} identical queries: keep the result of the first one ({first_place}) "
+                       "and reuse it"}
+    note = None
+    in_template = advise_template_repeat(stack) if len(frames) == 1 else None
+    if in_template is not None:
+        snippets, note = in_template
     return Finding(
         kind="duplicate",
         model=_label(record.model) or _table_model(record),
@@ -540,9 +546,10 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         sql=context.sql(record),
         params=context.params(record),
         callsite=first,
-        stack=context.stack(record.stack),
+        stack=stack,
         origin=None,
-        snippets={"fix": fix},
+        snippets=snippets,
+        note=note,
         callsites=frames,
         alias=record.alias,
         library=_library_duplicate(duplicate),

@@ -243,7 +243,10 @@ def _markdown_item(finding: Finding, number: int) -> str:
     parts = []
     if finding.kind == "duplicate":
         others = [f"`{where(f, with_function=False)}`" for f in finding.callsites[1:]]
-        parts.append("reuse the first result" + (f"; also from {', '.join(others)}" if others else ""))
+        if snippets.get("in_loop"):  # a tag or filter in a template loop (advise.advise_template_repeat)
+            parts.append(f"above the loop `{snippets['fix']}`, inside it `{snippets['in_loop']}`")
+        else:
+            parts.append("reuse the first result" + (f"; also from {', '.join(others)}" if others else ""))
     else:
         act = finding.place or {}
         if act.get("file") and not (finding.origin and place_is_origin(act, finding.origin)):

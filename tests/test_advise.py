@@ -68,3 +68,33 @@ def test_in_bulk_access_rewrites_only_single_object_reads():
     assert _bulk_access("c = Customer.objects.filter(email=e).first()", "Customer", "by_email") == "c = by_email[e]"
     assert _bulk_access("list(Customer.objects.filter(pk=i))", "Customer", "by_pk") is None  # a list, not one object
     assert _bulk_access("Customer.objects.values('name').get(pk=i)", "Customer", "by_pk") is None  # a dict
+
+
+# --------------------------------------------------------------------------- duplicates in a template loop
+
+
+def _frames(node: str, function: str, loop: str = "{% for thread in object_list %}") -> list[dict]:
+    tag = {"filename": "app/templatetags/tags.py", "lineno": 9, "function": "tag_url", "code": "...", "template": False}
+    return [tag, {"filename": "app/list.html", "lineno": 4, "function": function, "code": node, "template": True},
+            {"filename": "app/list.html", "lineno": 3, "function": "ForNode", "code": loop, "template": True}]
+
+
+@pytest.mark.parametrize("node, function, loop", [
+    ("{% tag_url thread.slug %}", "SimpleNode", "{% for thread in object_list %}"),  # reads the row
+    ("{% tag_url name=forloop.counter %}", "SimpleNode", "{% for thread in object_list %}"),
+    ("{{ 'x'|tag_link:thread }}", "VariableNode", "{% for thread in object_list %}"),
+    ("{% tag_url a %}", "SimpleNode", "{% for a, b in pairs %}"),
+    ("{% show_tags 'x' %}", "InclusionNode", "{% for thread in object_list %}"),  # no `as` for inclusion tags
+])
+def test_a_template_repeat_that_reads_the_loop_or_cannot_be_stored_gets_no_template_advice(node, function, loop):
+    from ddt_prefetch_panel.advise import advise_template_repeat
+
+    assert advise_template_repeat(_frames(node, function, loop)) is None
+
+
+def test_a_simple_tag_already_stored_with_as_is_moved_above_the_loop():
+    from ddt_prefetch_panel.advise import advise_template_repeat
+
+    snippets, note = advise_template_repeat(_frames("{% tag_url 'news' as news_url %}", "SimpleNode"))
+    assert snippets == {"fix": "{% tag_url 'news' as news_url %}"}
+    assert "move it above the loop" in note and "{{ news_url }}" in note

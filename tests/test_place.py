@@ -340,3 +340,38 @@ def test_a_sliced_manager_call_kept_in_a_variable_gets_a_sliced_prefetch(tmp_pat
     with CaptureQueriesContext(connection) as large:
         assert sorted(pasted.latest_posts()) == expected
     assert len(small) == len(large) == 2
+
+
+def test_a_tag_and_a_filter_with_the_same_arguments_in_a_loop_are_computed_once_before_it(client):
+    """A CMS-style URL tag (one query per call) called with a constant in every row: the duplicate
+    says how to compute it once. Applied to the template as shown, the page runs the query once
+    and renders the same HTML."""
+    from django.template import engines
+
+    seed(4)
+    report = report_for(client, "/places/threads/tagged/")
+    duplicates = {f.snippets["fix"]: f for f in report.findings if f.kind == "duplicate"}
+    assert sorted(duplicates) == ["{% tag_url 'django' as tag_url_django %}", "{% with tag_link_orm='orm'|tag_link %}"]
+    tag, link = duplicates["{% tag_url 'django' as tag_url_django %}"], duplicates["{% with tag_link_orm='orm'|tag_link %}"]
+    assert tag.snippets["in_loop"] == "{{ tag_url_django }}" and link.snippets["in_loop"] == "{{ tag_link_orm }}"
+    assert "{% for thread in object_list %} (places/thread_tagged.html:3)" in tag.note
+    assert not tag.library and tag.count == Thread.objects.count()
+    assert "above the loop `{% tag_url 'django' as tag_url_django %}`, inside it `{{ tag_url_django }}`" in (
+        report.to_markdown())
+
+    source = (Path(views.__file__).parent / "templates/places/thread_tagged.html").read_text()
+    patched = (source.replace("{% for thread in object_list %}", "\n".join([
+        tag.snippets["fix"], link.snippets["fix"], "{% for thread in object_list %}"]))
+        .replace("{% endfor %}", "{% endfor %}{% endwith %}")
+        .replace("{% tag_url 'django' %}", tag.snippets["in_loop"])
+        .replace("{{ 'orm'|tag_link }}", link.snippets["in_loop"]))
+    engine = engines["django"]
+    context = {"object_list": Thread.objects.order_by("pk")}
+
+    def render(text: str) -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as captured:
+            html = engine.from_string(text).render(context)
+        return " ".join(html.split()), sum('"places_tag"' in q["sql"] for q in captured.captured_queries)
+
+    (before, tag_queries), (after, fixed_queries) = render(source), render(patched)
+    assert after == before and tag_queries == 2 * Thread.objects.count() and fixed_queries == 2

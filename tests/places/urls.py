@@ -11,6 +11,7 @@ urlpatterns = [
     path("threads/<int:pk>/", views.ThreadDetailView.as_view(), name="thread-detail"),
     path("threads/posts/", views.thread_posts, name="thread-posts"),
     path("threads/results/", views.ThreadResultsView.as_view(), name="thread-results"),
+    path("threads/tagged/", views.ThreadTaggedView.as_view(), name="thread-tagged"),
     path("threads/search/", views.ThreadSearchView.as_view(), name="thread-search"),
     path("threads/table/", model_table, {"model": Thread, "columns": ["title", "author__name"]}, name="thread-table"),
     path("posts/recent/", views.RecentPostsView.as_view(), name="recent-posts"),

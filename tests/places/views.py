@@ -38,6 +38,11 @@ class ThreadResultsView(ListView):
     template_name = "places/thread_results.html"
 
 
+class ThreadTaggedView(ListView):
+    model = Thread
+    template_name = "places/thread_tagged.html"
+
+
 class ThreadSearchView(SearchListView):
     model = Thread
     search_fields = ["title"]
