@@ -1313,3 +1313,60 @@ def _variable_name(tag: str, args: list[str]) -> str:
     words = [tag, *(arg.strip("'\"").split("=")[-1].strip("'\"") for arg in args)]
     name = re.sub(r"\W+", "_", "_".join(words)).strip("_").lower()[:40] or "value"
     return name if name[0].isalpha() else f"v_{name}"
+
+
+def advise_admin_choices(forms: list[tuple[type, str, int]]) -> tuple[dict[str, str], str] | None:
+    """Admin forms that each rendered the same choices of a relation (one query per form of an
+    inline): one evaluated choice list for the page, kept on the request by the admin's own
+    ``formfield_for_foreignkey`` / ``formfield_for_manytomany`` hook; or no list at all
+    (``raw_id_fields``, ``autocomplete_fields`` when the related model's admin has ``search_fields``).
+
+    ``forms`` are (the project's ModelAdmin or inline class, field name, statements), most first.
+    """
+    if not forms:
+        return None
+    admin, name, count = forms[0]
+    field = _admin_relation(admin, name)
+    if field is None:
+        return None
+    hook = "formfield_for_foreignkey" if field.many_to_one else "formfield_for_manytomany"
+    cached = f"_{name}_choices"
+    snippets = {"fix": "\n".join([
+        f"# in {admin.__name__}",
+        f"def {hook}(self, db_field, request, **kwargs):",
+        f"    formfield = super().{hook}(db_field, request, **kwargs)",
+        f'    if db_field.name == "{name}":  # one choice list for every form of the page',
+        f'        if not hasattr(request, "{cached}"):',
+        f"            request.{cached} = list(formfield.choices)",
+        f"        formfield.choices = request.{cached}",
+        "    return formfield",
+    ])}
+    snippets["raw_id_fields"] = f"raw_id_fields = {python_literal([*getattr(admin, 'raw_id_fields', ()), name])}"
+    related_admin = _registered_admin(field.related_model)
+    if related_admin is not None and getattr(related_admin, "search_fields", None):
+        snippets["autocomplete_fields"] = (
+            f"autocomplete_fields = {python_literal([*getattr(admin, 'autocomplete_fields', ()), name])}")
+    also = ", ".join(f"{cls.__name__} ({n})" for cls, _name, n in forms[1:])
+    merge = (f" {admin.__name__} has its own {hook}: add the `if` block to it." if hook in vars(admin) else "")
+    note = (f"Every form of {admin.__name__} loaded the choices of {name!r} again ({count} queries"
+            + (f"; also {also}" if also else "") + f"). The {hook} override loads them once for the page and "
+            f"gives every form the same list.{merge} Or show no list: `{snippets['raw_id_fields']}` (an id box; "
+            "each form then looks up its own selected row)"
+            + (f", `{snippets['autocomplete_fields']}` (a search box)" if "autocomplete_fields" in snippets else "")
+            + ". Admin options: not replayed.")
+    return snippets, note
+
+
+def _admin_relation(admin: type, name: str) -> Any:
+    """The foreign key or many-to-many field ``name`` of the admin's model, else None."""
+    try:
+        field = admin.model._meta.get_field(name)
+    except (FieldDoesNotExist, AttributeError):
+        return None
+    return field if (field.many_to_one or field.many_to_many) and not field.auto_created else None
+
+
+def _registered_admin(model: type) -> Any:
+    from django.contrib.admin.sites import all_sites
+
+    return next((site._registry[model] for site in list(all_sites) if model in site._registry), None)

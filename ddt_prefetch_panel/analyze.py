@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_in_bulk, advise_relation, advise_template_repeat, advise_write, rewrite_access
+from .advise import (Advice, advise_admin_choices, advise_in_bulk, advise_relation, advise_template_repeat,
+                     advise_write, rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
@@ -531,9 +532,14 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
     snippets = {"fix": f"# {duplicate.count} identical queries: keep the result of the first one ({first_place}) "
                        "and reuse it"}
     note = None
-    in_template = advise_template_repeat(stack) if len(frames) == 1 else None
-    if in_template is not None:
-        snippets, note = in_template
+    advice = advise_template_repeat(stack) if len(frames) == 1 else None
+    forms = _admin_forms(duplicate, context) if advice is None else []
+    advice = advice or advise_admin_choices(forms)
+    if advice is not None:
+        snippets, note = advice
+    if forms and advice is not None:  # the call site is the admin class that repeats most
+        frames.sort(key=lambda frame: not frame["function"].startswith(f"{forms[0][0].__name__}."))
+        first = frames[0]
     return Finding(
         kind="duplicate",
         model=_label(record.model) or _table_model(record),
@@ -554,6 +560,17 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         alias=record.alias,
         library=_library_duplicate(duplicate),
     )
+
+
+def _admin_forms(duplicate: Any, context: Context) -> list[tuple[type, str, int]]:
+    """(project admin class, field, statements) of the admin forms that issued a duplicate, most first."""
+    counts: dict[tuple, int] = {}
+    for bucket in duplicate.buckets:
+        frames = context.resolve(bucket.stack)
+        detail = frames[0].detail if frames else None
+        if isinstance(detail, tuple) and detail[0] == "admin_form":
+            counts[detail[1:]] = counts.get(detail[1:], 0) + duplicate.count_in([bucket])
+    return sorted(((admin, name, n) for (admin, name), n in counts.items()), key=lambda item: -item[2])
 
 
 def _library_duplicate(duplicate: Any) -> bool:

@@ -164,7 +164,34 @@ def _form_frame(bound_field: Any, code: Any, lineno: int) -> Frame | None:
     if form is None or not name:
         return None
     cls = type(form)
-    return _declared(cls, name, f"{cls.__name__}.{name}")
+    declared = _declared(cls, name, f"{cls.__name__}.{name}")
+    if declared is not None:
+        return declared
+    admin = admin_of_form(form)  # a form the admin built from the project's ModelAdmin or inline
+    if admin is None:
+        return None
+    return _declared(admin, name, f"{admin.__name__}.{name}", detail=("admin_form", admin, name))
+
+
+def admin_of_form(form: Any) -> type | None:
+    """The project's ``ModelAdmin`` (a change form) or ``InlineModelAdmin`` (a form of an inline
+    formset, whose prefix has a ``-``) whose model the form edits, when exactly one does."""
+    from django.apps import apps
+
+    model = getattr(getattr(form, "_meta", None), "model", None)
+    if model is None or not apps.is_installed("django.contrib.admin"):
+        return None
+    from django.contrib.admin.sites import all_sites
+
+    inline = "-" in (getattr(form, "prefix", None) or "")
+    found = set()
+    for site in list(all_sites):
+        for model_admin in site._registry.values():
+            if inline:
+                found.update(cls for cls in getattr(model_admin, "inlines", ()) if getattr(cls, "model", None) is model)
+            elif model_admin.model is model:
+                found.add(type(model_admin))
+    return found.pop() if len(found) == 1 else None
 
 
 DRF = FrameKind("drf", _local("field"), _drf_frame)

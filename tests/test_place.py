@@ -375,3 +375,45 @@ def test_a_tag_and_a_filter_with_the_same_arguments_in_a_loop_are_computed_once_
 
     (before, tag_queries), (after, fixed_queries) = render(source), render(patched)
     assert after == before and tag_queries == 2 * Thread.objects.count() and fixed_queries == 2
+
+
+def test_an_inlines_repeated_choices_name_the_inline_and_load_them_once(admin_client, monkeypatch):
+    """Django's tutorial admin (a thread with its posts inline): every inline form loads the author
+    choices again. The duplicate names the project's inline, not a library line; the override
+    shown, pasted into that class, loads the inline's choices once and renders the same page."""
+    import re
+
+    from tests.places import admin as places_admin
+
+    seed(4)
+    thread = Thread.objects.first()
+    url = f"/admin/places/thread/{thread.pk}/change/"
+
+    def choice_lists() -> tuple[int, bytes]:
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(url)
+        assert response.status_code == 200
+        lists = sum(q["sql"].startswith('SELECT "places_author"') and "WHERE" not in q["sql"]
+                    for q in captured.captured_queries)
+        page = response.content.split(b'id="djDebug"')[0]  # the toolbar's own timings differ
+        return lists, re.sub(rb'name="csrfmiddlewaretoken" value="[^"]*"', b"", page)
+
+    with detect() as report:
+        assert admin_client.get(url).status_code == 200
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate" and f.model == "places.Author"]
+    assert not duplicate.library
+    assert (duplicate.callsite["filename"], duplicate.callsite["function"]) == ("tests/places/admin.py", "PostInline.author")
+    assert duplicate.note.startswith("Every form of PostInline loaded the choices of 'author' again (6 queries; also "
+                                     "ThreadAdmin (1))")
+    assert duplicate.snippets["raw_id_fields"] == 'raw_id_fields = ["author"]'
+    header, *body = duplicate.snippets["fix"].split("\n")
+    assert header == "# in PostInline"
+
+    before, page = choice_lists()
+    source = Path(places_admin.__file__).read_text().replace("@admin.register(Thread)\n", "")
+    source = source.replace("    extra = 1\n", "    extra = 1\n" + "".join(f"    {line}\n" for line in body))
+    pasted = {"__name__": "tests.places._pasted_admin"}
+    exec(compile(source, "pasted_admin.py", "exec"), pasted)  # noqa: S102 (the project's file, with the paste)
+    monkeypatch.setattr(places_admin.ThreadAdmin, "inlines", [pasted["PostInline"]])
+    after, fixed_page = choice_lists()
+    assert (before, after) == (7, 2) and fixed_page == page  # the inline's list once, ThreadAdmin's own once
