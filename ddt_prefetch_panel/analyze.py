@@ -446,6 +446,8 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The queryset is built in library code ({site.frame.function}): override it in your project."
         )
+    if relation is None and write is None and not advice.method and not finding.note:
+        finding.note = hand_written_note(record, finding.callsite)
     if relation is not None and relation.via_sql:
         finding.note = (finding.note + " " if finding.note else "") + (
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
@@ -456,6 +458,18 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
             f"a library, where nothing can be pasted: the fix goes on the queryset the "
             f"{relation.model.__name__} came from, as {relation.lookup!r}.")
     return finding, advice
+
+
+def hand_written_note(record: cap.Record, callsite: dict | None) -> str:
+    """What is known of a per-row query that follows no relation of the looped rows."""
+    shape = sqlshape.shape_on(record.sql, record.alias)
+    table = shape.tables[0] if shape is not None and len(shape.tables) == 1 else None
+    columns = sorted({c.column for c in shape.conditions}) if shape is not None else []
+    on = f"on `{table}`" if table else "on its own"
+    filtered = f", filtered on {', '.join(f'`{c}`' for c in columns)}" if columns else ""
+    return (f"Hand-written query per row {on} at {where(callsite, unknown='an unknown line')}{filtered}: it follows "
+            "no relation of the rows the loop reads, so no eager load can serve it. Compute it for every row in "
+            "one query before the loop (grouped by the value that changes per row), or cache it.")
 
 
 def _site_dict(site: BuildSite) -> dict | None:

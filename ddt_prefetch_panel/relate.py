@@ -333,6 +333,8 @@ def _from_sql(group: Group, first_seq: int, roots_by_seq: list[tuple[int, Root]]
             if not accessor:
                 continue
             root = next((r for r in recent if issubclass(r.model, parent)), None)
+            if root is None:
+                continue  # no rows of that model were looped over: a query of its own, not the relation
             hops = describe_path(parent, (accessor,))
             if hops:
                 return Relation(root, parent, (accessor,), hops, via_sql=True)

@@ -308,3 +308,17 @@ def test_describe_path_uses_model_descriptors():
     assert describe_path(Order, ["pizzas", "no_such_field"]) is None
     assert describe_path(Order, ["status", "customer"]) is None
     assert [h.kind for h in describe_path(Order, ["status"])] == ["deferred"]
+
+
+def test_a_per_row_query_filtered_on_a_foreign_key_of_rows_not_looped_names_no_relation(pizzeria):
+    """The loop reads customers; each row counts pizzas of one order by name (a hand-written
+    query per row). The order_id filter mirrors Order.pizzas, but no orders are looped over:
+    naming that relation would send the user to prefetch something no loop reads."""
+    first = Order.objects.order_by("pk").first()
+    with detect() as report:
+        for customer in Customer.objects.order_by("pk"):
+            Pizza.objects.filter(order_id=first.pk, name__gte=customer.name[:1]).count()
+    [finding] = [f for f in report.findings if f.kind == "n_plus_one"]
+    assert finding.relation is None and finding.model == "shop.Pizza" and finding.method is None
+    assert finding.note.startswith("Hand-written query per row on `shop_pizza` at tests/test_relate.py:")
+    assert "filtered on `name`, `order_id`" in finding.note
