@@ -23,7 +23,7 @@ from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
-from .frames import BuildSite, Frame, build_site, is_project_class
+from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
 from .frameworks import fix_snippets, overridable, place_note
 from .place import Place, climb, place_of, test_code
 from .group import (
@@ -572,7 +572,7 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         note=note,
         callsites=frames,
         alias=record.alias,
-        library=_library_duplicate(duplicate),
+        library=_library_duplicate(duplicate, first),
     )
 
 
@@ -587,9 +587,18 @@ def _admin_forms(duplicate: Any, context: Context) -> list[tuple[type, str, int]
     return sorted(((admin, name, n) for (admin, name), n in counts.items()), key=lambda item: -item[2])
 
 
-def _library_duplicate(duplicate: Any) -> bool:
+def _library_duplicate(duplicate: Any, callsite: dict | None) -> bool:
     """Every repeat issued by library code that no project frame drove, and none of them a
-    relation read on a queryset the project built (that one the project's fix covers)."""
+    relation read on a queryset the project built (that one the project's fix covers).
+
+    A repeat called from a project line (a helper calling ``get_object_or_404`` per row) is the
+    project's: that line is where to keep the first result; unless a library frame on the way
+    loops (the project called it once). A test's line (``client.get``) is not: the request it
+    made is decided by what it requested.
+    """
+    if callsite is not None and not callsite.get("template") and not is_test_file(callsite["filename"]) \
+            and not any(library_loops(bucket.stack) for bucket in duplicate.buckets):
+        return False
     if not all(build_site(bucket.stack).library for bucket in duplicate.buckets):
         return False
     for bucket in duplicate.buckets:

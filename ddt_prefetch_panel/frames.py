@@ -908,3 +908,41 @@ def mentioned_line(cls: type, name: str) -> tuple[str, int, str] | None:
         if line.lstrip().startswith("class "):
             return filename, start + offset, line.strip()
     return None
+
+
+# --------------------------------------------------------------------------- who loops
+
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+
+
+def library_loops(raw: tuple) -> bool:
+    """Whether a library frame between the statement and the project's first frame is inside a
+    loop (a ``for``/``while`` body or a comprehension): then the library repeats it, whatever the
+    project line that called it once. ORM frames are not counted (they loop over rows, not calls)."""
+    for entry in raw:
+        code = entry[0]
+        if not hasattr(code, "co_filename") or is_orm_code(code):
+            continue
+        if not is_library_code(code):
+            return False
+        if code.co_name in _COMPREHENSIONS or _in_loop(code.co_filename, code.co_firstlineno, entry[1]):
+            return True
+    return False
+
+
+@lru_cache(maxsize=1024)
+def _in_loop(filename: str, first_line: int, line: int) -> bool:
+    """Whether ``line`` of the function starting at ``first_line`` is inside one of its loops."""
+    import ast
+
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)) or open(filename, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and first_line in (
+                node.lineno, *(d.lineno for d in node.decorator_list)):
+            return any(isinstance(inner, (ast.For, ast.AsyncFor, ast.While))
+                       and inner.body[0].lineno <= line <= (inner.end_lineno or inner.lineno)
+                       for inner in ast.walk(node))
+    return False

@@ -417,3 +417,17 @@ def test_an_inlines_repeated_choices_name_the_inline_and_load_them_once(admin_cl
     monkeypatch.setattr(places_admin.ThreadAdmin, "inlines", [pasted["PostInline"]])
     after, fixed_page = choice_lists()
     assert (before, after) == (7, 2) and fixed_page == page  # the inline's list once, ThreadAdmin's own once
+
+
+def test_a_duplicate_called_from_a_project_helper_through_a_library_shortcut_is_the_projects():
+    """``get_object_or_404`` issues the statement, but the project's helper called it for every
+    post: that line is where to keep the first result, so the finding is not library code."""
+    from tests.places.loops import same_thread_per_post
+
+    seed(3)
+    thread = Thread.objects.order_by("pk").first()
+    with detect() as report:
+        same_thread_per_post(thread)
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate" and f.model == "places.Thread"]
+    assert not duplicate.library
+    assert (duplicate.callsite["filename"], duplicate.callsite["function"]) == ("tests/places/loops.py", "thread_author")
