@@ -1357,6 +1357,27 @@ def advise_admin_choices(forms: list[tuple[type, str, int]]) -> tuple[dict[str, 
     return snippets, note
 
 
+def advise_full_count(model_admin: Any, project_class: bool, project_model: bool) -> tuple[dict[str, str], str]:
+    """The changelist's second ``COUNT`` (the full count beside filtered results): off on the
+    project's ModelAdmin, or by the registration's options for a project model registered with
+    Django's default ModelAdmin."""
+    name, model = type(model_admin).__name__, model_admin.model.__name__
+    note = (f"Django admin's changelist ran the same COUNT twice: the page's count, and the full count "
+            f"shown beside filtered results (show_full_result_count, on by default). ")
+    after = "; a filtered page then offers \"Show all\" instead of the total. Admin options: not replayed."
+    if project_class:
+        return {"fix": "show_full_result_count = False"}, note + (
+            f"`show_full_result_count = False` on {name} skips the second" + after)
+    if project_model:
+        fix = f"admin.site.register({model}, show_full_result_count=False)"
+        return {"fix": fix}, note + (
+            f"{model} is registered with Django's default ModelAdmin: `{fix}` (taken out of any list that "
+            "registers it now) skips the second" + after)
+    return {"fix": f"# your own ModelAdmin for {model} (a subclass of {name}) with show_full_result_count = False"}, \
+        note + (f"{name} is not the project's: register a subclass of it with `show_full_result_count = False` "
+                "instead, if the second count matters.")
+
+
 def _admin_relation(admin: type, name: str) -> Any:
     """The foreign key or many-to-many field ``name`` of the admin's model, else None."""
     try:

@@ -17,15 +17,15 @@ from typing import Any, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import (Advice, advise_admin_choices, advise_in_bulk, advise_relation, advise_template_repeat,
-                     advise_write, rewrite_access)
+from .advise import (Advice, advise_admin_choices, advise_full_count, advise_in_bulk, advise_relation,
+                     advise_template_repeat, advise_write, rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
-from .frameworks import fix_snippets, overridable, place_note
-from .place import Place, climb, place_of, test_code
+from .frameworks import changelist_counting, fix_snippets, overridable, place_note
+from .place import Place, class_line, climb, place_of, test_code
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
 )
@@ -549,6 +549,14 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
     advice = advise_template_repeat(stack) if len(frames) == 1 else None
     forms = _admin_forms(duplicate, context) if advice is None else []
     advice = advice or advise_admin_choices(forms)
+    counting = changelist_counting(record.model, record.stack) if advice is None else None
+    if counting is not None:
+        project = is_project_class(type(counting))
+        advice = advise_full_count(counting, project, is_project_class(counting.model))
+        declared = class_line(type(counting)) if project else None
+        if declared is not None:
+            first = frame_dict(declared)
+            frames = [first]
     if advice is not None:
         snippets, note = advice
     if forms and advice is not None:  # the call site is the admin class that repeats most
@@ -572,7 +580,7 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         note=note,
         callsites=frames,
         alias=record.alias,
-        library=_library_duplicate(duplicate, first),
+        library=_library_duplicate(duplicate, first) and not (counting and is_project_class(counting.model)),
     )
 
 

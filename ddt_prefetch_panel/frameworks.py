@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -171,6 +172,19 @@ def _form_frame(bound_field: Any, code: Any, lineno: int) -> Frame | None:
     if admin is None:
         return None
     return _declared(admin, name, f"{admin.__name__}.{name}", detail=("admin_form", admin, name))
+
+
+def changelist_counting(model: type | None, raw: tuple) -> Any:
+    """The ModelAdmin whose changelist ran this ``COUNT``: Django's ``ChangeList.get_results``
+    counts the filtered rows and, with ``show_full_result_count``, all of them, which is the same
+    statement when no filter is applied."""
+    if model is None or not any(getattr(entry[0], "co_name", None) == "get_results"
+                                and entry[0].co_filename.endswith(f"admin{os.sep}views{os.sep}main.py")
+                                for entry in raw):
+        return None
+    from django.contrib.admin.sites import all_sites
+
+    return next((site._registry[model] for site in list(all_sites) if model in site._registry), None)
 
 
 def admin_of_form(form: Any) -> type | None:

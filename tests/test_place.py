@@ -431,3 +431,38 @@ def test_a_duplicate_called_from_a_project_helper_through_a_library_shortcut_is_
     [duplicate] = [f for f in report.findings if f.kind == "duplicate" and f.model == "places.Thread"]
     assert not duplicate.library
     assert (duplicate.callsite["filename"], duplicate.callsite["function"]) == ("tests/places/loops.py", "thread_author")
+
+
+def test_the_changelists_second_count_is_turned_off_on_the_projects_model_admin(admin_client, monkeypatch):
+    """An unfiltered changelist counts its rows twice (the page's count and the full count): the
+    duplicate names the project's ModelAdmin and the option that skips the second."""
+    from tests.places.admin import ThreadAdmin
+
+    seed(2)
+
+    def counts() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get("/admin/places/thread/").status_code == 200
+        return sum(q["sql"].startswith('SELECT COUNT(*) AS "__count" FROM "places_thread"') for q in captured.captured_queries)
+
+    with detect() as report:
+        assert admin_client.get("/admin/places/thread/").status_code == 200
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate" and f.model == "places.Thread"]
+    assert not duplicate.library and duplicate.snippets["fix"] == "show_full_result_count = False"
+    assert (duplicate.callsite["filename"], duplicate.callsite["code"]) == (
+        "tests/places/admin.py", "class ThreadAdmin(admin.ModelAdmin):")
+    assert counts() == 2
+    monkeypatch.setattr(ThreadAdmin, "show_full_result_count", False)  # the line, pasted in the class
+    assert counts() == 1
+
+
+def test_a_project_model_on_the_default_model_admin_gets_the_registration_option(admin_client, pizzeria):
+    with detect() as report:
+        assert admin_client.get("/admin/shop/topping/").status_code == 200
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
+    assert not duplicate.library
+    assert duplicate.snippets["fix"] == "admin.site.register(Topping, show_full_result_count=False)"
+    with detect() as report:
+        assert admin_client.get("/admin/auth/group/").status_code == 200
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
+    assert duplicate.library and duplicate.snippets["fix"].startswith("# your own ModelAdmin for Group")
