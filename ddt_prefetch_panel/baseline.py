@@ -246,7 +246,7 @@ def comparison_markdown(data: dict, root: str | None = None) -> str:
         lines += ["", f"### New ({len(new)})"]
         lines += [line for number, entry in enumerate(new, 1) for line in ["", *new_item(entry, number)]]
     rest = []
-    for title, entries in (("Fixed", comparison.get("fixed") or []), ("Still there (known)", known)):
+    for title, entries in (("Fixed", comparison.get("fixed") or []), ("Known, still there", known)):
         if entries:
             rest += ["", f"### {title} ({len(entries)})", ""]
             rest += [f"- {short_line(entry)}" for entry in entries[:SHORT_LIST]]

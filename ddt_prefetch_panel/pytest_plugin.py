@@ -198,7 +198,7 @@ class SuiteReport:
     def _comparison_summary(self, terminalreporter: Any) -> None:
         from .baseline import SHORT_LIST, short_line
 
-        for title, entries in (("Fixed", self.comparison.fixed), ("Still there (known)", self.comparison.known)):
+        for title, entries in (("Fixed", self.comparison.fixed), ("Known, still there", self.comparison.known)):
             if entries:
                 terminalreporter.write_line(f"{title}:")
                 for entry in entries[:SHORT_LIST]:

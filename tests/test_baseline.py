@@ -136,7 +136,7 @@ def test_a_new_n_plus_one_fails_and_is_the_only_one_named_new(suite):
         "*--n-plus-one-fail: 1 new N+1 problem*",
     ])
     text = (suite.path / "now.md").read_text()
-    new_section = text.split("### New (1)")[1].split("### Still there (known) (2)")[0]
+    new_section = text.split("### New (1)")[1].split("### Known, still there (2)")[0]
     assert "test_sample.py::test_cities" in new_section
     assert "test_customers" not in new_section and "test_pizzas" not in new_section
     assert text.splitlines()[2] == "1 new N+1 problem, 0 fixed, 2 known."

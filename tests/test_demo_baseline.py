@@ -48,5 +48,5 @@ def test_an_n_plus_one_missing_from_the_baseline_fails_the_demo_suite(tmp_path):
     result = _demo_suite(f"--n-plus-one-baseline={baseline}", "--n-plus-one-fail")
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout[-4000:]
     assert "--n-plus-one-fail: 1 new N+1 problem" in result.stdout
-    new = result.stdout.split("\nNew:\n")[1].split("\nStill there (known):")[0]
+    new = result.stdout.split("\nNew:\n")[1].split("\nKnown, still there:")[0]
     assert new.startswith(f"N+1 shop.Pizza.toppings at {dropped['callsite']['filename']}:")

@@ -212,9 +212,9 @@ def test_crawl_against_a_baseline_fails_on_new_findings_only(pizzeria, tmp_path)
     with pytest.raises(CommandError, match=r"^1 new findings \(n_plus_one\)\.$"):
         run(*pages, "--fail-on", "new", "--fail-on", "n_plus_one")
     out, _ = run(*pages, "--fail-on", "new", "--fail-on", "duplicate")  # the new one is no duplicate
-    new = out.split("### New (1)")[1].split("### Still there")[0]
+    new = out.split("### New (1)")[1].split("### Known")[0]
     assert "`shop.Pizza.toppings`" in new and "Fix at `demo/shop/views.py:" in new and "(verified: " in new
-    assert f"### Still there (known) ({len(kinds)})" in out
+    assert f"### Known, still there ({len(kinds)})" in out
     # Without "new", a kind fails on known findings too.
     with pytest.raises(CommandError, match="findings remain"):
         run("/forward-fk/bad/", "--baseline", str(base), "--fail-on", "n_plus_one")
