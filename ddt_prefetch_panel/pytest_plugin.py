@@ -60,6 +60,11 @@ def pytest_configure(config: pytest.Config) -> None:
     baseline = config.getoption("n_plus_one_baseline", None)
     if config.getoption("n_plus_one_baseline_update", False) and not baseline:
         raise pytest.UsageError("--n-plus-one-baseline-update needs --n-plus-one-baseline=PATH")
+    report = config.getoption("n_plus_one_report", None)
+    if config.getoption("n_plus_one_baseline_update", False) and report and os.path.abspath(report) == \
+            os.path.abspath(baseline):
+        raise pytest.UsageError("--n-plus-one-baseline-update rewrites the baseline: give --n-plus-one-report "
+                                "another path")
     if baseline and not hasattr(config, "workerinput") and not os.path.isfile(baseline):
         raise pytest.UsageError(f"--n-plus-one-baseline: no file {baseline}; record one with "
                                 f"--n-plus-one-report={baseline}")

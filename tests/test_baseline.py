@@ -183,7 +183,9 @@ def test_xdist_workers_are_compared_as_one_run(suite):
     assert [f["fingerprint"] for f in now["baseline"]["fixed"]] == [fingerprints["shop.Order.pizzas"]]
     assert now["baseline"]["known"] == [fingerprints["shop.Order.customer"]]
     assert [f["tests"] for f in now["findings"] if f["baseline_state"] == "new"] == [["test_sample.py::test_cities"]]
-    assert set(now["budgets"]) == {f"test_sample.py::test_{name}" for name in ("customers", "pizzas", "fixed", "cities")}
+    names = ("customers", "pizzas", "fixed", "cities")
+    assert set(now["budgets"]) == {f"test_sample.py::test_{name}" for name in names}
+    assert now["baseline"]["budgets"] == []  # each test's count does not depend on its worker
 
 
 def test_a_budget_that_grows_is_listed_with_its_new_statement(suite):
@@ -216,6 +218,9 @@ def test_update_needs_a_baseline_and_a_missing_file_is_an_error(suite):
     result.stderr.fnmatch_lines(["*--n-plus-one-baseline-update needs --n-plus-one-baseline=PATH*"])
     missing = _run(suite, "--n-plus-one-baseline=nowhere.json")
     missing.stderr.fnmatch_lines(["*no file nowhere.json; record one with --n-plus-one-report=nowhere.json*"])
+    same = _run(suite, "--n-plus-one-baseline=base.json", "--n-plus-one-baseline-update",
+                "--n-plus-one-report=base.json")
+    same.stderr.fnmatch_lines(["*--n-plus-one-baseline-update rewrites the baseline: give --n-plus-one-report *"])
 
 
 # --------------------------------------------------------------------------- on plain data
@@ -252,8 +257,9 @@ def test_finding_fingerprint_ignores_lines_and_directories_only():
 
 
 def test_compare_new_known_fixed_and_unchecked():
-    customer, pizzas, lost = (_finding("shop.Order.customer", 12, ["t::a"]), _finding("shop.Order.pizzas", 20, ["t::b"]),
-                              _finding("shop.Order.lines", 30, ["t::gone"]))
+    customer = _finding("shop.Order.customer", 12, ["t::a"])
+    pizzas = _finding("shop.Order.pizzas", 20, ["t::b"])
+    lost = _finding("shop.Order.lines", 30, ["t::gone"])
     recorded = from_document(_data([customer, pizzas, lost], {"t::a": (5, ["a1"]), "t::b": (11, ["a1"])}))
     cities = _finding("shop.Customer.city", 40, ["t::c"])
     now = _data([{**customer, "callsite": {**customer["callsite"], "lineno": 99}}, cities],
