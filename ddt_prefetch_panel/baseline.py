@@ -125,8 +125,9 @@ def _sarif_entry(result: dict) -> dict:
 def compare(data: dict, baseline: Baseline, tolerance: int = 0) -> Comparison:
     """The run ``data`` (a session report: ``session.aggregate``) against ``baseline``.
 
-    The tests or pages the run covered are the keys of its ``budgets``: a baseline finding not
-    seen is fixed only when every test (or page) it was recorded in ran.
+    The tests or pages the run covered are the keys of its ``budgets`` (those that ran to the end:
+    passed, or answered without a server error): a baseline finding not seen is fixed only when
+    every test (or page) it was recorded in is one of them.
     """
     ran = set(data.get("budgets") or {})
     seen: set[str] = set()

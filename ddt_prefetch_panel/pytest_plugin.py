@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .baseline import Comparison
 
 WORKER_KEY = "ddt_prefetch_panel_reports"
 
@@ -101,7 +104,7 @@ class SuiteReport:
         self.update: bool = config.getoption("n_plus_one_baseline_update")
         self.sources: list[tuple[dict, dict]] = []
         self.data: dict | None = None
-        self.comparison: Any = None  # baseline.Comparison, with a baseline
+        self.comparison: Comparison | None = None  # with a baseline
 
     @property
     def is_worker(self) -> bool:
@@ -118,12 +121,18 @@ class SuiteReport:
 
         manager = detect(KINDS=list(DEFAULT_TEST_KINDS))
         report = manager.__enter__()
+        source = {"test": item.nodeid}
         try:
             return (yield)
+        except BaseException:
+            # A failed test may have stopped before its loops: no budget, and its findings are
+            # never claimed fixed by this run (session.aggregate).
+            source["failed"] = True
+            raise
         finally:
             manager.__exit__(None, None, None)  # analysed even when the test failed
             # Every test, with findings or not: its query count and statements are its budget.
-            self.sources.append(({"test": item.nodeid}, report.to_dict()))
+            self.sources.append((source, report.to_dict()))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

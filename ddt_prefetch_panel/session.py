@@ -43,8 +43,8 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
     request, ``{"test": node id}`` for a test. Entries keep the fields of the finding with the
     best proof (verified first) and add ``occurrences`` plus the ``requests``, ``pages`` and
     ``tests`` they were seen in; ``count``, ``avoidable`` and ``duration_ms`` are totals.
-    ``budgets`` gives each test (or page) its query count and the ids of its statement shapes,
-    whose text ``statements`` holds once for all (query budgets, ``baseline.py``).
+    ``budgets`` gives each test (or page) that ran to the end its query count and the ids of its
+    statement shapes, whose text ``statements`` holds once for all (query budgets, ``baseline.py``).
     """
     entries: dict[tuple, dict] = {}
     order: list[tuple] = []
@@ -66,7 +66,7 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
         if source.get("test"):
             tests.add(source["test"])
         budget_key = source.get("test") or page
-        if budget_key:
+        if budget_key and not failed(source):
             _add_budget(budgets.setdefault(budget_key, {"queries": 0, "statements": []}), summary, statements)
         for finding in embed_fixes(report):
             key = finding_key(finding)
@@ -102,6 +102,12 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
         "budgets": dict(sorted(budgets.items())),
         "statements": dict(sorted(statements.items())),
     }
+
+
+def failed(source: dict) -> bool:
+    """A test that failed or a page that answered with a server error may have stopped early:
+    its query count is no budget, and the run does not show its findings fixed."""
+    return bool(source.get("failed")) or int(source.get("status_code") or 0) >= 500
 
 
 def _add_budget(budget: dict, summary: dict, statements: dict[str, str]) -> None:

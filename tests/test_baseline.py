@@ -148,6 +148,12 @@ def test_a_fixed_finding_is_listed_and_the_update_drops_it(suite):
     _edit(suite, PIZZAS_LOOP, PIZZAS_FIXED)
     (suite.path / "test_sample.py").write_text((suite.path / "test_sample.py").read_text() + NEW_TEST)
 
+    # The test that had it failed before its loop: nothing is claimed, and its budget stays.
+    _edit(suite, PIZZAS_FIXED, "    assert False, 'stops before the loop'\n" + PIZZAS_FIXED)
+    failed = _run(suite, "--n-plus-one-baseline=base.json", "--n-plus-one-baseline-update")
+    failed.stdout.fnmatch_lines(["*1 new N+1 problem, 0 fixed, 1 known (1 not checked*"])
+    assert json.loads((suite.path / "base.json").read_text()) == base
+    _edit(suite, "    assert False, 'stops before the loop'\n", "")
     # The test that had it did not run: nothing is claimed.
     partial = _run(suite, "--n-plus-one-baseline=base.json", "-k", "not pizzas", "--n-plus-one-report=partial.json")
     assert json.loads((suite.path / "partial.json").read_text())["baseline"]["fixed"] == []
