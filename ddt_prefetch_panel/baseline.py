@@ -154,7 +154,8 @@ def grown_budgets(current: dict, statements: dict, recorded: dict, tolerance: in
         before = recorded.get(key)
         if before is None or budget["queries"] - before["queries"] <= tolerance:
             continue
-        added = [shape for shape in budget.get("statements") or [] if shape not in set(before["statements"])]
+        recorded_shapes = set(before["statements"])
+        added = [shape for shape in budget.get("statements") or [] if shape not in recorded_shapes]
         grown.append({"key": key, "before": before["queries"], "after": budget["queries"],
                       "statements": [statements.get(shape, shape) for shape in added]})
     return grown

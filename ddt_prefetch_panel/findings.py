@@ -189,9 +189,10 @@ class Finding:
 
 def finding_fingerprint(finding: dict) -> str:
     """A finding's stable identity: its kind, its relation (or, without one, its model and SQL
-    shape), the call site's file name, function and source text, and the place's (where the fix
-    goes). Never a line number nor a directory, so it survives lines moving in a file and a
-    checkout in another directory; editing the line that repeats or the fix's line changes it."""
+    shape), the call site's file name, function and source text, and where the fix goes (the
+    place's file name, kind and class, the function that builds the queryset). Never a line
+    number nor a directory, so it survives lines moving in a file and a checkout in another
+    directory; editing the line that repeats changes it, editing the queryset's line does not."""
     callsite = finding.get("callsite") or {}
     place = finding.get("place") or {}
     origin = finding.get("origin") or {}
@@ -199,7 +200,7 @@ def finding_fingerprint(finding: dict) -> str:
     parts = (
         finding.get("kind"), subject,
         _basename(callsite.get("filename")), callsite.get("function"), _code(callsite.get("code")),
-        _basename(place.get("file")), place.get("kind"), place.get("class"), _code(place.get("code")),
+        _basename(place.get("file")), place.get("kind"), place.get("class"), place.get("attr"),
         origin.get("function"),
     )
     key = "\x1f".join("" if part is None else str(part) for part in parts)

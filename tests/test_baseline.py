@@ -257,7 +257,7 @@ def _data(findings: list[dict], budgets: dict[str, tuple[int, list[str]]]) -> di
             "statements": {"a1": "SELECT … FROM a", "b2": "SELECT … FROM b"}}
 
 
-def test_finding_fingerprint_ignores_lines_and_directories_only():
+def test_finding_fingerprint_ignores_lines_directories_and_the_querysets_text():
     base = _finding("shop.Order.customer", 12, [])
     moved = {**base, "callsite": {**base["callsite"], "lineno": 40, "filename": "/elsewhere/checkout/shop/views.py"},
              "place": {**base["place"], "line": 31}}
@@ -265,8 +265,12 @@ def test_finding_fingerprint_ignores_lines_and_directories_only():
     for changed in ({**base, "relation": "shop.Order.pizzas"}, {**base, "kind": "duplicate"},
                     {**base, "callsite": {**base["callsite"], "code": "for o in orders: o.customer.name"}},
                     {**base, "callsite": {**base["callsite"], "function": "export"}},
-                    {**base, "place": {**base["place"], "code": "orders = Order.objects.filter(x=1)"}}):
+                    {**base, "place": {**base["place"], "file": "shop/api.py"}},
+                    {**base, "origin": {"function": "export", "filename": "shop/views.py", "lineno": 3}}):
         assert finding_fingerprint(changed) != base["fingerprint"]
+    # The queryset's line may change (another filter) without the problem becoming a new one.
+    edited = {**base, "place": {**base["place"], "code": "orders = Order.objects.filter(paid=True)"}}
+    assert finding_fingerprint(edited) == base["fingerprint"]
     # Without a relation, the SQL's shape tells problems apart, not its values.
     dup = {**base, "relation": None, "sql": "SELECT * FROM t WHERE id = 1"}
     assert finding_fingerprint(dup) == finding_fingerprint({**dup, "sql": "SELECT * FROM t WHERE id = 7"})
