@@ -243,7 +243,7 @@ def comparison_markdown(data: dict, root: str | None = None) -> str:
     comparison = data["baseline"]
     new = [entry for entry in data.get("findings") or [] if entry.get("baseline_state") == "new"]
     known = [entry for entry in data.get("findings") or [] if entry.get("baseline_state") != "new"]
-    lines = ["## ddt-prefetch-panel against the baseline", "", comparison["headline"] + "."]
+    lines = [f"## ddt-prefetch-panel: {comparison['headline']}"]
     if new:
         lines += ["", f"### New ({len(new)})"]
         lines += [line for number, entry in enumerate(new, 1) for line in ["", *new_item(entry, number)]]

@@ -146,7 +146,7 @@ def test_a_new_n_plus_one_fails_and_is_the_only_one_named_new(suite):
     new_section = text.split("### New (1)")[1].split("### Known, still there (2)")[0]
     assert "test_sample.py::test_cities" in new_section
     assert "test_customers" not in new_section and "test_pizzas" not in new_section
-    assert text.splitlines()[2] == "1 new N+1 problem, 0 fixed, 2 known."
+    assert text.splitlines()[0] == "## ddt-prefetch-panel: 1 new N+1 problem, 0 fixed, 2 known"
 
 
 @SQLITE_HALF_ONLY
@@ -340,7 +340,7 @@ def test_the_pull_request_comment_of_ten_new_findings_is_under_4_kb(pizzeria):
     assert len(data["findings"]) == 10
     comparison = compare(data, Baseline())
     text = render(mark(data, comparison), "md")
-    assert text.splitlines()[2] == "10 new N+1 problems, 0 fixed, 0 known."
+    assert text.splitlines()[0] == "## ddt-prefetch-panel: 10 new N+1 problems, 0 fixed, 0 known"
     assert text.count(". N+1 `shop.") == 10 and text.count("(verified: ") == 10
     assert len(text.encode()) < 4096, len(text.encode())
     # Fewer new findings leave room for their patch.

@@ -201,7 +201,7 @@ def test_crawl_against_a_baseline_fails_on_new_findings_only(pizzeria, tmp_path)
     kinds = sorted(f["kind"] for f in recorded["findings"])
     assert "n_plus_one" in kinds and "duplicate" in kinds
     out, err = run("/forward-fk/bad/", "/duplicates/bad/", "--baseline", str(base), "--fail-on", "new")
-    assert out.startswith(f"## ddt-prefetch-panel against the baseline\n\n0 new problems, 0 fixed, {len(kinds)} known.")
+    assert out.startswith(f"## ddt-prefetch-panel: 0 new problems, 0 fixed, {len(kinds)} known\n")
     assert f"Against {base}: 0 new problems" in err
 
     pages = ("/forward-fk/bad/", "/duplicates/bad/", "/m2m/bad/", "--baseline", str(base))
@@ -228,10 +228,10 @@ def test_crawl_lists_fixed_findings_only_for_pages_it_requested(pizzeria, tmp_pa
     # The toppings N+1 is no longer reported (allowlisted here, as a fix would make it disappear).
     settings.DDT_PREFETCH_PANEL = {"ALLOW": [{"relation": "shop.Pizza.toppings"}]}
     out, _ = run("/forward-fk/bad/", "/m2m/bad/", "--baseline", str(base), "--fail-on", "new")
-    assert out.splitlines()[2] == "0 new N+1 problems, 1 fixed, 1 known."
+    assert out.splitlines()[0] == "## ddt-prefetch-panel: 0 new N+1 problems, 1 fixed, 1 known"
     assert out.split("### Fixed (1)")[1].split("###")[0].strip().startswith("- N+1 `shop.Pizza.toppings` at `demo/shop")
     out, _ = run("/forward-fk/bad/", "--baseline", str(base))  # /m2m/bad/ was not crawled: nothing claimed
-    assert out.splitlines()[2].startswith("0 new N+1 problems, 0 fixed, 1 known (1 not checked")
+    assert out.splitlines()[0].startswith("## ddt-prefetch-panel: 0 new N+1 problems, 0 fixed, 1 known (1 not checked")
 
 
 def test_crawl_lists_a_page_over_its_query_budget(pizzeria, tmp_path, settings):
