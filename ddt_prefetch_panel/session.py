@@ -86,7 +86,7 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
             for name, value in (("requests", source.get("request_id")), ("pages", page), ("tests", source.get("test"))):
                 if value and value not in entry[name]:
                     entry[name].append(value)
-    findings = sorted((entries[k] for k in order), key=lambda e: (-e["avoidable"], -e["occurrences"]))
+    findings = sorted((entries[k] for k in order), key=_rank)
     return {
         "version": 1,
         "summary": {
@@ -102,6 +102,14 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
         "budgets": dict(sorted(budgets.items())),
         "statements": dict(sorted(statements.items())),
     }
+
+
+def _rank(entry: dict) -> tuple:
+    """Most avoidable first; ties by where they are, not by timings, so a report recorded twice
+    (a baseline checked in) lists its findings in the same order."""
+    callsite = entry.get("callsite") or {}
+    return (-entry["avoidable"], -entry["occurrences"], str(callsite.get("filename") or ""),
+            int(callsite.get("lineno") or 0), entry.get("fingerprint") or "")
 
 
 def failed(source: dict) -> bool:
