@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
@@ -21,13 +21,13 @@ from .advise import (Advice, advise_admin_choices, advise_full_count, advise_in_
                      advise_template_repeat, advise_write, rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
-from .findings import Context, Finding, Report, frame_dict, frame_dict_from, where
+from .findings import Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
 from .frameworks import changelist_counting, fix_snippets, overridable, place_note
 from .place import Place, class_line, climb, place_of, test_code
 from .group import (
-    Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, write_of,
+    Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, statement_shape, write_of,
 )
 from .indexes import index_findings
 from .patch import attach_patches
@@ -329,6 +329,8 @@ def summarize(capture: cap.Capture, findings: list[Finding], allowed: int) -> di
         "dropped": capture.dropped,
         "allowed": allowed,
         "ignored": capture.ignored,
+        # Query budgets (baseline.py): the shapes of the statements run, by statement_shape id.
+        "statements": statement_shapes(reportable_buckets(capture)),
     }
     disabled = hooks.disabled_hooks()
     if disabled:
@@ -337,6 +339,17 @@ def summarize(capture: cap.Capture, findings: list[Finding], allowed: int) -> di
     if failures:
         summary["hook_failures"] = failures
     return summary
+
+
+def statement_shapes(buckets: Iterable[cap.Bucket]) -> dict[str, str]:
+    """``{statement_shape id: statement_text}`` of every distinct statement shape, sorted by id
+    (savepoints aside: their names differ on every run)."""
+    shapes = {}
+    for bucket in buckets:
+        shape = statement_shape(bucket.sql)
+        if shape not in shapes:
+            shapes[shape] = statement_text(bucket.sql)
+    return dict(sorted(shapes.items()))
 
 
 def _merge_nested(candidates: list[tuple[Group, Relation | None]]):

@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "PROOF_MAX_ROWS": 10,
     # Time all replays of one request may take together; fixes after that are not shown.
     "PROOF_BUDGET_MS": 300,
+    # Query budgets against a baseline (pytest --n-plus-one-baseline, prefetch_report --baseline):
+    # a test or page may run this many more queries than the baseline recorded before it is listed
+    # (and, with --n-plus-one-fail / --fail-on new, fails). 0: any growth counts.
+    "BUDGET_TOLERANCE": 0,
     # Project code is what lies under BASE_DIR (or the current directory) and not in
     # site-packages. Installed packages to treat as the project's (forked apps, a monorepo's
     # packages installed non-editable), by import name: ["oscar", "myco.shop"].
@@ -76,6 +80,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "PROOFS": (bool,),
     "PROOF_MAX_ROWS": (int,),
     "PROOF_BUDGET_MS": (int, float),
+    "BUDGET_TOLERANCE": (int,),
     "PROJECT_PACKAGES": (list, tuple),
     "PROJECT_ROOTS": (list, tuple),
 }
@@ -135,6 +140,8 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
             errors.append(("E001", f"{SETTING_NAME}['PROOF_MAX_ROWS'] must be at least 2."))
         if name == "INDEX_MIN_ROWS" and value < 0:
             errors.append(("E001", f"{SETTING_NAME}['INDEX_MIN_ROWS'] must be at least 0."))
+        if name == "BUDGET_TOLERANCE" and value < 0:
+            errors.append(("E001", f"{SETTING_NAME}['BUDGET_TOLERANCE'] must be at least 0."))
         if name == "THRESHOLD" and value < 1:
             errors.append(("E001", f"{SETTING_NAME}['THRESHOLD'] must be at least 1."))
         if name == "KINDS":

@@ -7,6 +7,7 @@ mode formats failures with them, and the exports (``report.py``) read them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Iterator
 
 from .capture import Record
 from .frames import Frame, StackResolver, shown_location
+from .group import fingerprint as sql_fingerprint
 from .group import redact_sql
 
 # The one place finding kinds are named: settings validation, the panel, test mode and
@@ -156,12 +158,20 @@ class Finding:
             "place": self.place,
             "test_code": self.test_code,
             "identical": self.identical,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Finding:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def fingerprint(self) -> str:
+        """What tells this problem apart across runs, machines and line moves (baselines, SARIF)."""
+        return finding_fingerprint({"kind": self.kind, "relation": self.relation, "model": self.model,
+                                    "sql": self.sql, "callsite": self.callsite, "place": self.place,
+                                    "origin": self.origin})
 
     @property
     def title(self) -> str:
@@ -175,6 +185,34 @@ class Finding:
         """One numbered list item for a report, below the summary table that already gives the
         kind, relation, counts, proof and call site: the origin, the fix and the shortened SQL."""
         return _markdown_item(self, number)
+
+
+def finding_fingerprint(finding: dict) -> str:
+    """A finding's stable identity: its kind, its relation (or, without one, its model and SQL
+    shape), the call site's file name, function and source text, and where the fix goes (the
+    place's file name, kind and class, the function that builds the queryset). Never a line
+    number nor a directory, so it survives lines moving in a file and a checkout in another
+    directory; editing the line that repeats changes it, editing the queryset's line does not."""
+    callsite = finding.get("callsite") or {}
+    place = finding.get("place") or {}
+    origin = finding.get("origin") or {}
+    subject = finding.get("relation") or f"{finding.get('model')} {sql_fingerprint(finding.get('sql') or '')}"
+    parts = (
+        finding.get("kind"), subject,
+        _basename(callsite.get("filename")), callsite.get("function"), _code(callsite.get("code")),
+        _basename(place.get("file")), place.get("kind"), place.get("class"), place.get("attr"),
+        origin.get("function"),
+    )
+    key = "\x1f".join("" if part is None else str(part) for part in parts)
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _basename(path: Any) -> str:
+    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _code(text: Any) -> str:
+    return " ".join(str(text or "").split())
 
 
 def where(frame: dict | None, unknown: str = "unknown", with_function: bool = True) -> str:
@@ -397,6 +435,19 @@ def short_sql(sql: str) -> str:
         else:
             parts.append(f"{keyword} …" if rest else keyword)
     return " ".join(parts)
+
+
+def statement_text(sql: str, limit: int = 160) -> str:
+    """A statement's shape as budgets list it: literals as ``?``, a SELECT's column list as ``…``
+    (the tables and conditions tell statements apart), at most ``limit`` characters."""
+    text = sql_fingerprint(sql or "")
+    for spaced, tight in ((" . ", "."), ("( ", "("), (" )", ")"), (" , ", ", ")):
+        text = text.replace(spaced, tight)
+    if text.upper().startswith("SELECT "):
+        match = re.search(r"\bFROM\b", _top_level(text), re.IGNORECASE)
+        if match:
+            text = f"SELECT … {text[match.start():]}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Report:

@@ -6,6 +6,7 @@ tokenising SQL) happens once per distinct stack and once per distinct SQL text.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,6 +58,13 @@ def fingerprint(sql: str) -> str:
     text = " ".join(parts)
     text = _IN_LIST.sub("IN (...)", text)
     return _VALUES_ROWS.sub(r"\1 ...", text) if "VALUES" in text else text
+
+
+@lru_cache(maxsize=8192)
+def statement_shape(sql: str) -> str:
+    """A short, stable id of a statement's :func:`fingerprint` (query budgets record these per
+    test or page, compactly, and compare them across runs and machines)."""
+    return hashlib.sha256(fingerprint(sql).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 _CONTROL = re.compile(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT|START TRANSACTION|SET )", re.IGNORECASE)

@@ -10,15 +10,17 @@ absolute path: no machine path leaves in a log). Library files get no location.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 from typing import Any, Iterable
 
 from .editor import frame_path
+from .findings import finding_fingerprint
 from .patch import PROJECT_PLACES, base_dir, combined_fix, file_changes, finding_edits, place_frame, relative_path
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ROOT_ID = "PROJECTROOT"
+# Finding.fingerprint: the same value baselines compare (v2: no line, no directory in it).
+FINGERPRINT_KEY = "ddtPrefetchPanel/v2"
 
 # ruleId -> (name, short description, full description, default level)
 RULES: dict[str, tuple[str, str, str, str]] = {
@@ -115,7 +117,9 @@ def _result(finding: dict, root: str, rule_ids: list[str], fixes: list[dict] | N
     fix = _fix(finding, root, fixes)
     if fix is not None:
         result["fixes"] = [fix]
-    result["partialFingerprints"] = {"ddtPrefetchPanel/v1": fingerprint(finding)}
+    if finding.get("baseline_state"):  # compared with a baseline (baseline.py)
+        result["baselineState"] = "new" if finding["baseline_state"] == "new" else "unchanged"
+    result["partialFingerprints"] = {FINGERPRINT_KEY: finding.get("fingerprint") or finding_fingerprint(finding)}
     result["properties"] = {
         key: finding[key]
         for key in ("relation", "lookup", "method", "count", "avoidable", "proof", "requests", "pages", "tests")
@@ -144,16 +148,6 @@ def message(finding: dict, combined: dict | None = None) -> str:
     elif finding.get("note"):
         text += f" {finding['note']}"
     return text
-
-
-def fingerprint(finding: dict) -> str:
-    """Stable across runs and line moves: kind, relation and the call site's file and source text."""
-    callsite = finding.get("callsite") or {}
-    key = "|".join(str(part) for part in (
-        finding.get("kind"), finding.get("relation") or finding.get("model"),
-        callsite.get("filename"), (callsite.get("code") or "").strip(),
-    ))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _location(frame: dict | None, root: str, text: str | None = None) -> dict | None:

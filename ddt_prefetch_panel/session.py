@@ -26,7 +26,9 @@ def finding_key(finding: dict) -> tuple:
     subject = finding.get("relation") or finding.get("model")
     # Without a relation (duplicates, indexes) the statement tells problems of one model apart.
     statement = None if finding.get("relation") else finding.get("sql")
-    return (finding.get("kind"), subject, callsite.get("filename"), callsite.get("lineno"), statement)
+    # One line reached from two places to act (a template included by two views) is two problems.
+    return (finding.get("kind"), subject, callsite.get("filename"), callsite.get("lineno"), statement,
+            finding.get("fingerprint"))
 
 
 def _proof_rank(finding: dict) -> int:
@@ -41,20 +43,31 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
     request, ``{"test": node id}`` for a test. Entries keep the fields of the finding with the
     best proof (verified first) and add ``occurrences`` plus the ``requests``, ``pages`` and
     ``tests`` they were seen in; ``count``, ``avoidable`` and ``duration_ms`` are totals.
+    ``budgets`` gives each test (or page) that ran to the end its query count and the ids of its
+    statement shapes, whose text ``statements`` holds once for all (query budgets, ``baseline.py``).
     """
     entries: dict[tuple, dict] = {}
     order: list[tuple] = []
     reports = 0
     pages: set[str] = set()
+    tests: set[str] = set()
     queries = 0
+    budgets: dict[str, dict] = {}
+    statements: dict[str, str] = {}
     for source, report in sources:
         if not report:
             continue
         reports += 1
-        queries += (report.get("summary") or {}).get("queries", 0)
+        summary = report.get("summary") or {}
+        queries += summary.get("queries", 0)
         page = _page(source)
         if page:
             pages.add(page)
+        if source.get("test"):
+            tests.add(source["test"])
+        budget_key = source.get("test") or page
+        if budget_key and not failed(source):
+            _add_budget(budgets.setdefault(budget_key, {"queries": 0, "statements": []}), summary, statements)
         for finding in embed_fixes(report):
             key = finding_key(finding)
             entry = entries.get(key)
@@ -73,19 +86,44 @@ def aggregate(sources: Iterable[tuple[dict, dict]]) -> dict:
             for name, value in (("requests", source.get("request_id")), ("pages", page), ("tests", source.get("test"))):
                 if value and value not in entry[name]:
                     entry[name].append(value)
-    findings = sorted((entries[k] for k in order), key=lambda e: (-e["avoidable"], -e["occurrences"]))
+    findings = sorted((entries[k] for k in order), key=_rank)
     return {
         "version": 1,
         "summary": {
             "reports": reports,
             "pages": len(pages),
+            "tests": len(tests),
             "queries": queries,
             "findings": len(findings),
             "n_plus_one": sum(1 for f in findings if f["kind"] == "n_plus_one"),
             "avoidable": sum(f["avoidable"] for f in findings),
         },
         "findings": findings,
+        "budgets": dict(sorted(budgets.items())),
+        "statements": dict(sorted(statements.items())),
     }
+
+
+def _rank(entry: dict) -> tuple:
+    """Most avoidable first; ties by where they are, not by timings, so a report recorded twice
+    (a baseline checked in) lists its findings in the same order."""
+    callsite = entry.get("callsite") or {}
+    return (-entry["avoidable"], -entry["occurrences"], str(callsite.get("filename") or ""),
+            int(callsite.get("lineno") or 0), entry.get("fingerprint") or "")
+
+
+def failed(source: dict) -> bool:
+    """A test that failed or a page that answered with a server error may have stopped early:
+    its query count is no budget, and the run does not show its findings fixed."""
+    return bool(source.get("failed")) or int(source.get("status_code") or 0) >= 500
+
+
+def _add_budget(budget: dict, summary: dict, statements: dict[str, str]) -> None:
+    """A page requested twice keeps its largest count and every statement shape it ran."""
+    shapes = summary.get("statements") or {}
+    statements.update(shapes)
+    budget["queries"] = max(budget["queries"], int(summary.get("queries") or 0))
+    budget["statements"] = sorted(set(budget["statements"]) | set(shapes))
 
 
 def _page(source: dict) -> str | None:
@@ -149,7 +187,7 @@ def to_markdown(data: dict, title: str = "ddt-prefetch-panel report", root: str 
 
     summary = data.get("summary") or {}
     findings = data.get("findings") or []
-    unit = "tests with findings" if any(f.get("tests") for f in findings) else "requests"
+    unit = "tests" if summary.get("tests") or any(f.get("tests") for f in findings) else "requests"
     head = [f"## {title}", "",
             f"{summary.get('reports', 0)} {unit}: {summary.get('findings', 0)} problems, "
             f"{summary.get('avoidable', 0)} avoidable queries.", ""]

@@ -186,3 +186,23 @@ def test_session_url_is_served_under_the_toolbar(client, store):
     assert f'href="{url}?format=sarif"' in html
     assert len(list(store.request_ids())) == 5  # the tab's own request is not stored as a page
     assert client.get(url, {"format": "md"})["Content-Type"] == "text/markdown"
+
+
+def test_the_download_json_is_a_baseline_for_the_crawl(client, store, tmp_path):
+    """Browse with the toolbar, Download JSON from the tab, then crawl the same pages against it:
+    the toolbar's findings and the crawl's are the same problems (same fingerprints)."""
+    import io
+
+    from django.core.management import call_command
+
+    client.get("/forward-fk/bad/")
+    client.get("/m2m/bad/")
+    download = session_view(RequestFactory().get("/", {"format": "json"})).content.decode()
+    data = json.loads(download)
+    assert set(data["budgets"]) == {"/forward-fk/bad/", "/m2m/bad/"}
+    (tmp_path / "session.json").write_text(download)
+    out = io.StringIO()
+    call_command("prefetch_report", "/forward-fk/bad/", "/m2m/bad/", "--baseline", str(tmp_path / "session.json"),
+                 "--fail-on", "new", stdout=out, stderr=io.StringIO())
+    assert out.getvalue().splitlines()[0] == \
+        f"## ddt-prefetch-panel: 0 new N+1 problems, 0 fixed, {len(data['findings'])} known"

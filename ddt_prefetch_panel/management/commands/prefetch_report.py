@@ -3,6 +3,14 @@
     python manage.py prefetch_report /orders/ /menu/ --format md
     python manage.py prefetch_report --all-urls --user admin --format sarif --output n+1.sarif
     python manage.py prefetch_report --all-urls --fail-on n_plus_one    # exit code 1 if any remain
+    python manage.py prefetch_report --all-urls --format json --output n1-baseline.json   # record
+    python manage.py prefetch_report --all-urls --baseline n1-baseline.json --fail-on new  # new ones only
+
+``--fail-on`` takes kinds, ``any`` and ``new``: without ``new``, the run fails when findings of
+the kinds remain (known or not); with ``new`` (and ``--baseline``), only findings not in the
+baseline count, restricted to the kinds given with it (``--fail-on new --fail-on n_plus_one``:
+new N+1s only; ``--fail-on new`` alone: new findings of any kind), and so does a page whose
+query count grew past the baseline's by more than ``BUDGET_TOLERANCE``.
 
 ``--all-urls`` requests every route that takes no parameter and every location of the project's
 sitemaps (a CMS's catch-all page router has no other list of its pages), never a logout route or
@@ -20,8 +28,10 @@ from django.test.utils import override_settings
 from django.urls import URLResolver, get_resolver
 from django.utils.regex_helper import normalize
 
+from ... import baseline
+from ...conf import get_config
 from ...findings import KINDS
-from ...session import aggregate, format_for, render
+from ...session import aggregate, format_for
 
 # Routes of the toolbar itself are never crawled.
 SKIP_NAMESPACES = ("djdt",)
@@ -102,9 +112,13 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=("md", "json", "sarif"),
                             help="report format (default: from the --output extension, else md)")
         parser.add_argument("--output", metavar="PATH", help="write the report to PATH instead of stdout")
-        parser.add_argument("--fail-on", action="append", choices=(*KINDS, "any"), default=[], metavar="KIND",
+        parser.add_argument("--fail-on", action="append", choices=(*KINDS, "any", "new"), default=[], metavar="KIND",
                             help=f"exit with status 1 when findings of KIND remain ({', '.join(KINDS)} or any); "
-                                 "may be repeated")
+                                 "may be repeated; 'new' (with --baseline): only findings not in the baseline "
+                                 "count, of the kinds given with it if any, and pages over their query budget")
+        parser.add_argument("--baseline", metavar="PATH",
+                            help="compare with a JSON report written before (e.g. --format json --output PATH): "
+                                 "the report says what is new, still there and fixed")
         parser.add_argument("--user", metavar="USERNAME", help="log in as this user before requesting "
                                                                     "(and again if a page logged it out)")
         parser.add_argument("--max-urls", type=int, metavar="N",
@@ -118,6 +132,9 @@ class Command(BaseCommand):
                     urls.append(url)
         if not urls:
             raise CommandError("Give at least one URL, or --all-urls.")
+        if "new" in options["fail_on"] and not options.get("baseline"):
+            raise CommandError("--fail-on new needs --baseline PATH.")
+        recorded = self._baseline(options.get("baseline"))
         if options.get("max_urls") is not None:
             if options["max_urls"] < 1:
                 raise CommandError("--max-urls must be at least 1.")
@@ -139,19 +156,48 @@ class Command(BaseCommand):
                     self.stderr.write(f"GET {url} logged {username} out: logged in again for the next URLs.")
                     client.force_login(user)
         data = aggregate(sources)
+        comparison = None
+        if recorded is not None:
+            comparison = baseline.compare(data, recorded, int(get_config()["BUDGET_TOLERANCE"]))
+            data = baseline.mark(data, comparison)
+            self.stderr.write(f"Against {options['baseline']}: {comparison.headline()}.")
         fmt = options["format"] or (format_for(options["output"]) if options["output"] else "md")
-        text = render(data, fmt)
+        text = baseline.render(data, fmt)
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8") as handle:
                 handle.write(text)
             self.stderr.write(f"Wrote {options['output']} ({len(data['findings'])} findings).")
         else:
             self.stdout.write(text, ending="")
-        failing = [f for f in data["findings"]
-                   if "any" in options["fail_on"] or f["kind"] in options["fail_on"]]
-        if failing:
-            kinds = ", ".join(sorted({f["kind"] for f in failing}))
-            raise CommandError(f"{len(failing)} findings remain ({kinds}).", returncode=1)
+        failures = self._failures(options["fail_on"], data["findings"], comparison)
+        if failures:
+            raise CommandError(failures, returncode=1)
+
+    @staticmethod
+    def _baseline(path: str | None) -> baseline.Baseline | None:
+        if not path:
+            return None
+        try:
+            return baseline.load(path)
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"--baseline {path}: {exc}") from None
+
+    @staticmethod
+    def _failures(fail_on: list[str], findings: list[dict], comparison: baseline.Comparison | None) -> str:
+        """Why the crawl fails (empty: it does not); see the module docstring for ``new``."""
+        kinds = [kind for kind in fail_on if kind != "new"]
+        if "new" in fail_on and comparison is not None:
+            failing = [f for f in comparison.new if not kinds or "any" in kinds or f["kind"] in kinds]
+            reasons = [f"{len(failing)} new findings ({', '.join(sorted({f['kind'] for f in failing}))})"] \
+                if failing else []
+            if comparison.budgets:
+                reasons.append(f"{len(comparison.budgets)} pages over their query budget "
+                               f"({', '.join(b['key'] for b in comparison.budgets)})")
+            return "; ".join(reasons) + "." if reasons else ""
+        failing = [f for f in findings if "any" in kinds or f["kind"] in kinds]
+        if not failing:
+            return ""
+        return f"{len(failing)} findings remain ({', '.join(sorted({f['kind'] for f in failing}))})."
 
     def _client(self, username: str | None) -> tuple[Any, Any]:
         """The test client, logged in as ``username`` when given, and that user (or None)."""
