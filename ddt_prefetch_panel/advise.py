@@ -1391,3 +1391,88 @@ def _registered_admin(model: type) -> Any:
     from django.contrib.admin.sites import all_sites
 
     return next((site._registry[model] for site in list(all_sites) if model in site._registry), None)
+
+
+def advise_loop_invariant(path: str | None, lineno: int, model_name: str) -> tuple[dict[str, str], str] | None:
+    """A queryset call that reads nothing of the loop around it (``Order.objects.count()`` on every
+    pass of ``for status in STATUSES:``): computed once above the loop, read inside it.
+
+    ``path``/``lineno`` are the project line that ran it; ``model_name`` the queried model. None
+    when the line is not inside a loop of its function, when no ``<model_name>.<manager>...``
+    call is found on it, or when that call reads a name the loop binds or assigns.
+    """
+    if not path:
+        return None
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    loop = _innermost_loop(tree, lineno)
+    if loop is None:
+        return None
+    statement = next((node for node in ast.walk(loop) if isinstance(node, ast.stmt)
+                      and not isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.Try))
+                      and node.lineno <= lineno <= (node.end_lineno or node.lineno)), None)
+    call = _model_call(statement, model_name) if statement is not None else None
+    if call is None:
+        return None
+    bound = {n.id for n in ast.walk(loop) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+    if any(isinstance(n, ast.Name) and n.id in bound for n in ast.walk(call)):
+        return None  # it reads the loop's variable or something the loop changes
+    source = open(path, encoding="utf-8").read()
+    expression = ast.get_source_segment(source, call)
+    header = source.splitlines()[loop.lineno - 1].strip()
+    line = source.splitlines()[statement.lineno - 1]
+    if expression is None or statement.lineno != statement.end_lineno or expression not in line:
+        return None
+    method = call.func.attr if isinstance(call.func, ast.Attribute) else "value"
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", model_name).lower() + ("_count" if method == "count" else f"_{method}")
+    before = f"{name} = {expression}"
+    inside = line.strip().replace(expression, name, 1)
+    return {"fix": before, "in_loop": inside}, (
+        f"{expression} runs the same query on every pass of `{header}` (line {loop.lineno}): it reads nothing "
+        f"the loop changes. Compute it once above the loop (`{before}`) and use `{name}` inside it. "
+        "Not replayed: a change of your loop.")
+
+
+def _innermost_loop(tree: ast.AST, lineno: int) -> ast.AST | None:
+    """The innermost ``for``/``while`` whose body holds ``lineno``."""
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and node.body and \
+                node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno):
+            if found is None or node.lineno > found.lineno:
+                found = node
+    return found
+
+
+def _model_call(statement: ast.AST, model_name: str) -> ast.Call | None:
+    """The outermost call of a chain on ``<model_name>.<manager>`` in a statement."""
+    for node in ast.walk(statement):
+        if not isinstance(node, ast.Call):
+            continue
+        base = node.func
+        while isinstance(base, (ast.Attribute, ast.Call, ast.Subscript)):
+            base = base.func if isinstance(base, ast.Call) else base.value
+        if isinstance(base, ast.Name) and base.id == model_name:
+            return node
+    return None
+
+
+def advise_pass_it_in(frames: list[dict]) -> tuple[dict[str, str], str] | None:
+    """The same lookup kept in a variable at the first call site and made again by helpers
+    (``category = Category.objects.get(...)`` in the view, again in two helpers it calls): pass
+    the variable to the helpers. None unless the first call site assigns one plain name and the
+    others are other functions."""
+    if len(frames) < 2 or any(f.get("template") for f in frames):
+        return None
+    match = re.match(r"^([A-Za-z_]\w*)\s*=\s*\S", (frames[0].get("code") or "").strip())
+    helpers = list(dict.fromkeys(f["function"] for f in frames[1:] if f.get("function") != frames[0].get("function")))
+    if match is None or not helpers:
+        return None
+    name = match.group(1)
+    called = ", ".join(f"{h}()" for h in helpers)
+    return {"fix": f"# pass {name} to {called} instead of loading it again there"}, (
+        f"The first result is kept in `{name}` ({frames[0]['filename']}:{frames[0]['lineno']}); {called} "
+        f"{'load' if len(helpers) > 1 else 'loads'} the same row again: give {'them' if len(helpers) > 1 else 'it'} `{name}` as an argument. "
+        "Not replayed: a change of your functions.")

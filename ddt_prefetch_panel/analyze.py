@@ -17,10 +17,11 @@ from typing import Any, Iterable, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import (Advice, advise_admin_choices, advise_full_count, advise_in_bulk, advise_relation,
-                     advise_template_repeat, advise_write, rewrite_access)
+from .advise import (Advice, advise_admin_choices, advise_full_count, advise_in_bulk, advise_loop_invariant,
+                     advise_pass_it_in, advise_relation, advise_template_repeat, advise_write, rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
+from .editor import frame_path
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
@@ -562,6 +563,10 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
     advice = advise_template_repeat(stack) if len(frames) == 1 else None
     forms = _admin_forms(duplicate, context) if advice is None else []
     advice = advice or advise_admin_choices(forms)
+    if advice is None and len(frames) == 1 and record.model is not None and not first.get("template") \
+            and len(duplicate.buckets) == 1:
+        advice = advise_loop_invariant(frame_path(first, libraries=False), first["lineno"], record.model.__name__)
+    advice = advice or advise_pass_it_in(frames)
     counting = changelist_counting(record.model, record.stack) if advice is None else None
     if counting is not None:
         project = is_project_class(type(counting))

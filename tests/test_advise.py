@@ -98,3 +98,41 @@ def test_a_simple_tag_already_stored_with_as_is_moved_above_the_loop():
     snippets, note = advise_template_repeat(_frames("{% tag_url 'news' as news_url %}", "SimpleNode"))
     assert snippets == {"fix": "{% tag_url 'news' as news_url %}"}
     assert "move it above the loop" in note and "{{ news_url }}" in note
+
+
+LOOP = """\
+def page(statuses, orders):
+    rows = []
+    for status in statuses:
+        rows.append((status, Order.objects.count()))
+        rows.append(Order.objects.filter(status=status).count())
+        total = 0
+        rows.append(Order.objects.filter(pk__gt=total).exists())
+    return rows
+"""
+
+
+def test_a_loop_invariant_query_is_computed_once_above_the_loop(tmp_path):
+    from ddt_prefetch_panel.advise import advise_loop_invariant
+
+    path = tmp_path / "views.py"
+    path.write_text(LOOP)
+    snippets, note = advise_loop_invariant(str(path), 4, "Order")
+    assert snippets == {"fix": "order_count = Order.objects.count()", "in_loop": "rows.append((status, order_count))"}
+    assert "every pass of `for status in statuses:` (line 3)" in note
+    assert advise_loop_invariant(str(path), 5, "Order") is None  # reads the loop's variable
+    assert advise_loop_invariant(str(path), 7, "Order") is None  # reads a name the loop assigns
+    assert advise_loop_invariant(str(path), 2, "Order") is None  # not in a loop
+    assert advise_loop_invariant(str(path), 4, "Customer") is None
+
+
+def test_a_lookup_kept_in_a_variable_and_repeated_by_helpers_is_passed_in():
+    from ddt_prefetch_panel.advise import advise_pass_it_in
+
+    view = {"filename": "shop/views.py", "lineno": 10, "function": "page", "code": "category = Category.objects.get(pk=1)"}
+    helper = {"filename": "shop/views.py", "lineno": 3, "function": "_menu", "code": "c = Category.objects.get(pk=1)"}
+    snippets, note = advise_pass_it_in([view, helper])
+    assert snippets == {"fix": "# pass category to _menu() instead of loading it again there"}
+    assert note.startswith("The first result is kept in `category` (shop/views.py:10); _menu() loads the same row")
+    assert advise_pass_it_in([{**view, "code": "return Category.objects.get(pk=1)"}, helper]) is None
+    assert advise_pass_it_in([view]) is None
