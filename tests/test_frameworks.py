@@ -75,6 +75,16 @@ def test_drf_nested_serializer_names_the_field_and_the_viewset_queryset(client, 
     assert finding.stack, "the whole stack stays available"
 
 
+def test_drf_rows_sharing_parents_are_one_finding_not_one_plus_n(client, catalog):
+    """12 books by 4 authors through a nested serializer: the author reads repeat exactly for
+    books of one author. One N+1 says so; no duplicate finding restates it (issue 22)."""
+    with detect() as report:
+        assert client.get("/fw/api/books/", {"format": "json"}).status_code == 200
+    assert [f.kind for f in report.findings] == ["n_plus_one"], report.to_markdown()
+    [finding] = report.findings
+    assert finding.relation == "catalog.Book.author" and finding.count == 12 and finding.identical == 8
+
+
 def test_drf_serializer_method_field_and_custom_manager_in_get_queryset(client, catalog):
     with detect() as report:
         response = client.get("/fw/api/authors/", {"format": "json"})
