@@ -22,7 +22,7 @@ from .advise import (Advice, advise_admin_choices, advise_full_count, advise_in_
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .editor import frame_path
-from .findings import Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where
+from .findings import Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where, withdraw_fix
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
 from .frameworks import changelist_counting, fix_snippets, overridable, place_note
@@ -32,7 +32,8 @@ from .group import (
 )
 from .indexes import index_findings
 from .patch import attach_patches
-from .plans import number_fixes, place_fixes, prove_fixes
+from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
+from .pysource import python_literal
 from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
 from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
@@ -50,7 +51,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     groups = group_buckets(buckets, context.resolve)
     n_plus_ones = repeated_groups(groups, capture, context)
     findings = n_plus_one_findings(n_plus_ones, context)
-    plans = prove_fixes(n_plus_ones, config)
+    plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config))
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
@@ -137,6 +138,48 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
     for item in items:
         item.access = access_line(item, roots_by_record)
     return items
+
+
+def tell_siblings_apart(items: list[NPlusOne], plans: list[FixPlan]) -> list[FixPlan]:
+    """N+1s on one line that follow one relation of one root, filtered by the same keywords with
+    other values (``thread.posts.filter(draft=draft)`` in a helper called with True and False):
+    each says its values (``Finding.variant``), so they stay apart in reports and baselines.
+
+    Their fixes would be ``Prefetch`` objects with one ``to_attr`` on one root, read back by one
+    line: pasted together they clash, and the line cannot read both lists. None is shown.
+    """
+    siblings: dict[tuple, list[NPlusOne]] = {}
+    for item in items:
+        relation, site = item.relation, item.group.callsite
+        if item.finding is None or relation is None or relation.call is None or not relation.call.filters:
+            continue
+        keywords = tuple(keyword for keyword, _source, _value in relation.call.filters)
+        key = (id(relation.root), relation.path, site.filename if site else None, site.lineno if site else None, keywords)
+        siblings.setdefault(key, []).append(item)
+    withdrawn: set[int] = set()
+    for members in siblings.values():
+        values = [tuple(_shown(value) for _k, _s, value in m.relation.call.filters) for m in members]
+        if len(members) < 2 or len(set(values)) < 2:
+            continue
+        differ = [i for i in range(len(values[0])) if len({v[i] for v in values}) > 1]
+        labels = [", ".join(f"{m.relation.call.filters[i][0]}={v[i]}" for i in differ) for m, v in zip(members, values)]
+        for member, label in zip(members, labels):
+            finding = member.finding
+            finding.variant = label
+            others = "; ".join(other for other in labels if other != label)
+            reason = (f"This line also reads {member.relation.relation} with {others}: one Prefetch per value, each "
+                      "with its own to_attr, and the line choosing the list by value, is a change to make by hand; "
+                      "the fixes found for each value alone would clash pasted together.")
+            finding.proof = {**(finding.proof or {}), "status": "skipped", "after": None, "detail": reason}
+            withdraw_fix(finding, finding.proof)
+            finding.fix_id = None
+            withdrawn.add(id(finding))
+    return [plan for plan in plans if not any(id(f) in withdrawn for f in plan.findings)]
+
+
+def _shown(value: Any) -> str:
+    text = python_literal(value)
+    return text if text is not None else repr(value)
 
 
 def access_line(item: NPlusOne, roots_by_record: dict[int, cap.Root]) -> Frame | None:

@@ -126,6 +126,9 @@ class Finding:
     test_code: bool = False
     # N+1: how many of its statements repeated an earlier one exactly (never a second finding).
     identical: int = 0
+    # What tells this finding from a sibling on the same line that follows the same relation with
+    # other filter values (``draft=True`` beside ``draft=False``): part of its label and identity.
+    variant: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -158,6 +161,7 @@ class Finding:
             "place": self.place,
             "test_code": self.test_code,
             "identical": self.identical,
+            "variant": self.variant,
             "fingerprint": self.fingerprint,
         }
 
@@ -171,12 +175,12 @@ class Finding:
         """What tells this problem apart across runs, machines and line moves (baselines, SARIF)."""
         return finding_fingerprint({"kind": self.kind, "relation": self.relation, "model": self.model,
                                     "sql": self.sql, "callsite": self.callsite, "place": self.place,
-                                    "origin": self.origin})
+                                    "origin": self.origin, "variant": self.variant})
 
     @property
     def title(self) -> str:
         subject = self.relation or self.model or "query"
-        return f"{kind_title(self.kind)}: {subject}"
+        return f"{kind_title(self.kind)}: {subject}" + (f" [{self.variant}]" if self.variant else "")
 
     def to_markdown(self) -> str:
         return _finding_markdown(self)
@@ -202,7 +206,7 @@ def finding_fingerprint(finding: dict) -> str:
         _basename(callsite.get("filename")), callsite.get("function"), _code(callsite.get("code")),
         _basename(place.get("file")), place.get("kind"), place.get("class"), place.get("attr"),
         origin.get("function"),
-    )
+    ) + ((finding["variant"],) if finding.get("variant") else ())
     key = "\x1f".join("" if part is None else str(part) for part in parts)
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -528,7 +532,8 @@ def markdown_table(findings: list[dict], seen: bool = False) -> list[str]:
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for number, finding in enumerate(findings, 1):
         cells = [str(number), kind_title(finding.get("kind", "")),
-                 f"`{finding.get('relation') or finding.get('model') or '?'}`"]
+                 f"`{finding.get('relation') or finding.get('model') or '?'}`"
+                 + (f" [{finding['variant']}]" if finding.get("variant") else "")]
         if seen:
             cells.append(str(finding.get("occurrences", 1)))
         cells += [str(finding.get("count", 0)), str(finding.get("avoidable", 0)), proof_cell(finding.get("proof")),

@@ -261,3 +261,25 @@ def test_the_demos_duplicates_say_what_to_change_and_the_fixed_page_does_it(clie
     with detect(KINDS=["duplicate"]) as report:
         assert client.get("/duplicates/fixed/").status_code == 200
     assert report.findings == []
+
+
+def test_one_line_reading_a_relation_with_two_filter_values_keeps_them_apart_and_offers_no_clashing_fix():
+    """A helper filters thread.posts by the value its caller passes (True, then False): two N+1s
+    on one line. Each says its value; their fixes (one to_attr each, read back by one line) would
+    clash pasted together, so none is shown; the session report keeps both entries."""
+    from ddt_prefetch_panel.session import aggregate
+    from tests.places.loops import drafts_and_published
+    from tests.places.seed import seed
+
+    seed(3)
+    with detect() as report:
+        drafts_and_published()
+    findings = _n_plus_ones(report)
+    assert sorted(f.variant for f in findings) == ["draft=False", "draft=True"]
+    assert len({f.fingerprint for f in findings}) == 2
+    assert report.fixes == [] and all("fix" not in f.snippets and f.fix_id is None for f in findings)
+    assert all(f.proof["status"] == "skipped" and "would clash" in f.note for f in findings)
+    assert "| `places.Thread.posts` [draft=True] |" in report.to_markdown()
+    assert findings[0].to_markdown().startswith(f"### N+1: places.Thread.posts [{findings[0].variant}]")
+    session = aggregate([({"test": "t"}, report.to_dict())])
+    assert sorted(e["variant"] for e in session["findings"] if e["kind"] == "n_plus_one") == ["draft=False", "draft=True"]

@@ -23,3 +23,13 @@ def thread_author(pk):
 def same_thread_per_post(thread):
     """The same thread looked up again for each of its posts, through the helper."""
     return [thread_author(thread.pk).name for _post in thread.posts.all()]
+
+
+def posts_by(thread, draft):
+    """A helper every caller filters with its own value."""
+    return list(thread.posts.filter(draft=draft))
+
+
+def drafts_and_published():
+    """Both sides of one relation, read per thread through the helper."""
+    return [(posts_by(thread, True), posts_by(thread, False)) for thread in Thread.objects.order_by("pk")]
