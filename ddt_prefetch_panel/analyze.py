@@ -67,7 +67,28 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     report = Report(findings, summarize(capture, findings, allowed), number_fixes(plans, findings))
     place_fixes(n_plus_ones, report.fixes)
     attach_patches(report.findings, report.fixes)
+    in_page_terms(report)
     return report
+
+
+def in_page_terms(report: Report) -> None:
+    """Each verified fix's proof in this page's terms: ``page_before`` (the queries the page ran)
+    and ``page_after`` (the page with the fix: its loops' statements gone, the replay's own
+    statements, less the root that the page ran already, in their place). The replay's count is
+    constant in the rows, so it holds at the page's row count."""
+    queries = report.summary.get("queries", 0)
+    for fix in report.fixes:
+        proof = fix.get("proof") or {}
+        if proof.get("status") != "verified" or not isinstance(proof.get("after"), int):
+            continue
+        members = [report.findings[i] for i in fix["findings"] if i < len(report.findings)]
+        removed = sum(f.count for f in members if f.kind == "n_plus_one") + sum(
+            f.count for f in members if f.kind == "unused_prefetch")
+        after = max(0, queries - removed + proof["after"] - 1)
+        fix["proof"] = {**proof, "page_before": queries, "page_after": after}
+        for finding in members:
+            if finding.proof and finding.proof.get("status") == "verified":
+                finding.proof = {**finding.proof, "page_before": queries, "page_after": after}
 
 
 def reportable_buckets(capture: cap.Capture) -> list[cap.Bucket]:

@@ -342,7 +342,9 @@ def proof_text(proof: dict | None) -> str:
     if not proof or not proof.get("status"):
         return ""
     if proof["status"] == "verified":
-        return f" (verified: {proof.get('before')} → {proof.get('after')} queries)"
+        page = (f"; this page: {proof['page_before']} → {proof['page_after']}" if proof.get("page_after") is not None
+                else "")
+        return f" (verified: {proof.get('before')} → {proof.get('after')} queries{page})"
     detail = f": {proof['detail']}" if proof.get("detail") else ""
     return f" ({proof['status']}{detail})"
 

@@ -226,6 +226,8 @@ def proof_view(proof: dict | None) -> dict | None:
         "after": proof.get("after"),
         "counted": isinstance(proof.get("before"), int) and isinstance(proof.get("after"), int),
         "rows": proof.get("rows") or 0,
+        "page_before": proof.get("page_before"),
+        "page_after": proof.get("page_after"),
         "detail": proof.get("detail") or "",
         "tried": proof.get("fix") or "",
     }

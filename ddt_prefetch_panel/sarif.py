@@ -143,7 +143,10 @@ def message(finding: dict, combined: dict | None = None) -> str:
     if fix and proof.get("status") != "failed":
         text += f" Fix: {fix.splitlines()[0]}"
         if proof.get("status") == "verified":
-            text += f" (verified on this request's data: {proof.get('before')} -> {proof.get('after')} queries)"
+            text += f" (verified on this request's data: {proof.get('before')} -> {proof.get('after')} queries"
+            if proof.get("page_after") is not None:
+                text += f"; this page: {proof['page_before']} -> {proof['page_after']}"
+            text += ")"
         text += "."
     elif finding.get("note"):
         text += f" {finding['note']}"

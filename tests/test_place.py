@@ -119,6 +119,9 @@ def test_the_fix_pasted_at_the_place_makes_the_page_constant(client, name):
     original = view_of(views, view_name)
     patched = view_of(paste(finding), view_name)
     before_small, after_small = queries(original, **kwargs), queries(patched, **kwargs)
+    # The proof in page terms: what the page ran, and what it runs with the fix pasted.
+    assert finding.proof["page_before"] == before_small
+    assert abs(finding.proof["page_after"] - after_small) <= max(2, after_small // 10), (finding.proof, after_small)
     seed(5)  # more threads, and threads with more posts
     if detail:
         kwargs = {"pk": Thread.objects.order_by("pk").last().pk}
