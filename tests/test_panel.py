@@ -158,6 +158,10 @@ def test_combined_fix_card_comes_first_with_its_proof_and_findings(client, pizze
     # Replayed at half the page's rows (and at all of them, where the count stays the same).
     assert 2 * fix["proof"]["rows"] <= 10 and before > 2 * fix["proof"]["rows"] and after <= 3
     assert f"Verified on this request: {before} → {after} queries for these loops" in text(card_html)
+    page_before, page_after = fix["proof"]["page_before"], fix["proof"]["page_after"]
+    assert page_before == report["summary"]["queries"] > page_after == page_before - sum(
+        f["count"] for f in report["findings"][:2]) + after - 1
+    assert f"; this page: {page_before} → {page_after} queries" in text(card_html)
     assert f"replayed on {fix['proof']['rows']} rows in a rolled-back savepoint" in text(card_html)
     assert f"verified {before} → {after}" in text(card_html)
     # The finding's own fix is still there, folded: the combined one is what to paste.
