@@ -285,8 +285,12 @@ def _markdown_item(finding: Finding, number: int) -> str:
     parts = []
     if finding.kind == "duplicate":
         others = [f"`{where(f, with_function=False)}`" for f in finding.callsites[1:]]
-        if snippets.get("in_loop"):  # a tag or filter in a template loop (advise.advise_template_repeat)
-            parts.append(f"above the loop `{snippets['fix']}`, inside it `{snippets['in_loop']}`")
+        fix = snippets.get("fix") or ""
+        code = [line.strip() for line in fix.splitlines() if line.strip() and not line.lstrip().startswith("# in ")]
+        if snippets.get("in_loop"):  # a query or tag that reads nothing of its loop (advise.py)
+            parts.append(f"above the loop `{fix}`, inside it `{snippets['in_loop']}`")
+        elif code and not re.match(r"# \d+ identical queries", fix):  # concrete advice (advise.py)
+            parts.append(f"fix `{code[0]}`" + (" …" if len(code) > 1 else ""))
         else:
             parts.append("reuse the first result" + (f"; also from {', '.join(others)}" if others else ""))
     else:
