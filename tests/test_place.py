@@ -452,6 +452,7 @@ def test_the_changelists_second_count_is_turned_off_on_the_projects_model_admin(
         assert admin_client.get("/admin/places/thread/").status_code == 200
     [duplicate] = [f for f in report.findings if f.kind == "duplicate" and f.model == "places.Thread"]
     assert not duplicate.library and duplicate.snippets["fix"] == "show_full_result_count = False"
+    assert "fix `show_full_result_count = False`" in report.to_markdown()
     assert (duplicate.callsite["filename"], duplicate.callsite["code"]) == (
         "tests/places/admin.py", "class ThreadAdmin(admin.ModelAdmin):")
     assert counts() == 2
