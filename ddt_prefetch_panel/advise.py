@@ -1476,3 +1476,33 @@ def advise_pass_it_in(frames: list[dict]) -> tuple[dict[str, str], str] | None:
         f"The first result is kept in `{name}` ({frames[0]['filename']}:{frames[0]['lineno']}); {called} "
         f"{'load' if len(helpers) > 1 else 'loads'} the same row again: give {'them' if len(helpers) > 1 else 'it'} `{name}` as an argument. "
         "Not replayed: a change of your functions.")
+
+
+_CACHED_LOOKUPS = (({"app_label", "model"}, "get_by_natural_key"), ({"pk"}, "get_for_id"), ({"id"}, "get_for_id"))
+
+
+def advise_content_type(code: str | None) -> tuple[dict[str, str], str] | None:
+    """``ContentType.objects.get(app_label=..., model=...)`` (or ``pk=``) repeated: the manager's
+    own cached lookups (``get_by_natural_key``, ``get_for_id``) read the database once per
+    process, then memory. ``code`` is the call site's line; None when no such call is on it."""
+    text = (code or "").strip()
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and ast.unparse(node.func.value).endswith("ContentType.objects") and not node.args):
+            continue
+        given = {k.arg: k.value for k in node.keywords}
+        for keys, method in _CACHED_LOOKUPS:
+            if set(given) == keys:
+                args = ", ".join(ast.unparse(given[k]) for k in (("app_label", "model") if len(keys) == 2 else keys))
+                call = f"{ast.unparse(node.func.value)}.{method}({args})"
+                line = text.replace(ast.get_source_segment(text, node) or "\0", call, 1)
+                if line == text:
+                    return None
+                return {"fix": line}, (
+                    f"ContentType.objects.{method}() answers from the content-type cache after its first query "
+                    "(per process): the same lookup no longer reaches the database. Not replayed: a change of your line.")
+    return None

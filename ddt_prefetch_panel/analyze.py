@@ -17,8 +17,9 @@ from typing import Any, Iterable, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import (Advice, advise_admin_choices, advise_full_count, advise_in_bulk, advise_loop_invariant,
-                     advise_pass_it_in, advise_relation, advise_template_repeat, advise_write, rewrite_access)
+from .advise import (Advice, advise_admin_choices, advise_content_type, advise_full_count, advise_in_bulk,
+                     advise_loop_invariant, advise_pass_it_in, advise_relation, advise_template_repeat, advise_write,
+                     rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .editor import frame_path
@@ -627,6 +628,8 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
     advice = advise_template_repeat(stack) if len(frames) == 1 else None
     forms = _admin_forms(duplicate, context) if advice is None else []
     advice = advice or advise_admin_choices(forms)
+    if advice is None and record.model is not None and record.model._meta.label == "contenttypes.ContentType" and first:
+        advice = advise_content_type(first.get("code"))  # cached by Django: better than hoisting it
     if advice is None and len(frames) == 1 and record.model is not None and not first.get("template") \
             and len(duplicate.buckets) == 1:
         advice = advise_loop_invariant(frame_path(first, libraries=False), first["lineno"], record.model.__name__)

@@ -136,3 +136,17 @@ def test_a_lookup_kept_in_a_variable_and_repeated_by_helpers_is_passed_in():
     assert note.startswith("The first result is kept in `category` (shop/views.py:10); _menu() loads the same row")
     assert advise_pass_it_in([{**view, "code": "return Category.objects.get(pk=1)"}, helper]) is None
     assert advise_pass_it_in([view]) is None
+
+
+@pytest.mark.parametrize("code, fixed", [
+    ('ct = ContentType.objects.get(app_label="shop", model="order")',
+     "ct = ContentType.objects.get_by_natural_key('shop', 'order')"),
+    ("kind = ContentType.objects.get(pk=row.content_type_id).model", "kind = ContentType.objects.get_for_id(row.content_type_id).model"),
+    ('ct = ContentType.objects.get(model="order")', None),  # not a cached lookup
+    ("ct = ContentType.objects.filter(pk=1).first()", None),
+])
+def test_a_repeated_content_type_lookup_uses_the_managers_cached_lookups(code, fixed):
+    from ddt_prefetch_panel.advise import advise_content_type
+
+    advice = advise_content_type(code)
+    assert (advice[0]["fix"] if advice else None) == fixed

@@ -470,3 +470,22 @@ def test_a_project_model_on_the_default_model_admin_gets_the_registration_option
         assert admin_client.get("/admin/auth/group/").status_code == 200
     [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
     assert duplicate.library and duplicate.snippets["fix"].startswith("# your own ModelAdmin for Group")
+
+
+def test_a_repeated_content_type_lookup_gets_the_cached_lookup_on_its_line():
+    from django.contrib.contenttypes.models import ContentType
+
+    from tests.places.loops import thread_kinds
+
+    seed(3)
+    ContentType.objects.clear_cache()
+    with detect() as report:
+        thread_kinds()
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
+    assert duplicate.callsite["filename"] == "tests/places/loops.py" and not duplicate.library
+    assert duplicate.snippets["fix"] == "kind = ContentType.objects.get_by_natural_key('places', 'thread')"
+    ContentType.objects.clear_cache()
+    with CaptureQueriesContext(connection) as captured:  # the fixed line, run once per thread
+        for _ in range(3):
+            eval(duplicate.snippets["fix"].split(" = ", 1)[1], {"ContentType": ContentType})  # noqa: S307
+    assert len(captured.captured_queries) == 1

@@ -33,3 +33,14 @@ def posts_by(thread, draft):
 def drafts_and_published():
     """Both sides of one relation, read per thread through the helper."""
     return [(posts_by(thread, True), posts_by(thread, False)) for thread in Thread.objects.order_by("pk")]
+
+
+def thread_kinds():
+    """The content type of the model looked up by name for every thread."""
+    from django.contrib.contenttypes.models import ContentType
+
+    kinds = []
+    for thread in Thread.objects.order_by("pk"):
+        kind = ContentType.objects.get(app_label="places", model="thread")
+        kinds.append((thread.pk, kind.pk))
+    return kinds
