@@ -196,7 +196,19 @@ def tell_siblings_apart(items: list[NPlusOne], plans: list[FixPlan]) -> list[Fix
             withdraw_fix(finding, finding.proof)
             finding.fix_id = None
             withdrawn.add(id(finding))
-    return [plan for plan in plans if not any(id(f) in withdrawn for f in plan.findings)]
+    kept = []
+    for plan in plans:
+        if not any(id(f) in withdrawn for f in plan.findings):
+            kept.append(plan)
+            continue
+        for finding in plan.findings:  # proven together with a withdrawn sibling: not on its own
+            if id(finding) not in withdrawn:
+                finding.proof = {**(finding.proof or {}), "status": "skipped", "after": None, "detail": (
+                    "Its fix was proven together with one withdrawn on the same queryset (see the findings "
+                    "that name their filter values): not on its own.")}
+                withdraw_fix(finding, finding.proof)
+                finding.fix_id = None
+    return kept
 
 
 def _shown(value: Any) -> str:
@@ -619,34 +631,13 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         if frame is not None and key not in seen:
             seen.add(key)
             frames.append(frame)
-    first = frames[0] if frames else None
-    first_place = where(first, unknown="the first call")
     stack = context.stack(record.stack)
-    snippets = {"fix": f"# {duplicate.count} identical queries: keep the result of the first one ({first_place}) "
-                       "and reuse it"}
-    note = None
-    advice = advise_template_repeat(stack) if len(frames) == 1 else None
-    forms = _admin_forms(duplicate, context) if advice is None else []
-    advice = advice or advise_admin_choices(forms)
-    if advice is None and record.model is not None and record.model._meta.label == "contenttypes.ContentType" and first:
-        advice = advise_content_type(first.get("code"))  # cached by Django: better than hoisting it
-    if advice is None and len(frames) == 1 and record.model is not None and not first.get("template") \
-            and len(duplicate.buckets) == 1:
-        advice = advise_loop_invariant(frame_path(first, libraries=False), first["lineno"], record.model.__name__)
-    advice = advice or advise_pass_it_in(frames)
-    counting = changelist_counting(record.model, record.stack) if advice is None else None
-    if counting is not None:
-        project = is_project_class(type(counting))
-        advice = advise_full_count(counting, project, is_project_class(counting.model))
-        declared = class_line(type(counting)) if project else None
-        if declared is not None:
-            first = frame_dict(declared)
-            frames = [first]
-    if advice is not None:
-        snippets, note = advice
-    if forms and advice is not None:  # the call site is the admin class that repeats most
-        frames.sort(key=lambda frame: not frame["function"].startswith(f"{forms[0][0].__name__}."))
-        first = frames[0]
+    advice, frames, owned = duplicate_advice(duplicate, frames, stack, context)
+    first = frames[0] if frames else None
+    if advice is None:
+        advice = ({"fix": f"# {duplicate.count} identical queries: keep the result of the first one "
+                          f"({where(first, unknown='the first call')}) and reuse it"}, None)
+    snippets, note = advice
     return Finding(
         kind="duplicate",
         model=_label(record.model) or _table_model(record),
@@ -665,8 +656,44 @@ def _duplicate(duplicate: Any, context: Context) -> Finding:
         note=note,
         callsites=frames,
         alias=record.alias,
-        library=_library_duplicate(duplicate, first) and not (counting and is_project_class(counting.model)),
+        library=not owned and _library_duplicate(duplicate, first),
     )
+
+
+def duplicate_advice(duplicate: Any, frames: list[dict], stack: list[dict],
+                     context: Context) -> tuple[tuple[dict, str] | None, list[dict], bool]:
+    """(snippets and note, the call sites with the one to act on first, whether the project owns
+    the fix) for where a repeat comes from (advise.py says how to change each):
+
+    a template tag or filter in a loop; admin forms rendering one choice list each; a cached
+    content-type lookup; a query that reads nothing of its project loop; a lookup kept in a
+    variable and made again by helpers; the admin changelist's second count.
+    """
+    record = duplicate.sample
+    first = frames[0] if frames else None
+    model = record.model
+    if len(frames) == 1 and (advice := advise_template_repeat(stack)):
+        return advice, frames, False
+    forms = _admin_forms(duplicate, context)
+    if forms and (advice := advise_admin_choices(forms)):
+        # The call site is the admin class whose forms repeat most.
+        frames = sorted(frames, key=lambda frame: not frame["function"].startswith(f"{forms[0][0].__name__}."))
+        return advice, frames, False
+    if first and model is not None and model._meta.label == "contenttypes.ContentType" and \
+            (advice := advise_content_type(first.get("code"))):  # cached by Django: better than hoisting it
+        return advice, frames, False
+    if first and len(frames) == 1 and model is not None and not first.get("template") and len(duplicate.buckets) == 1 \
+            and (advice := advise_loop_invariant(frame_path(first, libraries=False), first["lineno"], model.__name__)):
+        return advice, frames, False
+    if advice := advise_pass_it_in(frames):
+        return advice, frames, False
+    counting = changelist_counting(model, record.stack)
+    if counting is not None:
+        project = is_project_class(type(counting))
+        declared = class_line(type(counting)) if project else None
+        return (advise_full_count(counting, project, is_project_class(model)),
+                [frame_dict(declared)] if declared is not None else frames, is_project_class(model))
+    return None, frames, False
 
 
 def _admin_forms(duplicate: Any, context: Context) -> list[tuple[type, str, int]]:
