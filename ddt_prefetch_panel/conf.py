@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     # Replay every fix on the request's own data before showing it (prove.py). Off: fixes
     # are shown as "not verified".
     "PROOFS": True,
+    # When the panel proves its fixes: "lazy" when its content is first rendered (DDT renders it
+    # on click) or the "All requests" tab reads the request, so the page itself pays nothing;
+    # "eager" at the end of the request; "off" never (as PROOFS=False). detect(), the crawl and the
+    # pytest report always prove at the end of their block.
+    "PROOF_MODE": "lazy",
     # Rows of the loop's queryset a replay loads (it runs at this count and at half of it).
     "PROOF_MAX_ROWS": 10,
     # Time all replays of one request may take together; fixes after that are not shown.
@@ -63,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     # More directories of project code, e.g. a monorepo's sibling packages outside BASE_DIR.
     "PROJECT_ROOTS": [],
 }
+PROOF_MODES = ("lazy", "eager", "off")
 # Read when code is classified, once per process (frames.py): settings only, not detect() options.
 PROJECT_WIDE = ("PROJECT_PACKAGES", "PROJECT_ROOTS")
 
@@ -78,6 +84,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "MAX_FRAMES": (int,),
     "EDITOR_URL": (str, type(None)),
     "PROOFS": (bool,),
+    "PROOF_MODE": (str,),
     "PROOF_MAX_ROWS": (int,),
     "PROOF_BUDGET_MS": (int, float),
     "BUDGET_TOLERANCE": (int,),
@@ -140,6 +147,8 @@ def setting_errors(values: Any) -> list[tuple[str, str]]:
             errors.append(("E001", f"{SETTING_NAME}['PROOF_MAX_ROWS'] must be at least 2."))
         if name == "INDEX_MIN_ROWS" and value < 0:
             errors.append(("E001", f"{SETTING_NAME}['INDEX_MIN_ROWS'] must be at least 0."))
+        if name == "PROOF_MODE" and value not in PROOF_MODES:
+            errors.append(("E001", f"{SETTING_NAME}['PROOF_MODE'] must be one of {', '.join(PROOF_MODES)}."))
         if name == "BUDGET_TOLERANCE" and value < 0:
             errors.append(("E001", f"{SETTING_NAME}['BUDGET_TOLERANCE'] must be at least 0."))
         if name == "THRESHOLD" and value < 1:

@@ -203,12 +203,18 @@ def finding_fingerprint(finding: dict) -> str:
     subject = finding.get("relation") or f"{finding.get('model')} {sql_fingerprint(finding.get('sql') or '')}"
     parts = (
         finding.get("kind"), subject,
-        _basename(callsite.get("filename")), callsite.get("function"), _code(callsite.get("code")),
+        _basename(callsite.get("filename")), _scope(callsite.get("function")), _code(callsite.get("code")),
         _basename(place.get("file")), place.get("kind"), place.get("class"), place.get("attr"),
-        origin.get("function"),
+        _scope(origin.get("function")),
     ) + ((finding["variant"],) if finding.get("variant") else ())
     key = "\x1f".join("" if part is None else str(part) for part in parts)
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _scope(function: Any) -> str | None:
+    """A function's name as every Python names it: 3.12 inlines list, dict and set
+    comprehensions (PEP 709), so ``view.<listcomp>`` on 3.11 is ``view`` there."""
+    return re.sub(r"\.<(?:listcomp|dictcomp|setcomp)>", "", function) if isinstance(function, str) else function
 
 
 def _basename(path: Any) -> str:

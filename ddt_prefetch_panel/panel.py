@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from typing import Any
 
 from debug_toolbar.panels import Panel
@@ -23,6 +22,7 @@ from .editor import frame_url, link_finding
 from .analyze import analyze
 from .findings import KIND_TITLES, Report, note_without_proof, place_is_origin
 from .frames import ELSEWHERE
+from .lazy import error_of, has_fixes, hold, prove_held
 from .patch import place_frame
 
 
@@ -90,20 +90,32 @@ class PrefetchPanel(Panel):
             stats["error"] = {"type": "NotCaptured", "message": str(_("No queries were captured for this request."))}
         else:
             capture = self._capture[0]
-            try:
-                stats["report"] = analyze(capture, get_config()).to_dict()
-            except Exception as exc:  # the panel reports its own failure, never breaks the page
-                stats["error"] = {
-                    "type": type(exc).__name__,
-                    "message": str(exc),
-                    "traceback": traceback.format_exc(limit=8),
-                }
-            capture.release()
             self._capture = None
+            config = get_config()
+            # Lazy proofs: the page pays for the findings only; the replays wait for the panel.
+            lazy = config.get("PROOFS") and config.get("PROOF_MODE") == "lazy" and self.toolbar.request_id
+            try:
+                report = analyze(capture, {**config, "PROOFS": False} if lazy else config)
+                stats["report"] = report.to_dict()
+            except Exception as exc:  # the panel reports its own failure, never breaks the page
+                stats["error"] = error_of(exc)
+                lazy = False
+            if lazy and has_fixes(stats["report"]):
+                stats["proofs"] = "pending"
+                hold(self.toolbar.request_id, capture)
+            else:
+                capture.release()
         self.record_stats(stats)
+
+    def prove_pending(self) -> None:
+        """Run the proofs a lazy panel left for now (see :func:`prove_held`) and store them."""
+        stats = self.get_stats()
+        if stats.get("proofs") == "pending":
+            self.record_stats(prove_held(self.toolbar.request_id, stats))
 
     @property
     def content(self) -> str:
+        self.prove_pending()
         # Rendered with the page (DDT's RENDER_PANELS), the toolbar knows the request and its
         # CSP nonce. Rendered later by DDT's AJAX views, a stored toolbar has no request: the
         # page's nonce is unknown here, and panel.js links the stylesheet with it instead.
@@ -164,6 +176,7 @@ def panel_context(stats: dict, *, csp_nonce: str | None = None, link_stylesheet:
         "hook_failures": [],
         "csp_nonce": csp_nonce,
         "link_stylesheet": link_stylesheet,
+        "proofs": stats.get("proofs"),  # "pending" (lazy, not opened yet), "opened", "expired"
     }
     try:
         context["disabled_hooks"] = disabled_hook_notes(summary.get("disabled_hooks"))
@@ -226,6 +239,7 @@ def proof_view(proof: dict | None) -> dict | None:
         "after": proof.get("after"),
         "counted": isinstance(proof.get("before"), int) and isinstance(proof.get("after"), int),
         "rows": proof.get("rows") or 0,
+        "opened": proof.get("when") == "opened",
         "page_before": proof.get("page_before"),
         "page_after": proof.get("page_after"),
         "detail": proof.get("detail") or "",

@@ -42,14 +42,22 @@ class Limits:
     enabled: bool = True
     max_rows: int = 10
     budget_s: float = 0.3
+    # The proofs run when the panel is opened, after the request (PROOF_MODE="lazy"): the data
+    # may have changed since, and each proof says when it was made.
+    opened: bool = False
 
     @classmethod
     def from_config(cls, config: dict) -> Limits:
         return cls(
-            enabled=bool(config.get("PROOFS", True)),
+            enabled=bool(config.get("PROOFS", True)) and config.get("PROOF_MODE") != "off",
             max_rows=max(2, int(config.get("PROOF_MAX_ROWS", 10))),
             budget_s=max(0.0, float(config.get("PROOF_BUDGET_MS", 300))) / 1000,
+            opened=bool(config.get(OPENED)),
         )
+
+
+# Set by the panel in the configuration of an analysis made when the panel is opened.
+OPENED = "_PROOFS_WHEN_OPENED"
 
 
 @dataclass
@@ -326,7 +334,8 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     ``baseline_paths`` is how the loop reads without the fix when the fix changes the access
     (a ``Prefetch(to_attr=...)`` read back as a list); by default the same ``paths``.
     """
-    proof: dict[str, Any] = {"status": "skipped", "before": None, "after": None, "rows": 0, "detail": ""}
+    proof: dict[str, Any] = {"status": "skipped", "before": None, "after": None, "rows": 0, "detail": "",
+                             "when": "opened" if limits.opened else "request"}
     if not limits.enabled:
         proof["detail"] = "Proofs are turned off (PROOFS=False)."
         return proof
@@ -358,6 +367,7 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
             proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
             return proof
     proof["after"] = after
+    changed = _data_changed(root, large, names, budget) if limits.opened else None
     if read_after != read_before:
         proof.update(status="failed", detail="With the fix the loop read different related objects.")
     elif after >= before:
@@ -372,7 +382,24 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
         proof.update(status="verified", detail=(
             f"Replayed on {loaded} rows of this request: {before} -> {after} queries{constant}; "
             "same related objects read."))
+    if changed:
+        proof["detail"] = f"{changed} {proof['detail']}"
     return proof
+
+
+def _data_changed(root: Root, rows: int, names: dict[str, Any], budget: Budget) -> str | None:
+    """For a proof made after the request: whether the root still returns the rows it returned
+    then (up to the replayed count), said in the proof; the replay runs on today's rows."""
+    expected = min(root.rows, rows + 1)
+    try:
+        with budget.timed(), isolated(_alias(root)):
+            now = len(list(rebuild(root, None, names, rows + 1)))
+    except PROOF_ERRORS:
+        return None
+    if now == expected:
+        return None
+    return (f"The data changed since the request ({root.rows} rows then, {now if now <= rows else f'more than {rows}'} "
+            "now): replayed on today's rows.")
 
 
 def _baseline_at(root: Root, paths: list[list[Step]], names: dict[str, Any], rows: int, budget: Budget) -> int:

@@ -150,6 +150,11 @@ def stored_reports(store: Any = None) -> Iterator[tuple[dict, dict]]:
         ids.reverse()  # newest first there
     for request_id in ids:
         stats = store.panel(request_id, PANEL_ID) or {}
+        if stats.get("proofs") == "pending":  # a lazy panel's proofs, made when a report reads it
+            from .lazy import prove_held
+
+            stats = prove_held(str(request_id), stats)
+            store.save_panel(request_id, PANEL_ID, stats)
         report = stats.get("report")
         if not report:
             continue

@@ -105,3 +105,7 @@ DEBUG_TOOLBAR_CONFIG = {
     "SHOW_TOOLBAR_CALLBACK": "tests.urls.always_show",
     "IS_RUNNING_TESTS": False,
 }
+
+# Most tests read a request's stored stats without opening the panel: proofs at the end of the
+# request. tests/test_lazy.py covers the panel's default, PROOF_MODE="lazy".
+DDT_PREFETCH_PANEL = {"PROOF_MODE": "eager"}
