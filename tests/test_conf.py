@@ -93,6 +93,7 @@ def test_secret_parameters_never_appear_unless_opted_in(client, pizzeria, settin
         ({"PROJECT_PACKAGES": "oscar"}, "must be list or tuple"),
         ({"PROJECT_PACKAGES": ["oscar", "my-app"]}, "['PROJECT_PACKAGES'][1] must be an import name"),
         ({"PROJECT_ROOTS": ["/no/such/directory"]}, "['PROJECT_ROOTS'][0] must be an existing directory"),
+        ({"PROOF_MODE": "sometimes"}, "['PROOF_MODE'] must be one of lazy, eager, off"),
     ],
 )
 def test_project_settings_are_validated(values, message):
