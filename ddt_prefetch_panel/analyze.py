@@ -193,6 +193,7 @@ def tell_siblings_apart(items: list[NPlusOne], plans: list[FixPlan]) -> list[Fix
                       "with its own to_attr, and the line choosing the list by value, is a change to make by hand; "
                       "the fixes found for each value alone would clash pasted together.")
             finding.proof = {**(finding.proof or {}), "status": "skipped", "after": None, "detail": reason}
+            finding.note = None  # the advice's own note speaks of the fix that is withdrawn
             withdraw_fix(finding, finding.proof)
             finding.fix_id = None
             withdrawn.add(id(finding))

@@ -32,7 +32,12 @@ def posts_by(thread, draft):
 
 def drafts_and_published():
     """Both sides of one relation, read per thread through the helper."""
-    return [(posts_by(thread, True), posts_by(thread, False)) for thread in Thread.objects.order_by("pk")]
+    pairs = []
+    for thread in Thread.objects.order_by("pk"):
+        drafts = posts_by(thread, True)
+        published = posts_by(thread, False)
+        pairs.append((drafts, published))
+    return pairs
 
 
 def thread_kinds():
