@@ -64,16 +64,20 @@ class Config:
         return [path.rsplit(".", 1)[1] for path in self.panels or ()]
 
 
+EAGER = (("PROOF_MODE", "eager"),)
+
 CONFIGS: tuple[Config, ...] = (
     Config("none", "no toolbar"),
     Config("ddt", "DDT, no panels", panels=()),
-    Config("ours", "ours alone", panels=(OUR_PANEL,)),
+    # Proofs with the request (PROOF_MODE="eager"), as measured before the lazy default: the
+    # worst case, when every request's panel is opened. Lazy requests run like "proofs off".
+    Config("ours", "ours alone", panels=(OUR_PANEL,), panel_settings=EAGER),
     # The same with the replay proofs off (DDT_PREFETCH_PANEL["PROOFS"] = False): what they cost.
     Config("ours-noproofs", "ours alone, proofs off", panels=(OUR_PANEL,), panel_settings=(("PROOFS", False),)),
     Config("sql", "DDT SQL panel alone", panels=(SQL_PANEL,)),
-    Config("sql+ours", "SQL panel + ours", panels=(SQL_PANEL, OUR_PANEL)),
+    Config("sql+ours", "SQL panel + ours", panels=(SQL_PANEL, OUR_PANEL), panel_settings=EAGER),
     Config("default", "DDT default panels", panels=DDT_DEFAULT_PANELS),
-    Config("default+ours", "default panels + ours", panels=DEFAULT_PLUS_OURS),
+    Config("default+ours", "default panels + ours", panels=DEFAULT_PLUS_OURS, panel_settings=EAGER),
     Config("default+ours-noproofs", "default panels + ours, proofs off", panels=DEFAULT_PLUS_OURS,
            panel_settings=(("PROOFS", False),)),
     # Peers, each enabled as its README says for development, outside the toolbar.
