@@ -26,7 +26,7 @@ from .editor import frame_path
 from .findings import Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where, withdraw_fix
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
-from .frameworks import changelist_counting, fix_snippets, overridable, place_note
+from .frameworks import changelist_counting, fix_snippets, overridable, place_note, registration_line
 from .place import Place, class_line, climb, place_of, test_code
 from .group import (
     Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, statement_shape, write_of,
@@ -691,7 +691,7 @@ def duplicate_advice(duplicate: Any, frames: list[dict], stack: list[dict],
     counting = changelist_counting(model, record.stack)
     if counting is not None:
         project = is_project_class(type(counting))
-        declared = class_line(type(counting)) if project else None
+        declared = class_line(type(counting)) if project else registration_line(model)
         return (advise_full_count(counting, project, is_project_class(model)),
                 [frame_dict(declared)] if declared is not None else frames, is_project_class(model))
     return None, frames, False

@@ -23,7 +23,10 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import linecache
 import os
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -185,6 +188,22 @@ def changelist_counting(model: type | None, raw: tuple) -> Any:
     from django.contrib.admin.sites import all_sites
 
     return next((site._registry[model] for site in list(all_sites) if model in site._registry), None)
+
+
+def registration_line(model: type | None) -> Frame | None:
+    """The project line that registers ``model`` with the admin (``admin.site.register(...)``
+    naming it, in its app's ``admin`` module), when it is the project's."""
+    if model is None:
+        return None
+    module = sys.modules.get(f"{model._meta.app_config.name}.admin")
+    filename = getattr(module, "__file__", None)
+    if filename is None or is_library_file(filename):
+        return None
+    name = re.compile(r"\b%s\b" % re.escape(model.__name__))
+    for number, line in enumerate(linecache.getlines(filename), 1):
+        if "register(" in line and name.search(line):
+            return Frame(filename, number, "<module>", line.strip())
+    return None
 
 
 def admin_of_form(form: Any) -> type | None:

@@ -467,6 +467,8 @@ def test_a_project_model_on_the_default_model_admin_gets_the_registration_option
     [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
     assert not duplicate.library
     assert duplicate.snippets["fix"] == "admin.site.register(Topping, show_full_result_count=False)"
+    assert (duplicate.callsite["filename"], duplicate.callsite["code"]) == (
+        "demo/shop/admin.py", "admin.site.register([Category, Topping, Customer, LoyaltyCard, Pizza, Review])")
     with detect() as report:
         assert admin_client.get("/admin/auth/group/").status_code == 200
     [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
