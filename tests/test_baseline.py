@@ -13,12 +13,10 @@ import pytest
 
 from ddt_prefetch_panel.baseline import Baseline, compare, from_document, mark, render, update
 from ddt_prefetch_panel.findings import finding_fingerprint
+from tests.halves import SQLITE_HALF_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
-# The sample suite runs on its own SQLite databases in both halves of `make test`: the PostgreSQL
-# half would repeat the SQLite half's sessions exactly (about 30 s per CI job), so only one runs them.
-SQLITE_HALF_ONLY = pytest.mark.skipif(bool(os.environ.get("DDTPP_POSTGRES_HOST")),
-                                      reason="same inner SQLite sessions as the SQLite half of make test")
+# The sample suite runs on its own SQLite databases: the PostgreSQL half would repeat it exactly.
 
 SAMPLE = '''
 import pytest

@@ -12,12 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.halves import SQLITE_HALF_ONLY
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "benchmarks" / "bench.py"
 CONFIGS = "none,ours,default,default+ours"  # few worker processes: the test stays short
 LABELS = ("no toolbar", "ours alone", "DDT default panels", "default panels + ours")
 
 
+@SQLITE_HALF_ONLY  # the benchmark's own in-memory SQLite
 def test_bench_quick_run(tmp_path: Path) -> None:
     output = tmp_path / "bench.md"
     result = subprocess.run(

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.halves import SQLITE_HALF_ONLY
+
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "tests" / "demo_baseline.json"
 # The demo's suite uses the demo's SQLite settings in both halves of `make test`: the SQLite half runs it.
-pytestmark = pytest.mark.skipif(bool(os.environ.get("DDTPP_POSTGRES_HOST")),
-                                reason="same demo SQLite session as the SQLite half of make test")
+pytestmark = SQLITE_HALF_ONLY
 
 
 def _demo_suite(*args: str) -> subprocess.CompletedProcess:

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from sarif_pydantic import Sarif
 
+from tests.halves import SQLITE_HALF_ONLY
+
+pytestmark = SQLITE_HALF_ONLY  # pytester sessions on their own SQLite databases
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE = '''

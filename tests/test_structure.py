@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.halves import SQLITE_HALF_ONLY
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ddt_prefetch_panel"
 NAME = "ddt_prefetch_panel"
@@ -142,6 +142,7 @@ print("FAILED:" + ",".join(failures))
 """
 
 
+@SQLITE_HALF_ONLY
 def test_each_module_imports_alone_in_a_fresh_interpreter():
     root = PACKAGE.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "demo")]),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ddt_prefetch_panel.testing import assert_no_n_plus_one, ignore_n_plus_one
+from tests.halves import SQLITE_HALF_ONLY
 from shop.models import Category, Order
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +88,7 @@ def test_errors_inside_the_block_propagate_unchanged(pizzeria):
             1 / 0
 
 
+@SQLITE_HALF_ONLY
 def test_pytest_plugin_marker_and_fixture(pytester, monkeypatch):
     pytester.makeconftest(textwrap.dedent("""
         import pytest
