@@ -35,7 +35,7 @@ help:
 	@echo "make screenshot  - regenerate docs/screenshot.png from the demo"
 	@echo "make bench       - overhead vs no toolbar, DDT panels, django-zeal, nplusone (~6 min; BENCH_ARGS=--quick)"
 	@echo "make peers       - django-zeal's and nplusone's own test cases under zeal, nplusone and ours (.venv-peers; PEERS_ARGS=--cases)"
-	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name')"
+	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name'; PYTEST_WORKERS=0: one process)"
 	@echo "make compat      - Django's ORM test apps and django-debug-toolbar's suite, plain vs with the package (~1 min; COMPAT_ARGS=--part ddt)"
 	@echo "make venv        - create/refresh $(VENV) with $(PYTHON) (DJANGO='Django>=6.0,<7' pins Django)"
 	@echo "make clean       - remove build artefacts (keeps the venvs)"
@@ -100,11 +100,16 @@ test: venv browser-deps postgres-deps
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
 	exit $$rc
 
+# Two pytest-xdist workers (the machines have two cores): about 40 % off each half, which keeps
+# CI's three jobs inside their time budget. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS))
+
 test-sqlite:
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-postgres:
-	scripts/with-postgres.sh $(VENV_PY) -m pytest --ignore=tests/test_packaging.py $(PYTEST_ARGS)
+	scripts/with-postgres.sh $(VENV_PY) -m pytest $(XDIST) --ignore=tests/test_packaging.py $(PYTEST_ARGS)
 
 # Django's own ORM test apps (runtests.py, SQLite) and django-debug-toolbar's own suite, each run
 # plain and with the package (app installed, panel in the toolbar, Django's test bodies inside
