@@ -18,6 +18,8 @@ from django.db.models import Prefetch
 from django.utils.text import smart_split
 
 from .capture import Call
+from .frames import loop_holds, source_tree
+from .frameworks import registered_admin
 from .place import Place
 from .pysource import literal_imports, python_literal
 from .relate import Relation, describe_path
@@ -1342,7 +1344,7 @@ def advise_admin_choices(forms: list[tuple[type, str, int]]) -> tuple[dict[str, 
         "    return formfield",
     ])}
     snippets["raw_id_fields"] = f"raw_id_fields = {python_literal([*getattr(admin, 'raw_id_fields', ()), name])}"
-    related_admin = _registered_admin(field.related_model)
+    related_admin = registered_admin(field.related_model)
     if related_admin is not None and getattr(related_admin, "search_fields", None):
         snippets["autocomplete_fields"] = (
             f"autocomplete_fields = {python_literal([*getattr(admin, 'autocomplete_fields', ()), name])}")
@@ -1362,8 +1364,8 @@ def advise_full_count(model_admin: Any, project_class: bool, project_model: bool
     project's ModelAdmin, or by the registration's options for a project model registered with
     Django's default ModelAdmin."""
     name, model = type(model_admin).__name__, model_admin.model.__name__
-    note = (f"Django admin's changelist ran the same COUNT twice: the page's count, and the full count "
-            f"shown beside filtered results (show_full_result_count, on by default). ")
+    note = ("Django admin's changelist ran the same COUNT twice: the page's count, and the full count "
+            "shown beside filtered results (show_full_result_count, on by default). ")
     after = "; a filtered page then offers \"Show all\" instead of the total. Admin options: not replayed."
     if project_class:
         return {"fix": "show_full_result_count = False"}, note + (
@@ -1387,12 +1389,6 @@ def _admin_relation(admin: type, name: str) -> Any:
     return field if (field.many_to_one or field.many_to_many) and not field.auto_created else None
 
 
-def _registered_admin(model: type) -> Any:
-    from django.contrib.admin.sites import all_sites
-
-    return next((site._registry[model] for site in list(all_sites) if model in site._registry), None)
-
-
 def advise_loop_invariant(path: str | None, lineno: int, model_name: str) -> tuple[dict[str, str], str] | None:
     """A queryset call that reads nothing of the loop around it (``Order.objects.count()`` on every
     pass of ``for status in STATUSES:``): computed once above the loop, read inside it.
@@ -1401,12 +1397,10 @@ def advise_loop_invariant(path: str | None, lineno: int, model_name: str) -> tup
     when the line is not inside a loop of its function, when no ``<model_name>.<manager>...``
     call is found on it, or when that call reads a name the loop binds or assigns.
     """
-    if not path:
+    parsed = source_tree(path) if path else None
+    if parsed is None:
         return None
-    try:
-        tree = ast.parse(open(path, encoding="utf-8").read())
-    except (OSError, SyntaxError, ValueError):
-        return None
+    source, tree = parsed
     loop = _innermost_loop(tree, lineno)
     if loop is None:
         return None
@@ -1419,7 +1413,6 @@ def advise_loop_invariant(path: str | None, lineno: int, model_name: str) -> tup
     bound = {n.id for n in ast.walk(loop) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
     if any(isinstance(n, ast.Name) and n.id in bound for n in ast.walk(call)):
         return None  # it reads the loop's variable or something the loop changes
-    source = open(path, encoding="utf-8").read()
     expression = ast.get_source_segment(source, call)
     header = source.splitlines()[loop.lineno - 1].strip()
     line = source.splitlines()[statement.lineno - 1]
@@ -1439,10 +1432,8 @@ def _innermost_loop(tree: ast.AST, lineno: int) -> ast.AST | None:
     """The innermost ``for``/``while`` whose body holds ``lineno``."""
     found = None
     for node in ast.walk(tree):
-        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and node.body and \
-                node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno):
-            if found is None or node.lineno > found.lineno:
-                found = node
+        if loop_holds(node, lineno) and (found is None or node.lineno > found.lineno):
+            found = node
     return found
 
 

@@ -34,6 +34,7 @@ from .group import (
 from .indexes import index_findings
 from .patch import attach_patches
 from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
+from .prove import Budget, Limits
 from .pysource import python_literal
 from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
 from .unused import prove_removals, unused_prefetch_findings
@@ -52,13 +53,14 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     groups = group_buckets(buckets, context.resolve)
     n_plus_ones = repeated_groups(groups, capture, context)
     findings = n_plus_one_findings(n_plus_ones, context)
-    plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config))
+    budget = Budget(Limits.from_config(config).budget_s)  # one replay budget for the request's proofs
+    plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config, budget))
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
     if "unused_prefetch" in context.kinds:
         unused = unused_prefetch_findings(capture, context)
-        prove_removals(unused, plans, capture, config)
+        prove_removals(unused, plans, capture, config, budget)
         findings += unused
     if "missing_index" in context.kinds:
         findings += index_findings(groups, config, context)
@@ -83,8 +85,7 @@ def in_page_terms(report: Report) -> None:
         if proof.get("status") != "verified" or not isinstance(proof.get("after"), int):
             continue
         members = [report.findings[i] for i in fix["findings"] if i < len(report.findings)]
-        removed = sum(f.count for f in members if f.kind == "n_plus_one") + sum(
-            f.count for f in members if f.kind == "unused_prefetch")
+        removed = sum(f.count for f in members if f.kind in ("n_plus_one", "unused_prefetch"))
         after = max(0, queries - removed + proof["after"] - 1)
         fix["proof"] = {**proof, "page_before": queries, "page_after": after}
         for finding in members:

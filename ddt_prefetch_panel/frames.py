@@ -935,14 +935,31 @@ def _in_loop(filename: str, first_line: int, line: int) -> bool:
     """Whether ``line`` of the function starting at ``first_line`` is inside one of its loops."""
     import ast
 
-    try:
-        tree = ast.parse("".join(linecache.getlines(filename)) or open(filename, encoding="utf-8").read())
-    except (OSError, SyntaxError, ValueError):
+    parsed = source_tree(filename)
+    if parsed is None:
         return False
-    for node in ast.walk(tree):
+    for node in ast.walk(parsed[1]):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and first_line in (
                 node.lineno, *(d.lineno for d in node.decorator_list)):
-            return any(isinstance(inner, (ast.For, ast.AsyncFor, ast.While))
-                       and inner.body[0].lineno <= line <= (inner.end_lineno or inner.lineno)
-                       for inner in ast.walk(node))
+            return any(loop_holds(inner, line) for inner in ast.walk(node))
     return False
+
+
+@lru_cache(maxsize=256)
+def source_tree(filename: str) -> tuple[str, Any] | None:
+    """(source, ``ast`` module) of a Python file, parsed once per process; None if unreadable."""
+    import ast
+
+    try:
+        source = "".join(linecache.getlines(filename)) or open(filename, encoding="utf-8").read()
+        return source, ast.parse(source)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def loop_holds(node: Any, line: int) -> bool:
+    """Whether ``node`` is a ``for``/``while`` whose body (not its header) holds ``line``."""
+    import ast
+
+    return isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and bool(node.body) and \
+        node.body[0].lineno <= line <= (node.end_lineno or node.lineno)

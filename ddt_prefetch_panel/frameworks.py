@@ -185,6 +185,11 @@ def changelist_counting(model: type | None, raw: tuple) -> Any:
                                 and entry[0].co_filename.endswith(f"admin{os.sep}views{os.sep}main.py")
                                 for entry in raw):
         return None
+    return registered_admin(model)
+
+
+def registered_admin(model: type) -> Any:
+    """The ModelAdmin instance registered for ``model`` on any admin site, else None."""
     from django.contrib.admin.sites import all_sites
 
     return next((site._registry[model] for site in list(all_sites) if model in site._registry), None)

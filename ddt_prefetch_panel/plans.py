@@ -72,7 +72,7 @@ def _proof_names(relation: Relation) -> dict[str, Any]:
     return namespace(*models)
 
 
-def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
+def prove_fixes(items: list[NPlusOne], config: dict, budget: Budget) -> list[FixPlan]:
     """Replay every N+1 fix on the request's own data; one combined fix per root queryset.
 
     Findings that share a root are proven together first: one replay of the combined fix
@@ -82,7 +82,6 @@ def prove_fixes(items: list[NPlusOne], config: dict) -> list[FixPlan]:
     what was tried and why nothing is shown.
     """
     limits = Limits.from_config(config)
-    budget = Budget(limits.budget_s)
     candidates = [item for item in items
                   if item.finding is not None and item.advice is not None and item.relation is not None
                   and item.advice.method and item.advice.method != "in_bulk"]  # in_bulk: prove_bulk_gets

@@ -24,6 +24,7 @@ from django.db.models.query_utils import DeferredAttribute
 from . import sqlshape
 from .capture import Call, Root, Source
 from .frames import declaration_line
+from .frameworks import registered_admin
 from .group import Group, most_common
 from .hooks import accessor_name, generic_fk_field, generic_fk_types
 
@@ -199,13 +200,7 @@ def changelist_admin(root: Root) -> Any:
     marker = f"{os.sep}contrib{os.sep}admin{os.sep}"
     if not any(marker in entry[0].co_filename and entry[0].co_name in _CHANGELIST_CODE for entry in stack):
         return None
-    from django.contrib.admin.sites import all_sites
-
-    for site in list(all_sites):
-        model_admin = site._registry.get(root.model)
-        if model_admin is not None:
-            return model_admin
-    return None
+    return registered_admin(root.model)
 
 
 _CHANGELIST_CODE = frozenset({"get_queryset", "get_results", "changelist_view", "__init__"})

@@ -213,7 +213,8 @@ def merge_unused(findings: list[Finding], rows: dict[int, int] | None = None) ->
 # --------------------------------------------------------------------------- "remove this", proven
 
 
-def prove_removals(findings: list[Finding], plans: list[FixPlan], capture: cap.Capture, config: dict) -> None:
+def prove_removals(findings: list[Finding], plans: list[FixPlan], capture: cap.Capture, config: dict,
+                   budget: Budget) -> None:
     """Replay each "drop this lookup" on the request's own rows before it is shown.
 
     The root is re-run with and without the lookup, walking every path the request read from
@@ -227,7 +228,6 @@ def prove_removals(findings: list[Finding], plans: list[FixPlan], capture: cap.C
     limits = Limits.from_config(config)
     if not limits.enabled:
         return
-    budget = Budget(limits.budget_s)
     by_line = {_line_key(plan.origin): plan for plan in plans if plan.root is not None and plan.origin}
     for finding in findings:
         if finding.kind != "unused_prefetch" or "conditional" in finding.snippets:
