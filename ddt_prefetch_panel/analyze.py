@@ -37,6 +37,7 @@ from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
 from .prove import Budget, Limits
 from .pysource import python_literal
 from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
+from .shared import prove_shared
 from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
 
@@ -55,6 +56,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings = n_plus_one_findings(n_plus_ones, context)
     budget = Budget(Limits.from_config(config).budget_s)  # one replay budget for the request's proofs
     plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config, budget))
+    plans = prove_shared(plans, n_plus_ones, capture, config, budget)
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
