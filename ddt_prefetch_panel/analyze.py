@@ -80,7 +80,8 @@ def in_page_terms(report: Report) -> None:
     """Each verified fix's proof in this page's terms: ``page_before`` (the queries the page ran)
     and ``page_after`` (the page with the fix: its loops' statements gone, the replay's own
     statements, less the root that the page ran already, in their place). The replay's count is
-    constant in the rows, so it holds at the page's row count."""
+    constant in the rows, so it holds at the page's row count. A proven fix's findings are then
+    avoidable by what it removes, and the summary's total is the sum, never above the page's."""
     queries = report.summary.get("queries", 0)
     for fix in report.fixes:
         proof = fix.get("proof") or {}
@@ -93,6 +94,22 @@ def in_page_terms(report: Report) -> None:
         for finding in members:
             if finding.proof and finding.proof.get("status") == "verified":
                 finding.proof = {**finding.proof, "page_before": queries, "page_after": after}
+        share_removed(members, queries - after)
+    report.summary["avoidable"] = min(queries, sum(f.avoidable for f in report.findings))
+
+
+def share_removed(members: list[Finding], removed: int) -> None:
+    """A proven fix's findings' ``avoidable``: what the fix removes on this page, shared by
+    statement count (the advice's estimate before; a combined fix's findings sum to it)."""
+    counted = [f for f in members if f.kind in ("n_plus_one", "unused_prefetch")]
+    total = sum(f.count for f in counted)
+    if not counted or total <= 0:
+        return
+    given = 0
+    for finding in counted:
+        finding.avoidable = removed * finding.count // total
+        given += finding.avoidable
+    counted[0].avoidable += removed - given  # the remainder of the integer shares
 
 
 def reportable_buckets(capture: cap.Capture) -> list[cap.Bucket]:
