@@ -264,26 +264,33 @@ def advise_write(write: Write) -> Advice:
 
 
 def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
-    """``link.target.device``: a generic FK followed by a relation of what it points to.
+    """``end.termination.device``: a generic FK, anywhere in the path, followed by relations of
+    what it points to (``cables -> terminations -> termination -> device``).
 
-    ``GenericPrefetch`` (Django 5.0+) takes one queryset per content type: the type the loop
-    followed further gets the join (or prefetch) it needs, every other type seen in this
-    request is loaded as is. A plain ``prefetch_related("target__device")`` would raise as
-    soon as one target lacks ``device``.
+    ``GenericPrefetch`` (Django 5.0+) on the lookup up to the generic FK
+    (``"terminations__termination"``) takes one queryset per content type: every type seen in
+    this request, each with the ``select_related`` (or ``prefetch_related``) of the hops after
+    the generic FK when that type has them, as is otherwise. The plain
+    ``prefetch_related("terminations__termination__device")`` is the other candidate: it raises
+    as soon as one target lacks ``device``, and it runs one more statement per hop after the
+    generic FK when they could be joined. The candidate expected to run fewer statements goes
+    first (the plain one on a tie: it is shorter); the replay decides.
     """
     index = next(i for i, h in enumerate(relation.hops) if h.kind == "generic_fk")
-    if index != 0:
-        return Advice(None, note="A generic foreign key after another relation: prefetch it level by level by hand.")
-    followed = relation.hops[1].model
-    rest = relation.hops[1:]
+    rest = relation.hops[index + 1:]
+    followed = rest[0].model
     rest_lookup = "__".join(h.accessor for h in rest)
     method = "select_related" if all(h.single for h in rest) else "prefetch_related"
     if not validate_lookup(followed, rest_lookup, method):
         return Advice(None, note=f"{method}({rest_lookup!r}) did not validate on {followed.__name__}.")
-    models = [followed] + sorted((m for m in relation.generic_models if m is not followed), key=lambda m: m.__name__)
-    querysets = [f'{manager_expr(followed)}.{method}("{rest_lookup}")']
-    querysets += [f"{manager_expr(m)}.all()" for m in models[1:]]
-    prefetch = f'GenericPrefetch("{relation.hops[0].accessor}", [{", ".join(querysets)}])'
+    seen = set(relation.generic_models) | {followed}
+    following = {m for m in seen if validate_lookup(m, rest_lookup, method)}
+    # Types that have the hops first, then by name: every finding of one loop writes the same text.
+    models = sorted(seen, key=lambda m: (m not in following, m.__name__))
+    querysets = [f'{manager_expr(m)}.{method}("{rest_lookup}")' if m in following else f"{manager_expr(m)}.all()"
+                 for m in models]
+    generic_lookup = "__".join(relation.path[: index + 1])
+    prefetch = f'GenericPrefetch("{generic_lookup}", [{", ".join(querysets)}])'
     fix = f".prefetch_related({prefetch})"
     snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
                 "import": "from django.contrib.contenttypes.prefetch import GenericPrefetch"}
@@ -295,17 +302,21 @@ def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
     if len(models) == 1:
         note = (f"Only {followed.__name__} targets were seen in this request; add a queryset per other content "
                 "type the generic key can point to.")
-    generic = Advice("GenericPrefetch", snippets, after_queries=1 + (0 if method == "select_related" else len(rest)),
-                     note=note)
-    # The plain lookup is shorter and enough when every target has the relation; the replay
-    # decides (it raises as soon as one target lacks it), GenericPrefetch is next.
+    # Statements once fixed: a prefetch per level before the generic FK, then per content type
+    # one for the objects and, unless joined, one per hop after it.
+    rest_levels = 0 if method == "select_related" else len(rest)
+    generic = Advice("GenericPrefetch", snippets, after_queries=index + len(models) * (1 + rest_levels), note=note)
     plain_fix = f'.prefetch_related("{relation.lookup}")'
     plain = Advice("prefetch_related", {"fix": plain_fix, "queryset": f"{manager_expr(relation.model)}{plain_fix}"},
-                   after_queries=len(relation.hops), fallbacks=[generic])
+                   after_queries=index + len(models) + len(rest))
     if origin_code:
         after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", relation.lookup, [])
         if after and after != origin_code.strip():
             plain.snippets["line"] = after
+    if generic.after_queries < plain.after_queries:
+        generic.fallbacks = [plain]
+        return generic
+    plain.fallbacks = [generic]
     return plain
 
 

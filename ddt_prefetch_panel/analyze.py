@@ -154,9 +154,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
             if earlier is None:
                 earlier = sorted(capture.buckets.values(), key=lambda b: b.first_seq)
             item.mirror = mirrored_field(item.group, earlier)
-    for item in items:
-        if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
-            item.relation.generic_models = _generic_targets(item.members)
+    _share_generic_targets(items)
     roots_by_record = {id(root.record): root for root in capture.roots if root.record is not None}
     for item in items:
         item.access = access_line(item, roots_by_record)
@@ -275,6 +273,28 @@ def lazy_load_on_many(group: Group) -> bool:
         if root.rows > 1 or root.marks == (0, None):
             return True
     return False
+
+
+def _share_generic_targets(items: list[NPlusOne]) -> None:
+    """Each relation through a generic FK learns the models that key pointed to in this request.
+
+    One loop reading ``end.termination.device`` gives a finding per target type
+    (``Interface.device``, ``ConsolePort.device``); the generic loads themselves are folded into
+    one of them. All findings through the same generic lookup of the same root share every type
+    seen, so they advise one ``GenericPrefetch`` (the same text, combined into one fix).
+    """
+    seen: dict[tuple[int, tuple[str, ...]], set[type]] = {}
+    through: list[tuple[NPlusOne, tuple[int, tuple[str, ...]]]] = []
+    for item in items:
+        relation = item.relation
+        if relation is None or not any(h.kind == "generic_fk" for h in relation.hops[:-1]):
+            continue
+        index = next(i for i, h in enumerate(relation.hops) if h.kind == "generic_fk")
+        key = (id(relation.root), relation.path[: index + 1])
+        seen.setdefault(key, set()).update(_generic_targets(item.members), {relation.hops[index + 1].model})
+        through.append((item, key))
+    for item, key in through:
+        item.relation.generic_models = tuple(sorted(seen[key], key=lambda m: m._meta.label))
 
 
 def _generic_targets(groups: list[Group]) -> tuple[type, ...]:

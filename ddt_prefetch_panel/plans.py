@@ -68,7 +68,8 @@ def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[l
 
 
 def _proof_names(relation: Relation) -> dict[str, Any]:
-    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops]
+    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops] + list(
+        relation.generic_models)
     return namespace(*models)
 
 
@@ -188,8 +189,8 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     if nested is None:
         return
     names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
+    after = _distinct(path for _item, paths, _read in entries for path in paths)
+    as_read = _distinct(path for _item, _paths, read in entries for path in read)
     proof = prove(plan.root, nested, after, limits, budget, names, as_read)
     if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
         return
@@ -217,8 +218,8 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
         return None
     names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
+    after = _distinct(path for _item, paths, _read in entries for path in paths)
+    as_read = _distinct(path for _item, _paths, read in entries for path in read)
     proof = prove(root, combined, after, limits, budget, names, as_read)
     if proof["status"] != "verified":
         return None
@@ -228,6 +229,16 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     return FixPlan(root, combined, line, imports_for(combined, names),
                    [item.relation.lookup for item, _a, _r in entries],
                    [item.finding for item, _a, _r in entries], proof, origin, after, names)
+
+
+def _distinct(paths) -> list[list[Step]]:
+    """Access paths without repeats: findings of one loop through a generic FK (one per target
+    type) walk the same path, and walking it twice would count the unfixed loop twice."""
+    out: list[list[Step]] = []
+    for path in paths:
+        if path not in out:
+            out.append(path)
+    return out
 
 
 def _plan_names(entries: list) -> dict[str, Any]:

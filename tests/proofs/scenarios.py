@@ -5,7 +5,7 @@ so every loop keeps its queryset on one line of its own.
 """
 
 from tests.proofs.libaccessor import primary_image
-from tests.proofs.models import Bookmark, Circuit, Page, Post
+from tests.proofs.models import Bookmark, Cable, CableTermination, Circuit, Page, Post
 
 
 def gallery_index():
@@ -61,3 +61,36 @@ def bookmarks():
 def mixed_bookmarks():
     marks = Bookmark.objects.order_by("pk")
     return [mark.target.author.name for mark in marks if hasattr(mark.target, "author")]
+
+
+def mixed_bookmark_tags():
+    marks = Bookmark.objects.order_by("pk")
+    return [sorted(t.name for t in mark.target.tags.all()) for mark in marks if hasattr(mark.target, "tags")]
+
+
+def termination_devices():
+    ends = CableTermination.objects.order_by("pk")
+    return [end.termination.device.name for end in ends]
+
+
+def cable_devices():
+    cables = Cable.objects.order_by("pk")
+    out = []
+    for cable in cables:
+        out.append((cable.label, sorted(end.termination.device.name for end in cable.terminations.all())))
+    return out
+
+
+def cable_sites():
+    cables = Cable.objects.order_by("pk")
+    return [sorted(end.termination.device.site.name for end in cable.terminations.all()) for cable in cables]
+
+
+def cable_ends():
+    cables = Cable.objects.order_by("pk")
+    return [sorted(end.termination.name for end in cable.terminations.all()) for cable in cables]
+
+
+def prefetched_cable_devices():
+    cables = Cable.objects.prefetch_related("terminations").order_by("pk")
+    return [sorted(end.termination.device.name for end in cable.terminations.all()) for cable in cables]
