@@ -77,8 +77,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
 def in_page_terms(report: Report) -> None:
     """Each verified fix's proof in this page's terms: ``page_before`` (the queries the page ran)
     and ``page_after`` (the page with the fix: its loops' statements gone, the replay's own
-    statements, less the root that the page ran already, in their place). The replay's count is
-    constant in the rows, so it holds at the page's row count."""
+    statements, less those that loaded the root's rows, which the page ran already: the root
+    and its own prefetch_related lookups, ``proof["loading"]``, in their place). The replay's
+    count is constant in the rows, so it holds at the page's row count."""
     queries = report.summary.get("queries", 0)
     for fix in report.fixes:
         proof = fix.get("proof") or {}
@@ -86,7 +87,7 @@ def in_page_terms(report: Report) -> None:
             continue
         members = [report.findings[i] for i in fix["findings"] if i < len(report.findings)]
         removed = sum(f.count for f in members if f.kind in ("n_plus_one", "unused_prefetch"))
-        after = max(0, queries - removed + proof["after"] - 1)
+        after = max(0, queries - removed + proof["after"] - proof.get("loading", 1))
         fix["proof"] = {**proof, "page_before": queries, "page_after": after}
         for finding in members:
             if finding.proof and finding.proof.get("status") == "verified":

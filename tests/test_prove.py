@@ -189,6 +189,67 @@ def test_a_generic_fk_anywhere_in_the_path_gets_a_proven_fix(name, tmp_path):
     assert result_large == getattr(scenarios, name)()
 
 
+DEFERRED_SHAPES = {
+    # name: (the shown fix, the pasted line, statements with the fix)
+    "deferred_comments": (
+        '.prefetch_related(Prefetch("comments", queryset=Comment.objects.only("body", "id", "post")))',
+        'posts = Post.objects.prefetch_related(Prefetch("comments", queryset=Comment.objects.only("body", "id", "post")))'
+        '.order_by("pk")', 2),
+    # A field of an object the Prefetch's queryset joins is named by its path.
+    "deferred_gallery": (
+        '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")'
+        '.only("image__file", "image__id", "post")))',
+        'posts = Post.objects.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects'
+        '.select_related("image").only("image__file", "image__id", "post"))).order_by("pk")', 2),
+    # defer() loses the field; the project's other lookups stay where they are.
+    "deferred_among_lookups": (
+        '.prefetch_related(Prefetch("comments", queryset=Comment.objects.all()))',
+        'posts = Post.objects.prefetch_related("tags", Prefetch("comments", queryset=Comment.objects.all()), '
+        '"gallery_images").order_by("pk")', 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFERRED_SHAPES))
+def test_a_field_deferred_by_a_prefetch_is_loaded_by_its_queryset(name, tmp_path):
+    """``Prefetch("comments", queryset=Comment.objects.only("id", "post"))`` and ``comment.body``
+    read per comment: one query per comment. The Prefetch's queryset loads the field."""
+    shown, line, fixed = DEFERRED_SHAPES[name]
+    seed(4)
+    report, original = analyse(name)
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation_kind == "deferred field"
+    assert finding.method == "Prefetch"
+    assert finding.snippets["fix"] == shown
+    assert finding.snippets["line"] == line
+    assert finding.proof["status"] == "verified", finding.proof
+    [fix] = report.fixes
+    assert fix["line"] == line and fix["proof"]["status"] == "verified"
+    assert "from django.db.models import Prefetch" in fix["import"]
+
+    module = patched_module(report, tmp_path, name)
+    count_small, result_small = queries(getattr(module, name))
+    assert result_small == original and count_small == fixed
+    assert abs(fix["proof"]["page_after"] - count_small) <= max(2, count_small // 10)
+    seed(4, start=4)
+    count_large, result_large = queries(getattr(module, name))
+    assert count_large == count_small, "the pasted fix must make the query count constant"
+    assert result_large == getattr(scenarios, name)()
+    unfixed, _ = queries(getattr(scenarios, name))
+    assert unfixed > count_large + 8
+
+
+def test_a_field_deferred_by_a_filtered_prefetch_is_named_not_rewritten():
+    """Its queryset filters: written out from a manager it would lose the filter, so the
+    finding says where to add the field and offers nothing to paste."""
+    seed(4)
+    report, _ = analyse("deferred_filtered")
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation == "proofs.Comment.body"
+    assert finding.method is None and "fix" not in finding.snippets
+    assert "'body' was deferred by the queryset of Prefetch(\"comments\"): add it to that queryset's only()" in (
+        finding.note)
+
+
 def test_rewritten_lines_keep_terminal_calls_last():
     seed(3)
     report, _ = analyse("chunked")
