@@ -306,6 +306,8 @@ def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
     # one for the objects and, unless joined, one per hop after it.
     rest_levels = 0 if method == "select_related" else len(rest)
     generic = Advice("GenericPrefetch", snippets, after_queries=index + len(models) * (1 + rest_levels), note=note)
+    if relation.root is not None:
+        _supersede(generic, relation.root, prefetch, origin_code, relation.model.__name__, generic_lookup)
     plain_fix = f'.prefetch_related("{relation.lookup}")'
     plain = Advice("prefetch_related", {"fix": plain_fix, "queryset": f"{manager_expr(relation.model)}{plain_fix}"},
                    after_queries=index + len(models) + len(rest))
@@ -584,13 +586,57 @@ def _advise_deferred_prefetched(relation: Relation, origin_code: str | None, pre
         if origin_code else None
     if line:
         snippets["line"] = line
-    lookups = list(relation.root.prefetch_lookups)
-    at = next(i for i, lookup in enumerate(lookups) if lookup is prefetch)
     note = (f"{relative!r} is read from objects loaded by {where}, which deferred it: that Prefetch's queryset "
             f"loads it ({fix} replaces it; the same Prefetch twice on one queryset raises).")
-    return Advice("Prefetch", snippets, after_queries=0, note=note,
-                  proof_call=f".prefetch_related(None).prefetch_related(*kept_before, {new}, *kept_after)",
-                  bindings={"kept_before": tuple(lookups[:at]), "kept_after": tuple(lookups[at + 1:])})
+    proof_call, bindings = _replacing(relation.root, lambda lookup: lookup is prefetch, new)
+    return Advice("Prefetch", snippets, after_queries=0, note=note, proof_call=proof_call, bindings=bindings)
+
+
+def _replacing(root: Any, superseded: Any, new: str) -> tuple[str | None, dict]:
+    """The proof's call for a lookup that takes the place of one of the root's own (the first
+    that ``superseded`` accepts): Django skips (or refuses) a second lookup to the same place,
+    so the replay drops the root's lookups and adds them back with the new one where the old
+    one was, as the rewritten line has them. (None, {}) when nothing is superseded."""
+    lookups = list(root.prefetch_lookups)
+    at = next((i for i, lookup in enumerate(lookups) if superseded(lookup)), None)
+    if at is None:
+        return None, {}
+    return (f".prefetch_related(None).prefetch_related(*kept_before, {new}, *kept_after)",
+            {"kept_before": tuple(lookups[:at]), "kept_after": tuple(lookups[at + 1:])})
+
+
+def _supersede(advice: Advice, root: Any, prefetch: str, origin_code: str | None, model_name: str,
+               lookup: str) -> None:
+    """A ``GenericPrefetch`` on a lookup the root prefetches already as is (``"terminations__termination"``):
+    Django would skip the second one, so it takes the old one's place, in the line and in the proof."""
+    def plain(item: Any) -> bool:
+        if isinstance(item, Prefetch):
+            return item.prefetch_to == lookup and item.queryset is None and not getattr(item, "querysets", None)
+        return item == lookup
+
+    advice.proof_call, advice.bindings = _replacing(root, plain, prefetch)
+    if advice.proof_call is None:
+        return
+    advice.snippets.pop("line", None)
+    if origin_code:
+        after = rewrite_line(origin_code, model_name, "prefetch_related", None, [], raw_args=[prefetch],
+                             replaces=lookup)
+        if after and not _plain_lookup_left(after, lookup):
+            advice.snippets["line"] = after
+    replaced = f'prefetch_related("{lookup}")'
+    advice.note = ((advice.note + " ") if advice.note else "") + (
+        f"It replaces the queryset's {replaced}: a second prefetch of the same lookup is skipped.")
+
+
+def _plain_lookup_left(code: str, lookup: str) -> bool:
+    """Whether ``lookup`` is still passed as a plain string anywhere but to a Prefetch in ``code``."""
+    tree, _suffix = _parse(code.strip())
+    if tree is None:
+        return True
+    named = {id(node.args[0]) for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and node.args and _called_name(node.func) in ("Prefetch", "GenericPrefetch")}
+    return any(isinstance(node, ast.Constant) and node.value == lookup and id(node) not in named
+               for node in ast.walk(tree))
 
 
 def _plain_queryset(queryset: Any, method: str, args: list[str]) -> str | None:

@@ -36,7 +36,7 @@ from .patch import attach_patches
 from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
 from .prove import Budget, Limits
 from .pysource import python_literal
-from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
+from .relate import KIND_LABELS, Relation, definition_site, locate, model_for_table, relate
 from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
 
@@ -292,10 +292,18 @@ def _share_generic_targets(items: list[NPlusOne]) -> None:
             continue
         index = next(i for i, h in enumerate(relation.hops) if h.kind == "generic_fk")
         key = (id(relation.root), relation.path[: index + 1])
-        seen.setdefault(key, set()).update(_generic_targets(item.members), {relation.hops[index + 1].model})
+        seen.setdefault(key, set()).update(_generic_targets(item.members), {relation.hops[index + 1].model},
+                                           _read_after(item.members, relation.root, relation.path[: index + 1]))
         through.append((item, key))
     for item, key in through:
         item.relation.generic_models = tuple(sorted(seen[key], key=lambda m: m._meta.label))
+
+
+def _read_after(groups: list[Group], root: cap.Root | None, generic_path: tuple[str, ...]) -> set[type]:
+    """Classes of the objects at the end of ``generic_path`` that a relation was read on: the
+    generic FK's targets, also when its own loads were prefetched and never seen."""
+    return {h.model for g in groups for h in g.hops
+            if h.source is not None and locate(h.source) == (root, generic_path)}
 
 
 def _generic_targets(groups: list[Group]) -> tuple[type, ...]:

@@ -154,6 +154,12 @@ CABLE_SHAPES = {
         {"proofs.Device.site"}, 4),
     "cable_ends": (  # last
         '.prefetch_related("terminations__termination")', {"proofs.CableTermination.termination"}, 4),
+    # The project prefetches the generic FK already: GenericPrefetch takes that lookup's place.
+    "known_ends_devices": (
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH}))',
+        {"proofs.ConsolePort.device", "proofs.Interface.device"}, 4),
+    "known_ends_sites": (
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH_SITES}))', {"proofs.Device.site"}, 4),
     "prefetched_cable_devices": (  # after the project's own prefetch
         f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH}))',
         {"proofs.ConsolePort.device", "proofs.Interface.device"}, 4),

@@ -98,6 +98,16 @@ def prefetched_cable_devices():
     return [sorted(end.termination.device.name for end in cable.terminations.all()) for cable in cables]
 
 
+def known_ends_devices():
+    cables = Cable.objects.prefetch_related("terminations__termination").order_by("pk")
+    return [sorted(end.termination.device.name for end in cable.terminations.all()) for cable in cables]
+
+
+def known_ends_sites():
+    cables = Cable.objects.prefetch_related("terminations", "terminations__termination").order_by("pk")
+    return [sorted(end.termination.device.site.name for end in cable.terminations.all()) for cable in cables]
+
+
 def deferred_comments():
     posts = Post.objects.prefetch_related(Prefetch("comments", queryset=Comment.objects.only("id", "post"))).order_by("pk")
     return [sorted(comment.body for comment in post.comments.all()) for post in posts]
