@@ -68,7 +68,8 @@ def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[l
 
 
 def _proof_names(relation: Relation) -> dict[str, Any]:
-    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops]
+    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops] + list(
+        relation.generic_models)
     return namespace(*models)
 
 
@@ -188,8 +189,8 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     if nested is None:
         return
     names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
+    after = _distinct(path for _item, paths, _read in entries for path in paths)
+    as_read = _distinct(path for _item, _paths, read in entries for path in read)
     proof = prove(plan.root, nested, after, limits, budget, names, as_read)
     if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
         return
@@ -213,21 +214,43 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     first = entries[0][0]
     root = first.relation.root
     fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item, _a, _r in entries]
-    combined = combine_fixes(fixes)
-    if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
+    proof_calls = {item.advice.proof_call for item, _a, _r in entries}
+    shown = {item.advice.snippets.get("fix") for item, _a, _r in entries}
+    if proof_calls != {None}:
+        # A fix proven through its own call (one that replaces a lookup of the root) combines only
+        # with findings that advise the very same one (one loop through a generic FK, per type).
+        if len(proof_calls) != 1 or len(shown) != 1:
+            return None
+        combined, replayed = shown.pop(), proof_calls.pop()
+    else:
+        combined = replayed = combine_fixes(fixes)
+    if combined is None:
         return None
     names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
-    proof = prove(root, combined, after, limits, budget, names, as_read)
+    after = _distinct(path for _item, paths, _read in entries for path in paths)
+    as_read = _distinct(path for _item, _paths, read in entries for path in read)
+    proof = prove(root, replayed, after, limits, budget, names, as_read)
     if proof["status"] != "verified":
         return None
     proof["fix"] = combined
     origin = first.finding.origin
-    line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
+    if replayed != combined:
+        line = first.advice.snippets.get("line")
+    else:
+        line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
     return FixPlan(root, combined, line, imports_for(combined, names),
                    [item.relation.lookup for item, _a, _r in entries],
                    [item.finding for item, _a, _r in entries], proof, origin, after, names)
+
+
+def _distinct(paths) -> list[list[Step]]:
+    """Access paths without repeats: findings of one loop through a generic FK (one per target
+    type) walk the same path, and walking it twice would count the unfixed loop twice."""
+    out: list[list[Step]] = []
+    for path in paths:
+        if path not in out:
+            out.append(path)
+    return out
 
 
 def _plan_names(entries: list) -> dict[str, Any]:
