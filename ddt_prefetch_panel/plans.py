@@ -199,6 +199,20 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     plan.imports = imports_for(nested, names)
     origin = plan.origin
     plan.line = fix_line(origin["code"], plan.root.model.__name__, nested) if origin and origin.get("code") else None
+    for finding in plan.findings:  # each finding shows the fix its card shows, and that proof
+        finding.proof = proof
+        snippets = finding.snippets
+        plain = snippets.get("fix") or ""
+        queryset = snippets.pop("queryset", None)
+        for key in ("line", "import"):
+            snippets.pop(key, None)
+        if queryset and plain and plain in queryset:
+            snippets["queryset"] = queryset.replace(plain, nested)
+        snippets["fix"] = nested
+        if plan.line:
+            snippets["line"] = plan.line
+        if plan.imports:
+            snippets["import"] = "\n".join(plan.imports)
 
 
 def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:

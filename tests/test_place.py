@@ -142,7 +142,8 @@ def test_a_detail_views_template_loop_climbs_to_the_views_queryset(client):
     assert finding.relation == "places.Post.author"
     assert finding.model == "places.Thread" and finding.lookup == "posts__author"
     assert finding.callsite["template"] is True
-    assert finding.snippets["line"] == 'model = Thread\nqueryset = Thread.objects.prefetch_related("posts__author")'
+    assert finding.snippets["line"] == ('model = Thread\nqueryset = Thread.objects.prefetch_related('
+                                        'Prefetch("posts", queryset=Post.objects.select_related("author")))')
     assert "(.posts) is built in a template" in finding.note
 
 

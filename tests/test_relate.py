@@ -122,7 +122,15 @@ def test_relation_is_named_and_the_fix_removes_the_n_plus_one(big_pizzeria, scen
     assert finding.lookup == scenario.lookup
     assert finding.method == scenario.method
     assert finding.relation_kind == scenario.kind
-    assert finding.snippets["fix"] == f'.{scenario.method}("{scenario.lookup}")'
+    # The finding shows its fix card's call: the plain lookup, or for two levels the nested
+    # Prefetch with the second joined, when its replay saves a query more.
+    assert finding.snippets["fix"] == report.fixes[finding.fix_id]["fix"]
+    if "__" in scenario.lookup and scenario.method == "prefetch_related":
+        first, _, rest = scenario.lookup.partition("__")
+        assert finding.snippets["fix"].startswith(f'.prefetch_related(Prefetch("{first}", queryset=')
+        assert f'.select_related("{rest}")' in finding.snippets["fix"]
+    else:
+        assert finding.snippets["fix"] == f'.{scenario.method}("{scenario.lookup}")'
     assert finding.snippets["queryset"].startswith(f"{scenario.model.__name__}.objects.")
     assert finding.callsite["filename"].endswith("test_relate.py")
     assert finding.origin is not None and finding.origin["filename"].endswith("test_relate.py")
