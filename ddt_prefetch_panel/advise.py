@@ -960,10 +960,10 @@ def _prefetch_queryset_expr(target: type, call: Any) -> str:
         expr += ".exclude(" + ", ".join(f"{k}={v}" for k, v, _ in call.excludes) + ")"
     if call.order_by:
         expr += ".order_by(" + ", ".join(_quote(o) for o in call.order_by) + ")"
+    if expr == manager_expr(target):
+        expr += ".all()"  # a manager is not a queryset: it cannot be sliced
     if call.low or call.high is not None:
         expr += f"[{call.low or ''}:{'' if call.high is None else call.high}]"
-    if expr == manager_expr(target):
-        expr += ".all()"
     return expr
 
 
