@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 from . import capture as cap
@@ -132,6 +132,7 @@ class NPlusOne:
     place: Place | None = None  # where to act (place.place_of)
     access: Frame | None = None  # the line that built the per-row queryset, when not the call site
     mirror: Any = None  # the foreign key whose values a hand-written .get() loop looked up
+    outer: list = field(default_factory=list)  # (group, relation) of each absorbed outer level
 
     @property
     def members(self) -> list[Group]:
@@ -167,7 +168,8 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         if same_statement and (relation is None or relation.root is None or relation.root.rows < 2):
             continue  # one object's relation read again: a duplicate, not rows sharing a parent
         candidates.append((group, relation))
-    items = [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
+    items = [NPlusOne(group, absorbed, relation, outer=outer)
+             for group, absorbed, relation, outer in _merge_nested(candidates)]
     items = _fold_cascades(items)
     earlier = None
     for item in items:
@@ -337,18 +339,42 @@ def _generic_targets(groups: list[Group]) -> tuple[type, ...]:
 def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
     if "n_plus_one" not in context.kinds:
         return []
-    for item in n_plus_ones:
-        item.place = place_of(item.relation, item.group.callsite)
-        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place,
-                                                item.access)
-        item.finding.test_code = test_code(item.place, item.group.callsite,
-                                           write_of(item.group.buckets[0].sql) is not None)
-        item.finding.identical = sum(group.identical() for group in item.members)
-        if item.mirror is not None:
-            _name_mirror(item.finding, item.mirror)
-        if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
-            item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+    index = 0
+    while index < len(n_plus_ones):
+        item = n_plus_ones[index]
+        _build_finding(item, context)
+        if item.outer and item.advice is not None and not item.advice.method:
+            n_plus_ones[index + 1:index + 1] = split_outer(item)
+            _build_finding(item, context)  # the inner level alone, its statements only
+        index += 1
     return [item.finding for item in n_plus_ones if item.finding is not None]
+
+
+def _build_finding(item: NPlusOne, context: Context) -> None:
+    item.place = place_of(item.relation, item.group.callsite)
+    item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place,
+                                            item.access)
+    item.finding.test_code = test_code(item.place, item.group.callsite,
+                                       write_of(item.group.buckets[0].sql) is not None)
+    item.finding.identical = sum(group.identical() for group in item.members)
+    if item.mirror is not None:
+        _name_mirror(item.finding, item.mirror)
+    if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
+        item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+
+
+def split_outer(item: NPlusOne) -> list[NPlusOne]:
+    """A nested N+1 whose deepest level has no fix (filtered with values that change per row, a
+    hand-written query) keeps that level alone; its outer levels (``order.customer`` above
+    ``customer.review_set.filter(rating=order.rating)``) become findings of their own with their
+    own fix, as they would be on a page where the deeper level does not run (a warm cache)."""
+    outer, item.absorbed, item.outer = item.outer, [], []
+    split = []
+    for group, absorbed, relation, deeper in _merge_nested(outer):
+        split.append(NPlusOne(group, absorbed, relation, outer=deeper))
+        if relation is not None and any(h.kind == "generic_fk" for h in relation.hops[:-1]):
+            relation.generic_models = _generic_targets([group, *absorbed])
+    return split
 
 
 _SELECTED = re.compile(r"^\s*SELECT\s+(?P<columns>.*?)\s+FROM\s+(?P<table>\S+)", re.I | re.S)
@@ -486,7 +512,7 @@ def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
     ordered = sorted(
         candidates, key=lambda c: -(len(c[1].path) if c[1] is not None and c[1].root is not None else 0)
     )
-    kept: list[tuple[Group, list[Group], Relation | None]] = []
+    kept: list[tuple[Group, list[Group], Relation | None, list]] = []
     for group, relation in ordered:
         if relation is not None and relation.root is not None and relation.path:
             host = next(
@@ -500,8 +526,9 @@ def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
             )
             if host is not None:
                 host[1].append(group)
+                host[3].append((group, relation))
                 continue
-        kept.append((group, [], relation))
+        kept.append((group, [], relation, []))
     first_seen = {id(group): i for i, (group, _) in enumerate(candidates)}
     kept.sort(key=lambda item: first_seen[id(item[0])])
     return kept

@@ -283,3 +283,45 @@ def test_one_line_reading_a_relation_with_two_filter_values_keeps_them_apart_and
     assert findings[0].to_markdown().startswith(f"### N+1: places.Thread.posts [{findings[0].variant}]")
     session = aggregate([({"test": "t"}, report.to_dict())])
     assert sorted(e["variant"] for e in session["findings"] if e["kind"] == "n_plus_one") == ["draft=False", "draft=True"]
+
+
+def _latest_review_by_rating(order: Order):
+    """A per-row lookup the cache serves once warm: only a cold cache runs its query."""
+    from django.core.cache import cache
+
+    key = f"ddtpp-test-review-{order.pk}"
+    found = cache.get(key)
+    if found is None:
+        found = order.customer.review_set.filter(rating=order.pk % 5).first() or 0
+        cache.set(key, found)
+    return found
+
+
+def _orders_with_reviews() -> list:
+    return [(order.customer.name, _latest_review_by_rating(order)) for order in Order.objects.order_by("pk")]
+
+
+def test_a_cold_cache_gives_the_outer_level_the_fix_a_warm_one_gives(pizzeria):
+    """Cold, the loop also reads each customer's reviews with a filter value that changes per row
+    (no Prefetch can say it); warm, only ``order.customer``. The outer level keeps its own proven
+    fix either way instead of being folded into the deeper level that has none (issue 21)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    with detect() as cold:
+        expected = _orders_with_reviews()
+    with detect() as warm:
+        assert _orders_with_reviews() == expected
+    cache.clear()
+
+    def customer(report):
+        [finding] = [f for f in report.by_kind("n_plus_one") if f.relation == "shop.Order.customer"]
+        return finding
+
+    assert customer(cold).snippets["fix"] == customer(warm).snippets["fix"] == '.select_related("customer")'
+    assert customer(cold).proof["status"] == customer(warm).proof["status"] == "verified"
+    assert customer(cold).fingerprint == customer(warm).fingerprint
+    [deeper] = [f for f in cold.by_kind("n_plus_one") if f.relation == "shop.Customer.review_set"]
+    assert "fix" not in deeper.snippets and "change from one Customer to the next" in deeper.note
+    assert deeper.count == Order.objects.count()  # its own statements only, the outer level's are apart
+    assert not [f for f in warm.by_kind("n_plus_one") if f.relation == "shop.Customer.review_set"]
