@@ -35,7 +35,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -97,9 +97,12 @@ class Tag:
         if base is None:
             return None
         where = query.where.children
-        if len(where) == base[0] and query.order_by == base[1] and (query.low_mark, query.high_mark) == base[2:]:
+        chunked = cap.chunked_fetch.get()
+        if len(where) == base[0] and query.order_by == base[1] and (query.low_mark, query.high_mark) == base[2:] \
+                and not chunked:
             return None
-        return describe_call(query, base)
+        call = describe_call(query, base)
+        return replace(call, iterator=True) if chunked else call
 
 
 def _kwarg(node: Any, base_table: str) -> tuple[str, str, Any] | str:
@@ -371,9 +374,12 @@ def _wrap_execute_sql(original):
         if cap._current.get() is None:
             return original(self, *args, **kwargs)
         token = cap.current_query.set(self.query)
+        chunked = kwargs.get("chunked_fetch", args[1] if len(args) > 1 else False)
+        chunked_token = cap.chunked_fetch.set(chunked is True)
         try:
             return original(self, *args, **kwargs)
         finally:
+            cap.chunked_fetch.reset(chunked_token)
             cap.current_query.reset(token)
 
     return execute_sql

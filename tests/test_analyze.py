@@ -325,3 +325,29 @@ def test_a_cold_cache_gives_the_outer_level_the_fix_a_warm_one_gives(pizzeria):
     assert "fix" not in deeper.snippets and "change from one Customer to the next" in deeper.note
     assert deeper.count == Order.objects.count()  # its own statements only, the outer level's are apart
     assert not [f for f in warm.by_kind("n_plus_one") if f.relation == "shop.Customer.review_set"]
+
+
+def test_a_relation_read_with_iterator_gets_no_fix_a_prefetch_cannot_serve(pizzeria):
+    """``order.pizzas.all().iterator()`` runs its query even when the pizzas are prefetched: the
+    replay's walk read the prefetched list, so ``prefetch_related("pizzas")`` used to be shown as
+    verified while pasting it changed nothing. The loop's own rewrite is named instead, and the
+    outer level (``order.customer``) keeps its own fix, which pasted removes what it says."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def page(orders):
+        return [(order.customer.name, [r.rating for r in order.customer.review_set.all().iterator()],
+                 [p.name for p in order.pizzas.all().iterator()]) for order in orders]
+
+    with detect() as report:
+        expected = page(Order.objects.order_by("pk"))
+    by_relation = {f.relation: f for f in report.by_kind("n_plus_one")}
+    for relation in ("shop.Customer.review_set", "shop.Order.pizzas"):
+        finding = by_relation[relation]
+        assert "fix" not in finding.snippets and (finding.proof or {}).get("status") != "verified"
+        assert "with .iterator(), which runs its own query every time" in finding.note
+    customer = by_relation["shop.Order.customer"]
+    assert customer.snippets["fix"] == '.select_related("customer")' and customer.proof["status"] == "verified"
+    with CaptureQueriesContext(connection) as fixed:
+        assert page(Order.objects.order_by("pk").select_related("customer")) == expected
+    assert len(fixed) == customer.proof["page_after"]
