@@ -85,11 +85,11 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
         return _advise_deferred(relation, origin_code)
     if len(relation.hops) != len(relation.path):
         return Advice(None, note=relation.note)
-    if relation.call is not None and relation.call.iterator:
+    if relation.call is not None and relation.call.reads and relation.aggregate is None:
         return Advice(None, note=(
-            f"The loop reads {last.label} with .iterator(), which runs its own query every time: no prefetch "
-            f"can serve it. Iterate .all() instead (the rows are one {last.model.__name__}'s), then "
-            f'prefetch_related("{relation.lookup}") on the outer queryset serves it.'))
+            f"The loop reads {last.label} through {relation.call.reads}, which runs its own query every time: "
+            f"no prefetch can serve it. Read .all() instead (the rows are one {last.model.__name__}'s, and "
+            f'Python can do the rest), then prefetch_related("{relation.lookup}") on the outer queryset serves it.'))
     if any(h.kind == "generic_fk" for h in relation.hops[:-1]):
         return _advise_generic(relation, origin_code)
     bindings: dict[str, Any] = {}

@@ -55,7 +55,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     n_plus_ones = repeated_groups(groups, capture, context)
     findings = n_plus_one_findings(n_plus_ones, context)
     budget = Budget(Limits.from_config(config).budget_s)  # one replay budget for the request's proofs
-    plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config, budget))
+    plans = prove_fixes(n_plus_ones, config, budget)
+    findings, plans = retry_outer_levels(n_plus_ones, findings, plans, context, config, budget)
+    plans = tell_siblings_apart(n_plus_ones, plans)
     plans = prove_shared(plans, n_plus_ones, capture, config, budget)
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
@@ -361,6 +363,45 @@ def _build_finding(item: NPlusOne, context: Context) -> None:
         _name_mirror(item.finding, item.mirror)
     if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
         item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+
+
+def retry_outer_levels(items: list[NPlusOne], findings: list[Finding], plans: list[FixPlan], context: Context,
+                       config: dict, budget: Budget) -> tuple[list[Finding], list[FixPlan]]:
+    """A nested N+1 whose fix failed on replay keeps its deepest level alone (with that proof);
+    its outer levels become findings of their own and the root's fixes are proven again with
+    them. Whether the deeper level runs at all may depend on a cache (an image's renditions on
+    a cold cache): the outer levels' fix is then the same cold or warm."""
+    failed = [item for item in items if item.outer and item.finding is not None
+              and (item.finding.proof or {}).get("status") == "failed"]
+    if not failed:
+        return findings, plans
+    roots: set[int] = set()
+    replaced: dict[int, Finding] = {}
+    added: list[NPlusOne] = []
+    for item in failed:
+        old = item.finding
+        split = split_outer(item)
+        items[items.index(item) + 1:items.index(item) + 1] = split
+        added += split
+        roots.update(id(s.relation.root) for s in split if s.relation is not None and s.relation.root is not None)
+        _build_finding(item, context)
+        if item.finding is not None:
+            item.finding.proof = old.proof
+            withdraw_fix(item.finding, old.proof)
+            replaced[id(old)] = item.finding
+    retry = [item for item in items if item not in failed and item.relation is not None
+             and item.relation.root is not None and id(item.relation.root) in roots]
+    for item in retry:
+        if item in added:
+            _build_finding(item, context)
+        elif item.finding is not None:  # proven before with the root's other fixes: again, with the new ones
+            old = item.finding
+            _build_finding(item, context)
+            replaced[id(old)] = item.finding
+    findings = [replaced.get(id(f), f) for f in findings]
+    findings += [item.finding for item in added if item.finding is not None]
+    kept = [plan for plan in plans if plan.root is None or id(plan.root) not in roots]
+    return findings, kept + prove_fixes(retry, config, budget)
 
 
 def split_outer(item: NPlusOne) -> list[NPlusOne]:

@@ -187,7 +187,7 @@ class Call:
     low: int = 0
     high: int | None = None
     unreadable: str | None = None
-    iterator: bool = False  # read with .iterator(), which always runs its own query
+    reads: str | None = None  # read in a way that runs its own query anyway (".iterator()"...)
 
 
 MIXED = object()  # a field that got different values (or increments) from different saves
