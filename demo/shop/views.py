@@ -255,7 +255,7 @@ def generic_fixed(request: HttpRequest) -> HttpResponse:
 # generic-path: a generic foreign key in the middle of the path
 
 
-def _customer_reviews(customers: QuerySet[Customer]) -> Table:
+def _review_targets_per_customer(customers: QuerySet[Customer]) -> Table:
     rows: list[Row] = []
     for customer in customers:
         about = []
@@ -268,13 +268,13 @@ def _customer_reviews(customers: QuerySet[Customer]) -> Table:
 
 def generic_path_bad(request: HttpRequest) -> HttpResponse:
     customers = Customer.objects.order_by("pk")
-    return _render(request, "generic-path", "bad", [_customer_reviews(customers)])
+    return _render(request, "generic-path", "bad", [_review_targets_per_customer(customers)])
 
 
 def generic_path_fixed(request: HttpRequest) -> HttpResponse:
     customers = Customer.objects.order_by("pk").prefetch_related(
         GenericPrefetch("review_set__target", [Pizza.objects.select_related("category")]))
-    return _render(request, "generic-path", "fixed", [_customer_reviews(customers)])
+    return _render(request, "generic-path", "fixed", [_review_targets_per_customer(customers)])
 
 
 # nested
