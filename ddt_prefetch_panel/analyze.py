@@ -23,7 +23,8 @@ from .advise import (Advice, advise_admin_choices, advise_content_type, advise_f
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .editor import frame_path
-from .findings import Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where, withdraw_fix
+from .findings import (PASTEABLE, Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where,
+                       withdraw_fix)
 from .findings import defined_at as _definition  # the name the N+1 builder uses
 from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
 from .frameworks import changelist_counting, fix_snippets, overridable, place_note, registration_line
@@ -361,8 +362,23 @@ def _build_finding(item: NPlusOne, context: Context) -> None:
     item.finding.identical = sum(group.identical() for group in item.members)
     if item.mirror is not None:
         _name_mirror(item.finding, item.mirror)
+    if item.group.callsite is None and any(item.finding.snippets.get(key) for key in PASTEABLE):
+        _inside_a_package(item)
     if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
         item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+
+
+def _inside_a_package(item: NPlusOne) -> None:
+    """No frame of the project (or of its templates) is on the loop's stack: an installed
+    package loops on its own (a sitemap, a middleware). A line written for the loop, with
+    names only that code has, cannot be pasted anywhere in the project."""
+    finding = item.finding
+    finding.library = True
+    finding.proof = {"status": "skipped", "before": None, "after": None, "rows": 0, "detail": (
+        "no line of your project or its templates is on this loop's stack: it runs inside an installed "
+        "package, where nothing can be pasted.")}
+    withdraw_fix(finding, finding.proof)
+    item.advice = Advice(None, note=finding.note)
 
 
 def retry_outer_levels(items: list[NPlusOne], findings: list[Finding], plans: list[FixPlan], context: Context,

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .findings import Finding, finding_fingerprint, kind_title, place_where, proof_text, where
+from .findings import Finding, fence, finding_fingerprint, kind_title, place_where, proof_text, where
 from .patch import report_patch
 from .sarif import FINGERPRINT_KEY
 from .session import render as render_report
@@ -286,9 +286,9 @@ def new_item(entry: dict, number: int) -> list[str]:
             if finding.origin else ""
         at = f" at `{shown}`" if snippets.get("line") and shown else ""
         imports = [line for line in (snippets.get("import") or "").splitlines() if line]
-        lines += [f"Fix{at}{proof_text(proof)}:", "```python", *imports, fix, "```"]
+        lines += [f"Fix{at}{proof_text(proof)}:", fence(fix), *imports, fix, "```"]
         if snippets.get("access"):
-            lines += ["and in the loop:", "```python", snippets["access"], "```"]
+            lines += ["and in the loop:", fence(snippets["access"]), snippets["access"], "```"]
     elif finding.kind == "duplicate":
         lines.append("Reuse the first result.")
     elif finding.note:

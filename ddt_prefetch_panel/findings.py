@@ -252,16 +252,16 @@ def _finding_markdown(finding: Finding) -> str:
         shown = place_where(act) if act.get("file") else where(finding.origin, with_function=False) if finding.origin else ""
         place = f" at `{shown}`" if snippets.get("line") and shown else ""
         imports = [line for line in (snippets.get("import") or "").splitlines() if line]
-        lines += ["", f"Fix{place}{proof_text(proof)}:", "", "```python", *imports, fix, "```"]
+        lines += ["", f"Fix{place}{proof_text(proof)}:", "", fence(fix), *imports, fix, "```"]
         if snippets.get("access"):
-            lines += ["", "and at the call site:", "", "```python", snippets["access"], "```"]
+            lines += ["", "and at the call site:", "", fence(snippets["access"]), snippets["access"], "```"]
     elif fix:
         lines += ["", f"No paste-able fix{proof_text(proof)}."]
     for key, label in _PLACED_SNIPPETS:
         if snippets.get(key) and proof.get("status") != "failed":
             if key == "override" and act.get("kind") == "override":
                 label = f"{label}, in `{act.get('class')}` (`{place_where(act)}`)"
-            lines += ["", f"{label}:", "", "```python", snippets[key], "```"]
+            lines += ["", f"{label}:", "", fence(snippets[key]), snippets[key], "```"]
     if finding.note:
         lines += ["", finding.note]
     lines += ["", f"SQL: `{short_sql(finding.sql)}`"]
@@ -272,6 +272,12 @@ def _finding_markdown(finding: Finding) -> str:
         lines.append(f"Plan ({evidence.get('database')}): `{evidence['plan'][0].strip()}`"
                      + (f", with the index: `{evidence['after'][0].strip()}`" if evidence.get("after") else ""))
     return "\n".join(lines) + "\n"
+
+
+def fence(code: str) -> str:
+    """The opening of a Markdown code block for ``code``: a template's language for template
+    code (``{% ... %}``, ``{{ ... }}``), Python otherwise."""
+    return "```django" if code.lstrip().startswith(("{%", "{{", "{#")) else "```python"
 
 
 def place_where(place: dict) -> str:

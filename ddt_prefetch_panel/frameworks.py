@@ -372,6 +372,15 @@ def _hint_calls(fix: str) -> list[tuple[str, str]]:
     return list(reversed(calls)) if isinstance(node, ast.Name) and node.id == "qs" else []
 
 
+def _model_method(frame: Any) -> bool:
+    """A method of a model: every view that calls it shares its queryset (place.shared_note)."""
+    from django.db import models
+
+    detail = frame.detail
+    return isinstance(detail, tuple) and detail[0] == "self" and isinstance(detail[1], type) \
+        and issubclass(detail[1], models.Model)
+
+
 def place_note(site: BuildSite) -> str | None:
     """Where the fix goes when the origin is a method (a viewset's ``get_queryset``) or went
     through the project's own manager: the choice between one view and every caller."""
@@ -379,7 +388,7 @@ def place_note(site: BuildSite) -> str | None:
     if frame is None or site.library or frame.declares or frame.template:
         return None
     parts = []
-    if "." in frame.qualname and "<" not in frame.qualname:
+    if "." in frame.qualname and "<" not in frame.qualname and not _model_method(frame):
         parts.append(f"Put the fix in {frame.qualname}(): it changes this queryset only.")
     if site.manager:
         parts.append(f"Putting it in {site.manager}() instead would affect every caller of the manager.")

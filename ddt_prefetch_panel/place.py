@@ -198,7 +198,7 @@ def inherited_method(frame: Frame) -> Place | None:
 
 def shared_note(frame: Frame) -> str:
     """A queryset built in a model's method is built for every caller of that method: the proof
-    replayed this request's data only."""
+    covers the stored requests that ran it (shared.py), not the pages not opened yet."""
     detail = frame.detail
     if not (isinstance(detail, tuple) and detail[0] == "self" and isinstance(detail[1], type)):
         return ""
@@ -207,7 +207,8 @@ def shared_note(frame: Frame) -> str:
     if not issubclass(detail[1], models.Model) or "." not in frame.qualname:
         return ""
     return (f"This line is in {frame.qualname}(), which other views may call too: the fix changes it for "
-            "every caller, and was replayed on this request's data only.")
+            "every caller. It is replayed on the other requests the toolbar still stores that ran this line "
+            "(the proof names them), not on pages nobody has opened yet.")
 
 
 def _parameters(function: Any) -> tuple[str, ...] | None:

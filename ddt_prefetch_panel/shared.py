@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .plans import FixPlan
 
 MAX_OTHERS = 8  # other requests replayed per fix (the newest first); the rest are named as unchecked
+THIS_PAGE = "another queryset of this page"  # a root of the same request, built on the same line
 
 
 @dataclass
@@ -190,7 +191,7 @@ def prove_shared(plans: list[FixPlan], items: list[NPlusOne], capture: cap.Captu
     if not limits.enabled:
         return plans
     places = {id(item.finding): item.place for item in items if item.finding is not None}
-    pool = [Held(capture, "another queryset of this page"), *others(capture)]
+    pool = [Held(capture, THIS_PAGE), *others(capture)]
     kept = []
     for plan in plans:
         place = next((places.get(id(f)) for f in plan.findings if places.get(id(f)) is not None), None)
@@ -198,7 +199,12 @@ def prove_shared(plans: list[FixPlan], items: list[NPlusOne], capture: cap.Captu
             kept.append(plan)
             continue
         key = _line_key(place.frame)
-        targets = [(held, roots[0]) for held in pool if (roots := roots_through(held, key, plan.root))]
+        targets, labels = [], set()
+        for held in pool:  # one request per URL: the same page again reads the same
+            roots = roots_through(held, key, plan.root) if held.label not in labels else None
+            if roots:
+                targets.append((held, roots[0]))
+                labels.add(held.label)
         if not targets:
             kept.append(plan)
             continue
@@ -218,15 +224,26 @@ def prove_shared(plans: list[FixPlan], items: list[NPlusOne], capture: cap.Captu
     return kept
 
 
+def _requests(labels: list[str]) -> str:
+    """``GET /blog/ (2 requests), GET /tags/``: each request label once, with its count."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(label if n == 1 else f"{label} ({n} requests)" for label, n in counts.items())
+
+
 def _say_checked(plan: FixPlan, checked: list[str], unchecked: list[str]) -> None:
     if not checked and not unchecked:
         return
     text = ""
     if checked:
-        text = (f" This line also built the queryset of {', '.join(checked)}: replayed there with what each read, "
-                "the fix runs no more queries.")
+        others = [label for label in checked if label != THIS_PAGE]
+        built = [THIS_PAGE] if THIS_PAGE in checked else []
+        if others:
+            built.append(f"the queryset of {_requests(others)}")
+        text = f" This line also built {' and '.join(built)}: replayed there with what each read, the fix runs no more queries."
     if unchecked:
-        text += f" Not replayed on {', '.join(unchecked)} (replay budget or the {MAX_OTHERS} newest only)."
+        text += f" Not replayed on {_requests(unchecked)} (replay budget or the {MAX_OTHERS} newest only)."
     plan.proof = {**plan.proof, "detail": plan.proof["detail"] + text, "shared": checked}
     for finding in plan.findings:
         if finding.proof and finding.proof.get("status") == "verified":

@@ -166,6 +166,20 @@ def test_a_library_view_used_as_is_is_upstream_with_nothing_to_paste(client):
     assert "ddtpp-fakelib 1.0.0" in finding.note and "nothing to paste" in finding.note
 
 
+def test_a_loop_with_no_line_of_the_project_on_its_stack_gets_nothing_to_paste(client):
+    """A library view wired as is loads each row by its key (as a sitemap or a search backend
+    does): no frame of the project is on the loop's stack, so an ``in_bulk`` line written with
+    the library's own names (``values``) is not offered, nor proven, and the finding is library."""
+    from tests.toolbar import get_with_toolbar, stored_stats
+
+    seed(3)
+    _, request_id = get_with_toolbar(client, "/places/threads/by-key/")
+    [finding] = [f for f in stored_stats(request_id)["report"]["findings"] if f["kind"] == "n_plus_one"]
+    assert finding["callsite"] is None and finding["library"] is True
+    assert not {"line", "fix", "patch", "import"} & set(finding["snippets"]), finding["snippets"]
+    assert finding["proof"]["status"] == "skipped" and "inside an installed package" in finding["note"]
+
+
 def test_a_polymorphic_child_relation_shows_no_fix_on_the_users_root(client):
     """django-polymorphic loads each child type while the template iterates; a select_related
     of a child's field on the user's ``Project`` queryset raises FieldError, so none is shown."""
@@ -294,6 +308,7 @@ def test_a_queryset_built_in_a_model_method_says_every_caller_shares_it():
     assert finding.place["kind"] == "queryset"
     assert finding.place["code"] == 'return Post.objects.filter(author=self).order_by("pk")'
     assert "Author.posts_written(), which other views may call too" in finding.note
+    assert "it changes this queryset only" not in finding.note  # it does not: every caller shares it
 
 
 def test_a_manager_shared_by_two_pages_is_never_the_place(client):
@@ -366,6 +381,8 @@ def test_a_tag_and_a_filter_with_the_same_arguments_in_a_loop_are_computed_once_
     assert not tag.library and tag.count == Thread.objects.count()
     assert "above the loop `{% tag_url 'django' as tag_url_django %}`, inside it `{{ tag_url_django }}`" in (
         report.to_markdown())
+    # The finding's own block is fenced as template code, not as Python.
+    assert "```django\n{% tag_url 'django' as tag_url_django %}\n```" in tag.to_markdown(), tag.to_markdown()
 
     source = (Path(views.__file__).parent / "templates/places/thread_tagged.html").read_text()
     patched = (source.replace("{% for thread in object_list %}", "\n".join([

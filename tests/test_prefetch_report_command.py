@@ -186,6 +186,7 @@ def test_the_crawl_stays_logged_in_skips_logout_and_reads_sitemaps(django_user_m
     assert "GET /account/ 200" in err  # still logged in after /bye/
     threads = [f"/places/threads/{pk}/" for pk in Thread.objects.order_by("pk").values_list("pk", flat=True)]
     assert set(threads) <= set(requested)
+    assert "/places/posts/live/?page=1" in requested  # an absolute location, as a CMS's sitemap writes it
     assert "places.Post.author" in out  # the DetailView's N+1, found through the sitemap
 
     _, limited = run("--all-urls", "--max-urls", "2", "--format", "json")

@@ -95,6 +95,15 @@ def test_a_fix_that_costs_the_other_pages_nothing_is_shown_and_says_where_it_was
     assert count(pasted(), tags) == count(live_posts(), tags)
 
 
+def test_the_same_page_requested_again_is_replayed_once_and_named_once(client):
+    seed(3)
+    visit(client, TAGS)
+    visit(client, TAGS)
+    [finding] = at_the_helper(stored_stats(visit(client, TITLES)))
+    assert finding["proof"]["shared"] == [f"GET {TAGS}"]
+    assert f"This line also built the queryset of GET {TAGS}: replayed there" in finding["proof"]["detail"]
+
+
 def test_the_pages_a_lazy_proof_sees_are_those_stored_when_the_panel_is_opened(client):
     """Eager, the tags page's proof saw no other request yet; opened later (the default, lazy),
     it sees the titles page requested after it."""

@@ -1,4 +1,4 @@
-from ddtpp_fakelib.views import model_table
+from ddtpp_fakelib.views import model_table, rows_by_key
 from django.urls import path
 
 from . import views
@@ -14,6 +14,7 @@ urlpatterns = [
     path("threads/tagged/", views.ThreadTaggedView.as_view(), name="thread-tagged"),
     path("threads/search/", views.ThreadSearchView.as_view(), name="thread-search"),
     path("threads/table/", model_table, {"model": Thread, "columns": ["title", "author__name"]}, name="thread-table"),
+    path("threads/by-key/", rows_by_key, {"model": Thread}, name="thread-by-key"),
     path("posts/recent/", views.RecentPostsView.as_view(), name="recent-posts"),
     path("posts/published/", views.published_posts, name="published-posts"),
     path("posts/titles/", views.published_titles, name="published-titles"),

@@ -31,10 +31,20 @@ class ThreadSitemap(Sitemap):
         return f"/places/threads/{item.pk}/"
 
 
+class AbsoluteSitemap(Sitemap):
+    """As a CMS writes its pages' locations: absolute URLs (``page.get_full_url()``)."""
+
+    def items(self):
+        return ["/places/posts/live/?page=1"]
+
+    def location(self, item):
+        return f"http://localhost{item}"
+
+
 urlpatterns = [
     path("accounts/logout/", logout_on_get, name="logout"),
     path("bye/", logout_on_get, name="bye"),
     path("account/", account, name="account"),
-    path("sitemap.xml", sitemap, {"sitemaps": {"threads": ThreadSitemap}}, name="sitemap"),
+    path("sitemap.xml", sitemap, {"sitemaps": {"threads": ThreadSitemap, "pages": AbsoluteSitemap}}, name="sitemap"),
     path("places/", include("tests.places.urls")),
 ]

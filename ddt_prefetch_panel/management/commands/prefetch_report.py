@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -86,10 +87,24 @@ def sitemap_locations(resolver: URLResolver | None = None) -> Iterator[str]:
                     continue
                 for item in instance.items():
                     location = instance._location(item) if hasattr(instance, "_location") else instance.location(item)
-                    if isinstance(location, str) and location.startswith("/"):
-                        yield location
+                    path = _local_path(location)
+                    if path is not None:
+                        yield path
             except Exception:  # a sitemap of the project failed: the routes are still crawled
                 continue
+
+
+def _local_path(location: Any) -> str | None:
+    """A sitemap location as the test client requests it: a path, or the path and query of an
+    absolute URL (CMS sitemaps write ``http://localhost/blog/``)."""
+    if not isinstance(location, str):
+        return None
+    if location.startswith("/"):
+        return location
+    parts = urlsplit(location)
+    if parts.scheme in ("http", "https") and parts.path.startswith("/"):
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return None
 
 
 def _host() -> str:

@@ -39,3 +39,9 @@ def export_with_types(queryset: Any) -> list[tuple[Any, Any]]:
 
 
 # Ready-made pages (a list view to subclass, a table view to wire as is): ddtpp_fakelib.views.
+
+
+def load_by_key(model: Any) -> list[Any]:
+    """Every row loaded by its key, one query per row, as sitemaps and search backends do."""
+    keys = list(model._default_manager.order_by("pk").values_list("pk", flat=True))
+    return [model._default_manager.get(pk=key) for key in keys]

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.template import Context, Engine
 from django.views.generic import ListView
 
-from . import export_rows
+from . import export_rows, load_by_key
 
 # The library's own templates, through a private engine (as django.views.debug does), so the
 # project needs no INSTALLED_APPS entry for them.
@@ -39,3 +39,9 @@ def model_table(request, model, columns):
     rows = export_rows(model._default_manager.order_by("pk"), columns)
     template = ENGINE.get_template("ddtpp_fakelib/table.html")
     return HttpResponse(template.render(Context({"columns": columns, "rows": rows})))
+
+
+def rows_by_key(request, model):
+    """Every row's name, each row loaded by its key. In urls.py:
+    ``path("by-key/", rows_by_key, {"model": Book})``."""
+    return HttpResponse("\n".join(str(obj) for obj in load_by_key(model)))
