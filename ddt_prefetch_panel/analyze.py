@@ -1,37 +1,36 @@
-"""The analysis pipeline: capture -> group -> relate -> advise -> prove -> findings.
+"""The analysis pipeline: capture -> group -> relate -> place -> advise -> prove -> findings.
 
-``analyze()`` is a short list of named steps over a finished capture. The N+1 and duplicate
-finding builders live here; the other steps are stage modules of their own: ``plans.py``
-proves the N+1 fixes (one combined fix per root queryset), ``writes.py`` and ``bulk.py``
-build and prove the fixes of repeated writes and of ``.get()`` loops, ``unused.py`` finds
-eager loads nothing read and ``indexes.py`` the missing indexes. ``detect()`` is the public
-API around it.
+``analyze()`` is a short list of named steps over a finished capture. The N+1 finding builder
+lives here (with the split of nested levels whose deepest one has no fix); the other steps are
+stage modules of their own: ``plans.py`` proves the N+1 fixes (one combined fix per root
+queryset), ``shared.py`` replays those on the other requests that built a queryset on the same
+line, ``writes.py`` and ``bulk.py`` build and prove the fixes of repeated writes and of
+``.get()`` loops, ``duplicates.py`` finds exact repeats outside the N+1s, ``unused.py`` eager
+loads nothing read and ``indexes.py`` the missing indexes. ``detect()`` is the public API
+around it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import (Advice, advise_admin_choices, advise_content_type, advise_full_count, advise_in_bulk,
-                     advise_loop_invariant, advise_pass_it_in, advise_relation, advise_template_repeat, advise_write,
-                     rewrite_access)
+from .advise import Advice, advise_in_bulk, advise_relation, advise_write, rewrite_access
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
-from .editor import frame_path
+from .duplicates import duplicate_findings, scoped_allowed, table_model
 from .findings import (PASTEABLE, Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where,
                        withdraw_fix)
 from .findings import defined_at as _definition  # the name the N+1 builder uses
-from .frames import BuildSite, Frame, build_site, is_project_class, is_test_file, library_loops
-from .frameworks import changelist_counting, fix_snippets, overridable, place_note, registration_line
-from .place import Place, class_line, climb, place_of, test_code
-from .group import (
-    Duplicate, Group, exact_duplicates, group_buckets, is_transaction_control, statement_shape, write_of,
-)
+from .frames import BuildSite, Frame, build_site, is_project_class
+from .frameworks import fix_snippets, overridable, place_note
+from .place import Place, climb, place_of, test_code
+from .group import Group, group_buckets, is_transaction_control, statement_shape, write_of
 from .indexes import index_findings
 from .patch import attach_patches
 from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
@@ -62,7 +61,8 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     plans = prove_shared(plans, n_plus_ones, capture, config, budget)
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
-    findings += duplicate_findings(buckets, n_plus_ones, context)
+    findings += duplicate_findings(buckets, {id(b) for item in n_plus_ones for g in item.members for b in g.buckets},
+                                   context)
     if "unused_prefetch" in context.kinds:
         unused = unused_prefetch_findings(capture, context)
         prove_removals(unused, plans, capture, config, budget)
@@ -135,7 +135,7 @@ class NPlusOne:
     place: Place | None = None  # where to act (place.place_of)
     access: Frame | None = None  # the line that built the per-row queryset, when not the call site
     mirror: Any = None  # the foreign key whose values a hand-written .get() loop looked up
-    outer: list = field(default_factory=list)  # (group, relation) of each absorbed outer level
+    outer: list = dataclasses.field(default_factory=list)  # (group, relation) of each absorbed outer level
 
     @property
     def members(self) -> list[Group]:
@@ -472,54 +472,6 @@ def _name_mirror(finding: Finding, field: Any) -> None:
         f"{field.model.__name__} queryset (reading .{field.name}) serves the same objects.")
 
 
-def _written_between(duplicate: Duplicate, writes: list[tuple[str, int, int]]) -> bool:
-    """A table the statement reads was written while it repeated (``user.following.set(...)``
-    between two identical SELECTs): the second read may see other rows, so it is no duplicate."""
-    if not writes:
-        return False
-    shape = sqlshape.shape_on(duplicate.sql, duplicate.alias)
-    if shape is None:
-        return True  # when in doubt, say nothing
-    tables = {t.strip('"`[]').lower() for t in shape.tables}
-    first = min(b.first_seq for b in duplicate.buckets)
-    last = max(b.last_seq for b in duplicate.buckets)
-    return any(table in tables and start < last and end > first for table, start, end in writes)
-
-
-def scoped_allowed(buckets: list[cap.Bucket], finding: Finding) -> bool:
-    """Every statement ran inside an ``ignore_n_plus_one(*patterns)`` block whose patterns match."""
-    if not buckets or any(b.allow is None for b in buckets):
-        return False
-    data = finding.to_dict()
-    return all(is_allowed(data, list(b.allow)) for b in buckets)
-
-
-def duplicate_findings(buckets: list[cap.Bucket], n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
-    if "duplicate" not in context.kinds:
-        return []
-    owner_of = {id(b): number for number, item in enumerate(n_plus_ones) for g in item.members for b in g.buckets}
-    writes = [(w[1].lower(), b.first_seq, b.last_seq) for b in buckets if (w := write_of(b.sql))]
-    findings = []
-    for duplicate in exact_duplicates(buckets):
-        if write_of(duplicate.sql) or _written_between(duplicate, writes):
-            continue  # a write is never "reused"; a read after a write to its table may differ
-        # A statement of an N+1 group is that N+1's (its `identical` count says how many repeated
-        # exactly): only the repeats outside every N+1 can make a duplicate finding of their own.
-        outside_buckets = [b for b in duplicate.buckets if owner_of.get(id(b)) is None]
-        outside = duplicate.count_in(outside_buckets)
-        if outside < 2:
-            continue
-        if len(outside_buckets) < len(duplicate.buckets):
-            duplicate = replace(duplicate, count=outside, buckets=outside_buckets,
-                                            duration=duplicate.duration * outside / duplicate.count)
-        finding = _duplicate(duplicate, context)
-        if finding.avoidable < 1:
-            continue  # nothing to save (e.g. the repeats are needed): not a finding
-        if not scoped_allowed(duplicate.buckets, finding):
-            findings.append(finding)
-    return findings
-
-
 def apply_allowlist(findings: list[Finding], allow: list[dict]) -> tuple[list[Finding], int]:
     if not allow:
         return findings, 0
@@ -637,7 +589,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     if relation is not None and (access or callsite) is not None and origin is not None:
         _one_edit_per_line(advice, relation, origin, frame_dict(access or callsite))
     model = _label(relation.model) if relation else _label(write.model) if write else (
-        _label(record.model) or _table_model(record))
+        _label(record.model) or table_model(record))
     last = relation.last if relation else None
     avoidable = count - advice.after_queries if advice.method else count - 1
     finding = Finding(
@@ -747,121 +699,6 @@ def _distinct_lines(frames: Any) -> list[dict]:
             seen.add(key)
             out.append(frame)
     return out
-
-
-def _table_model(record: cap.Record) -> str | None:
-    shape = sqlshape.shape_on(record.sql, record.alias)
-    if shape is None or len(shape.tables) != 1:
-        return None
-    return _label(model_for_table(shape.tables[0]))
-
-
-def _duplicate(duplicate: Any, context: Context) -> Finding:
-    record = duplicate.sample
-    frames: list[dict] = []
-    seen = set()
-    for bucket in sorted(duplicate.buckets, key=lambda b: b.first_seq):
-        frame = context.first_frame(bucket.stack)
-        key = (frame or {}).get("filename"), (frame or {}).get("lineno")
-        if frame is not None and key not in seen:
-            seen.add(key)
-            frames.append(frame)
-    stack = context.stack(record.stack)
-    advice, frames, owned = duplicate_advice(duplicate, frames, stack, context)
-    first = frames[0] if frames else None
-    if advice is None:
-        advice = ({"fix": f"# {duplicate.count} identical queries: keep the result of the first one "
-                          f"({where(first, unknown='the first call')}) and reuse it"}, None)
-    snippets, note = advice
-    return Finding(
-        kind="duplicate",
-        model=_label(record.model) or _table_model(record),
-        relation=None,
-        lookup=None,
-        method=None,
-        count=duplicate.count,
-        avoidable=duplicate.count - 1,
-        duration_ms=round(duplicate.duration * 1000, 3),
-        sql=context.sql(record),
-        params=context.params(record),
-        callsite=first,
-        stack=stack,
-        origin=None,
-        snippets=snippets,
-        note=note,
-        callsites=frames,
-        alias=record.alias,
-        library=not owned and _library_duplicate(duplicate, first),
-    )
-
-
-def duplicate_advice(duplicate: Any, frames: list[dict], stack: list[dict],
-                     context: Context) -> tuple[tuple[dict, str] | None, list[dict], bool]:
-    """(snippets and note, the call sites with the one to act on first, whether the project owns
-    the fix) for where a repeat comes from (advise.py says how to change each):
-
-    a template tag or filter in a loop; admin forms rendering one choice list each; a cached
-    content-type lookup; a query that reads nothing of its project loop; a lookup kept in a
-    variable and made again by helpers; the admin changelist's second count.
-    """
-    record = duplicate.sample
-    first = frames[0] if frames else None
-    model = record.model
-    if len(frames) == 1 and (advice := advise_template_repeat(stack)):
-        return advice, frames, False
-    forms = _admin_forms(duplicate, context)
-    if forms and (advice := advise_admin_choices(forms)):
-        # The call site is the admin class whose forms repeat most.
-        frames = sorted(frames, key=lambda frame: not frame["function"].startswith(f"{forms[0][0].__name__}."))
-        return advice, frames, False
-    if first and model is not None and model._meta.label == "contenttypes.ContentType" and \
-            (advice := advise_content_type(first.get("code"))):  # cached by Django: better than hoisting it
-        return advice, frames, False
-    if first and len(frames) == 1 and model is not None and not first.get("template") and len(duplicate.buckets) == 1 \
-            and (advice := advise_loop_invariant(frame_path(first, libraries=False), first["lineno"], model.__name__)):
-        return advice, frames, False
-    if advice := advise_pass_it_in(frames):
-        return advice, frames, False
-    counting = changelist_counting(model, record.stack)
-    if counting is not None:
-        project = is_project_class(type(counting))
-        declared = class_line(type(counting)) if project else registration_line(model)
-        return (advise_full_count(counting, project, is_project_class(model)),
-                [frame_dict(declared)] if declared is not None else frames, is_project_class(model))
-    return None, frames, False
-
-
-def _admin_forms(duplicate: Any, context: Context) -> list[tuple[type, str, int]]:
-    """(project admin class, field, statements) of the admin forms that issued a duplicate, most first."""
-    counts: dict[tuple, int] = {}
-    for bucket in duplicate.buckets:
-        frames = context.resolve(bucket.stack)
-        detail = frames[0].detail if frames else None
-        if isinstance(detail, tuple) and detail[0] == "admin_form":
-            counts[detail[1:]] = counts.get(detail[1:], 0) + duplicate.count_in([bucket])
-    return sorted(((admin, name, n) for (admin, name), n in counts.items()), key=lambda item: -item[2])
-
-
-def _library_duplicate(duplicate: Any, callsite: dict | None) -> bool:
-    """Every repeat issued by library code that no project frame drove, and none of them a
-    relation read on a queryset the project built (that one the project's fix covers).
-
-    A repeat called from a project line (a helper calling ``get_object_or_404`` per row) is the
-    project's: that line is where to keep the first result; unless a library frame on the way
-    loops (the project called it once). A test's line (``client.get``) is not: the request it
-    made is decided by what it requested.
-    """
-    if callsite is not None and not callsite.get("template") and not is_test_file(callsite["filename"]) \
-            and not any(library_loops(bucket.stack) for bucket in duplicate.buckets):
-        return False
-    if not all(build_site(bucket.stack).library for bucket in duplicate.buckets):
-        return False
-    for bucket in duplicate.buckets:
-        for record in bucket.samples:
-            source = record.hop.source if record.hop is not None else None
-            if source is not None and not build_site(source.root.origin).library:
-                return False
-    return True
 
 
 @contextmanager

@@ -163,40 +163,6 @@ def test_self_fk_chain_on_one_line_is_fixed_with_the_whole_chain():
 # --------------------------------------------------------------------------- item 6: writes per row
 
 
-def test_the_same_select_around_a_write_to_its_table_is_no_duplicate():
-    from tests.peers.social.models import User
-
-    hub, *others = [User.objects.create(username=n) for n in ("hub", "a", "b", "c")]
-    with detect(KINDS=["duplicate"]) as report:
-        for chosen in (others[:1], others[1:]):
-            list(User.objects.filter(followers=hub))
-            hub.following.set(chosen)
-    assert report.findings == []
-    with detect(KINDS=["duplicate"]) as report:  # without the write in between it is one
-        for _ in range(2):
-            list(User.objects.filter(followers=hub))
-    [finding] = report.findings
-    assert finding.count == 2
-
-
-# --------------------------------------------------------------------------- item 7: rows sharing a parent
-
-
-def test_rows_sharing_one_parent_are_an_n_plus_one_not_a_duplicate(pizzeria):
-    customer = Customer.objects.create(name="regular", email="regular@example.com", city="Here")
-    for _ in range(4):
-        Order.objects.create(customer=customer, created="2025-01-01T00:00:00Z")
-    with detect() as report:
-        for order in Order.objects.filter(customer=customer):
-            order.customer.name
-    [finding] = [f for f in report.findings if f.kind in ("n_plus_one", "duplicate")]
-    assert (finding.kind, finding.relation, finding.method) == ("n_plus_one", "shop.Order.customer", "select_related")
-    assert finding.proof["status"] == "verified"
-
-
-# --------------------------------------------------------------------------- item 9: counts and noise
-
-
 def test_statements_are_counted_once_in_the_summary(pizzeria):
     with detect(KINDS=["n_plus_one", "duplicate"]) as report:
         orders = list(Order.objects.all())
@@ -226,25 +192,6 @@ def test_two_library_lines_are_two_call_sites(pizzeria):
             library["evaluate" if i % 2 else "evaluate_too"](Order.objects.filter(customer=customer))
     findings = _n_plus_ones(report)
     assert len(findings) == 2 and sorted(f.count for f in findings) == [3, 3]
-
-
-@pytest.mark.django_db
-def test_statements_of_n_plus_ones_are_never_duplicate_findings_too():
-    """Two loops read the authors of posts that share them: two N+1s, each saying how many of its
-    statements repeated exactly, and no duplicate finding restating them (issue 22)."""
-    from tests.places.models import Post
-    from tests.places.seed import seed
-
-    seed(3)  # 9 posts, 3 authors
-    with detect() as report:
-        first = [post.author.name for post in Post.objects.order_by("pk")]
-        second = [post.author.name for post in Post.objects.order_by("-pk")]
-    assert first == second[::-1]
-    kinds = sorted(f.kind for f in report.findings)
-    assert kinds == ["n_plus_one", "n_plus_one"], report.to_markdown()
-    assert [f.identical for f in report.findings] == [6, 6]
-    assert all(f.to_dict()["identical"] == 6 for f in report.findings)
-    assert "(6 identical repeats)" in report.findings[0].to_markdown()
 
 
 def test_the_demos_duplicates_say_what_to_change_and_the_fixed_page_does_it(client, pizzeria):
