@@ -27,7 +27,7 @@ from .duplicates import duplicate_findings, scoped_allowed, table_model
 from .findings import (PASTEABLE, Context, Finding, Report, frame_dict, frame_dict_from, statement_text, where,
                        withdraw_fix)
 from .findings import defined_at as _definition  # the name the N+1 builder uses
-from .frames import BuildSite, Frame, build_site, is_project_class
+from .frames import BuildSite, Frame, build_site, is_orm_code, is_project_class, is_site_file
 from .frameworks import fix_snippets, overridable, place_note
 from .place import Place, climb, place_of, test_code
 from .group import Group, group_buckets, is_transaction_control, statement_shape, write_of
@@ -362,10 +362,18 @@ def _build_finding(item: NPlusOne, context: Context) -> None:
     item.finding.identical = sum(group.identical() for group in item.members)
     if item.mirror is not None:
         _name_mirror(item.finding, item.mirror)
-    if item.group.callsite is None and any(item.finding.snippets.get(key) for key in PASTEABLE):
+    if item.group.callsite is None and any(item.finding.snippets.get(key) for key in PASTEABLE) \
+            and installed_only(item.group):
         _inside_a_package(item)
     if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
         item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+
+
+def installed_only(group: Group) -> bool:
+    """Every frame of the group's stacks is an installed package's (or the ORM's): code typed in
+    a shell or run with ``python -c`` has no project file either, but it is the user's."""
+    return all(is_site_file(entry[0].co_filename) or is_orm_code(entry[0])
+               for bucket in group.buckets for entry in bucket.stack)
 
 
 def _inside_a_package(item: NPlusOne) -> None:
