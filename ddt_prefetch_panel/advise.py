@@ -76,6 +76,8 @@ def advise_relation(relation: Relation, origin_code: str | None, callsite_code: 
 
 
 def _advise(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+    if relation.refetch is not None:
+        return _advise_refetch(relation, origin_code, callsite_code)
     if relation.model is None or not relation.hops or not relation.path:
         return Advice(None, note=relation.note)
     last = relation.last
@@ -104,6 +106,55 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
                 f"The fix uses {names} for the value(s) your loop filters by: define them where the queryset is built.")
         return advice
     return _advise_lookup(relation, origin_code, callsite_code)
+
+
+def _advise_refetch(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+    """Rows the loop re-fetches one by one as a child model (``page.specific``), and the relations
+    it reads off them: query the child model at the looped queryset's line, with the same calls
+    (``ArticlePage.objects.filter(live=True)`` for ``Page.objects.filter(live=True)``), plus the
+    eager loads of the relations read off it. A select_related on the parent cannot help: the
+    loop loads the row again anyway. ``proof_call`` is what the replay applies to the rebased root.
+    """
+    refetch = relation.refetch
+    swapped = swap_model(origin_code, refetch.outer.model.__name__, refetch.model.__name__) if origin_code else None
+    if relation.path:
+        advice = _advise(replace(relation, refetch=None), swapped, callsite_code)
+        if advice.method is None:
+            return advice
+    else:
+        advice = Advice("select_related", {"fix": ".all()", "queryset": f"{manager_expr(refetch.model)}.all()"},
+                        proof_call=".all()")
+        if swapped:
+            advice.snippets["line"] = swapped
+    if not swapped:
+        advice.snippets.pop("line", None)
+    return advice
+
+
+def swap_model(code: str, model_name: str, new_name: str) -> str | None:
+    """The line with its queryset's ``Model.<manager>`` naming another model (``Page.objects...`` ->
+    ``ArticlePage.objects...``), or None when the line has no manager of ``model_name``."""
+    text = code.strip()
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    manager = _manager_of(tree, model_name)
+    if manager is None:
+        return None
+    node = manager.value
+    end = node.end_col_offset
+    return _splice(text + suffix, suffix, end - len(model_name.encode()), end, new_name)
+
+
+def queryset_expression(line: str, model_name: str) -> str | None:
+    """The queryset-producing expression of a line (``ArticlePage.objects.filter(live=True)`` of
+    ``pages = ArticlePage.objects.filter(live=True)``)."""
+    text = line.strip()
+    tree, suffix = _parse(text)
+    chain = _find_chain(tree, model_name) if tree is not None else None
+    if chain is None:
+        return None
+    return ast.get_source_segment(text + suffix, chain)
 
 
 def _advise_prefetch_objects(relation: Relation, origin_code: str | None) -> Advice:

@@ -36,7 +36,7 @@ from .patch import attach_patches
 from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
 from .prove import Budget, Limits
 from .pysource import python_literal
-from .relate import KIND_LABELS, Relation, definition_site, model_for_table, relate
+from .relate import KIND_LABELS, Relation, definition_site, find_refetches, model_for_table, relate
 from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
 
@@ -122,6 +122,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
     roots_by_seq = sorted(
         ((root.record.seq, root) for root in capture.roots if root.record is not None), key=lambda item: item[0]
     )
+    refetches = find_refetches(roots_by_seq)
     candidates: list[tuple[Group, Relation | None]] = []
     for group in groups:
         # prefetch_related's own statements are not repeats, unless the user's code called
@@ -138,7 +139,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         same_statement = write is None and group.count > 1 and group.distinct_params() == 1
         if same_statement and not group.hops:
             continue  # the same statement again and again: reported as a duplicate
-        relation = None if write else relate(group, roots_by_seq)
+        relation = None if write else relate(group, roots_by_seq, refetches)
         if relation is not None:
             relation = climb(relation)
         if per_instance and relation is None:
@@ -545,12 +546,37 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         finding.note = (finding.note + " " if finding.note else "") + (
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
+    if relation is not None and relation.refetch is not None:
+        _name_refetch(finding, relation)
     if relation is not None and relation.climbed_from and place is not None and place.pasteable:
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The loop's own queryset (.{relation.climbed_from.replace('__', '.')}) is built in a template or "
             f"a library, where nothing can be pasted: the fix goes on the queryset the "
             f"{relation.model.__name__} came from, as {relation.lookup!r}.")
     return finding, advice
+
+
+def _name_refetch(finding: Finding, relation: Relation) -> None:
+    """A finding on rows the loop re-fetched one by one: the loop iterated the outer model, and the
+    lookup runs from it through the downcast (``articlepage__authors``); the re-fetch itself is
+    named as the downcast it is (``proofs.Page.articlepage``, kind ``downcast``)."""
+    refetch = relation.refetch
+    finding.model = _label(refetch.outer.model)
+    finding.lookup = "__".join(refetch.link + relation.path)
+    site = build_site(refetch.evaluated).frame
+    loaded_at = f" at {where(frame_dict(site))}" if site is not None else ""
+    parent, child = refetch.outer.model.__name__, refetch.model.__name__
+    if not relation.path:
+        finding.relation_kind = KIND_LABELS["downcast"]
+        finding.related_model = _label(refetch.model)
+        finding.defined_at = None
+        said = (f"Each {parent} row is loaded again as {child} by its key{loaded_at}: one query per row, "
+                f"not through the relation, so a select_related on the {parent} queryset cannot serve it.")
+    else:
+        said = f"Read off the {child} rows the loop loads again one by one{loaded_at} ({refetch.label} (downcast))."
+    said += (f" The fix queries {child} with the same calls where the {parent} queryset is built; the loop then "
+             f"reads each row as it is (a `specific`-style accessor returns the row itself once it is a {child}).")
+    finding.note = f"{said} {finding.note}" if finding.note else said
 
 
 def hand_written_note(record: cap.Record, callsite: dict | None) -> str:

@@ -180,6 +180,8 @@ class Finding:
     @property
     def title(self) -> str:
         subject = self.relation or self.model or "query"
+        if self.relation and self.relation_kind == "downcast":
+            subject = f"{subject} (downcast)"
         return f"{kind_title(self.kind)}: {subject}" + (f" [{self.variant}]" if self.variant else "")
 
     def to_markdown(self) -> str:

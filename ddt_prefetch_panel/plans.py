@@ -21,7 +21,8 @@ from .findings import PASTEABLE, Finding, frame_dict, where, withdraw_fix
 from .frames import build_site
 from .frameworks import override_snippets
 from .place import Place, installed
-from .prove import Budget, Limits, Step, imports_for, namespace, prove, steps_for
+from .advise import queryset_expression, swap_model
+from .prove import Budget, Limits, Step, imports_for, namespace, prove, refetch_step, steps_for
 from .relate import Relation
 from .writes import public_method
 
@@ -59,11 +60,14 @@ class FixPlan:
 
 def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[list[Step]]]:
     """(access paths with the fix, access paths as the loop read them)."""
-    as_read = steps_for(relation.hops, relation.call, relation.aggregate)
+    # Rows re-fetched one by one: the walk loads each again as the loop did (the rows of the
+    # rebased root already are the child: read as themselves).
+    head = [refetch_step(relation.refetch.model)] if relation.refetch is not None else []
+    as_read = head + steps_for(relation.hops, relation.call, relation.aggregate)
     if advice.to_attr:
-        return [steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
+        return [head + steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
     if advice.annotation:
-        return [steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
+        return [head + steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
     return [as_read], [as_read]
 
 
@@ -125,6 +129,7 @@ def prove_fixes(items: list[NPlusOne], config: dict, budget: Budget) -> list[Fix
                 finding.snippets["import"] = "\n".join(needed)
     for entries in _by_root(proven):
         plans += _plans_for_root(entries, limits, budget)
+    show_rebased(plans)
     return plans
 
 
@@ -196,8 +201,7 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     proof["fix"] = nested
     plan.fix, plan.proof = nested, proof
     plan.imports = imports_for(nested, names)
-    origin = plan.origin
-    plan.line = fix_line(origin["code"], plan.root.model.__name__, nested) if origin and origin.get("code") else None
+    plan.line = _plan_line(plan.root, plan.origin, nested)
 
 
 def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
@@ -212,9 +216,11 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     """The findings' fixes merged into one call on their root, if the replay verifies it."""
     first = entries[0][0]
     root = first.relation.root
-    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item, _a, _r in entries]
-    combined = combine_fixes(fixes)
-    if combined is None or any(item.advice.proof_call for item, _a, _r in entries):
+    # A re-fetch's own fix is the rebased root itself (its line queries the child model): it adds no call.
+    calls = [item for item, _a, _r in entries if not _rebase_only(item)]
+    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item in calls]
+    combined = combine_fixes(fixes) if fixes else ".all()"
+    if combined is None or any(item.advice.proof_call for item in calls):
         return None
     names = _plan_names(entries)
     after = [path for _item, paths, _read in entries for path in paths]
@@ -224,10 +230,58 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
         return None
     proof["fix"] = combined
     origin = first.finding.origin
-    line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
+    line = _plan_line(root, origin, combined)
     return FixPlan(root, combined, line, imports_for(combined, names),
-                   [item.relation.lookup for item, _a, _r in entries],
+                   [item.relation.lookup for item, _a, _r in entries if item.relation.lookup],
                    [item.finding for item, _a, _r in entries], proof, origin, after, names)
+
+
+def _rebase_only(item: NPlusOne) -> bool:
+    """The per-row re-fetch itself (no relation read off it): its fix is the rebased root."""
+    return item.relation.refetch is not None and not item.relation.path
+
+
+def _plan_line(root: cap.Root, origin: dict | None, fix: str) -> str | None:
+    """The origin line with ``fix`` applied; on a rebased root, the line queries its model."""
+    code = origin.get("code") if origin else None
+    if not code:
+        return None
+    if root.base is not None:
+        code = swap_model(code, root.base.model.__name__, root.model.__name__)
+        if code is None:
+            return None
+        if fix == ".all()":
+            return code.strip()
+    return fix_line(code, root.model.__name__, fix)
+
+
+def show_rebased(plans: list[FixPlan]) -> None:
+    """A proven fix on a rebased root is a query of the child model at the looped queryset's line:
+    shown as that whole queryset (``ArticlePage.objects.filter(live=True).prefetch_related("authors")``),
+    with the child model's import. Without a line to rewrite there is nothing to show as is."""
+    for plan in plans:
+        if plan.root is None or plan.root.base is None:
+            continue
+        model = plan.root.model
+        expression = queryset_expression(plan.line, model.__name__) if plan.line else None
+        if expression is None:
+            proof = {**plan.proof, "status": "skipped", "detail": (
+                f"The fix queries {model.__name__} instead of {plan.root.base.model.__name__}, which only the "
+                f"line that builds the queryset can say, and that line could not be rewritten.")}
+            plan.proof = proof
+            for finding in plan.findings:
+                withdraw_fix(finding, proof)
+            continue
+        plan.fix = expression
+        plan.imports = sorted({*plan.imports, f"from {model.__module__} import {model.__name__}"})
+        for finding in plan.findings:
+            finding.snippets["fix"] = expression
+            finding.snippets["line"] = plan.line
+            finding.snippets["queryset"] = expression
+            finding.snippets["import"] = "\n".join(plan.imports)
+            if finding.proof:
+                finding.proof = {**finding.proof, "fix": expression}
+        plan.proof = {**plan.proof, "fix": expression}
 
 
 def _plan_names(entries: list) -> dict[str, Any]:
@@ -243,7 +297,7 @@ def _single_plan(item: NPlusOne, paths: list) -> FixPlan:
     advice, finding = item.advice, item.finding
     imports = [line for line in finding.snippets.get("import", "").splitlines() if line]
     return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
-                   [item.relation.lookup], [finding], finding.proof, finding.origin, paths,
+                   [item.relation.lookup] if item.relation.lookup else [], [finding], finding.proof, finding.origin, paths,
                    {**_proof_names(item.relation), **advice.bindings})
 
 

@@ -10,7 +10,9 @@ the loop iterated) replay does, on the same database alias:
    ``.filter(...)``, ``[:2]``, ``.count()``, the attribute read), recording what it read;
 4. count the statements.
 
-It runs once without the fix (the baseline) and with the fix at two row counts. A fix is
+It runs once without the fix (the baseline) and with the fix at two row counts. A root
+rebased on a child model (relate.find_refetches) has its baseline on the looped root it
+replaces, whose rows the walk re-fetches one by one as the loop did. A fix is
 ``verified`` when its count does not grow with the rows, is below the baseline, and the walk
 read the same related objects; ``failed`` when it raises or still repeats; ``skipped`` when
 it cannot be replayed (locking query, broken transaction, budget spent, proofs off).
@@ -101,6 +103,13 @@ class Step:
     call: Call | None = None  # filters / ordering / slice the loop added (last hop)
     aggregate: str | None = None  # count / exists / sum ... per row (last hop)
     to_attr: str | None = None  # read a Prefetch(to_attr=...) list instead of the manager
+    # Load the row again as this model by its key, as the loop did (``page.specific``); a row
+    # that already is one is read as itself (the loop over the rebased root reads it so).
+    refetch: type | None = None
+
+
+def refetch_step(model: type) -> Step:
+    return Step(model.__name__, many=False, refetch=model)
 
 
 def steps_for(hops: list[HopInfo], call: Call | None = None, aggregate: str | None = None,
@@ -182,6 +191,8 @@ def apply_fix(queryset: Any, fix: str, names: dict[str, Any]) -> Any:
 
 
 def why_not_replayable(root: Root | None) -> str | None:
+    if root is not None and root.base is not None:
+        return why_not_replayable(root.base)
     if root is None:
         return "the loop's queryset was not seen being evaluated (loaded by other code)"
     if (root.query is None or root.queryset_class is None) and root.via is not None:
@@ -257,7 +268,18 @@ def isolated(alias: str) -> Iterator[list[str]]:
         connection.queries_log.extend(log)
 
 
-def _read(obj: Any, step: Step) -> Any:
+def _read(obj: Any, step: Step, loaded: dict) -> Any:
+    if step.refetch is not None:
+        if isinstance(obj, step.refetch):
+            return obj
+        # Once per row, as the loop did, however many paths go through the re-fetched row.
+        key = (id(obj), step.refetch)
+        if key not in loaded:
+            try:
+                loaded[key] = step.refetch._default_manager.db_manager(obj._state.db).get(pk=obj.pk)
+            except ObjectDoesNotExist:
+                loaded[key] = None
+        return loaded[key]
     if step.to_attr:
         return list(getattr(obj, step.to_attr))
     try:
@@ -297,6 +319,7 @@ def _signature(value: Any) -> Any:
 def walk(rows: list[Any], paths: list[list[Step]]) -> list[Any]:
     """Follow every path from every row, the way the loop did; what was read, as keys."""
     read: list[Any] = []
+    loaded: dict = {}  # rows re-fetched by key (Step.refetch)
     for path in paths:
         for row in rows:
             level = [row]
@@ -305,7 +328,7 @@ def walk(rows: list[Any], paths: list[list[Step]]) -> list[Any]:
                 for obj in level:
                     if obj is None:
                         continue
-                    value = _read(obj, step)
+                    value = _read(obj, step, loaded)
                     # Keyed by the row and the depth, not the attribute name: a to_attr list or an
                     # annotation read instead of the manager must give the same objects/values.
                     read.append((depth, getattr(obj, "pk", None), _signature(value)))
@@ -349,30 +372,39 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     if budget.exhausted():
         proof["detail"] = f"Not replayed: the replay budget of {limits.budget_s * 1000:.0f} ms for this request is spent."
         return proof
+    base = root.base or root  # the unfixed loop ran on the looped root, not on a rebased one
     large = min(max(root.rows, 1), limits.max_rows)
     small = min(large, max(2, large // 2))  # one row cannot show an N+1 (1 + 1 either way)
     # The unfixed replay (the costly one: it is the N+1) runs at the smaller count only; the
     # fix runs at both, and its growth is compared with the unfixed growth only if it grows.
     with budget.timed():
         try:
-            before, read_before, loaded = budget.baseline(root, baseline_paths or paths, names, small)
+            before, read_before, loaded = budget.baseline(base, baseline_paths or paths, names, small)
         except PROOF_ERRORS as exc:
             proof["detail"] = f"Not replayed: the original queryset could not be re-run ({type(exc).__name__}: {exc})."
             return proof
         proof.update(before=before, rows=loaded)
         try:
-            after, read_after, _ = run(root, fix, paths, names, small)
+            after, read_after, loaded_after = run(root, fix, paths, names, small)
             after_large, _, loaded_large = run(root, fix, paths, names, large) if large > loaded else (after, None, loaded)
         except PROOF_ERRORS as exc:
             proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
             return proof
     proof["after"] = after
-    changed = _data_changed(root, large, names, budget) if limits.opened else None
-    if read_after != read_before:
+    # A rebased root (the child model's query) must return every row the loop's own query did.
+    base_rows, child_rows = loaded, loaded_after
+    if root.base is not None and loaded_after == loaded and loaded_large > loaded:
+        base_rows, child_rows = _rows_of(base, names, large, budget), loaded_large
+    changed = _data_changed(base, large, names, budget) if limits.opened else None
+    if root.base is not None and child_rows != base_rows:
+        proof.update(status="failed", detail=(
+            f"Only {child_rows} of the first {base_rows} {base.model.__name__} rows are {root.model.__name__} rows: "
+            f"a {root.model.__name__} query would drop the others from the page."))
+    elif read_after != read_before:
         proof.update(status="failed", detail="With the fix the loop read different related objects.")
     elif after >= before:
         proof.update(status="failed", detail=f"The fix did not remove the repeated queries ({before} -> {after}).")
-    elif after_large != after and still_repeats(before, _baseline_at(root, baseline_paths or paths, names, large, budget),
+    elif after_large != after and still_repeats(before, _baseline_at(base, baseline_paths or paths, names, large, budget),
                                                 after, after_large):
         proof.update(status="failed", detail=(
             f"The count still grows with the rows ({after} at {loaded} rows, {after_large} at {loaded_large}): "
@@ -385,6 +417,11 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     if changed:
         proof["detail"] = f"{changed} {proof['detail']}"
     return proof
+
+
+def _rows_of(root: Root, names: dict[str, Any], rows: int, budget: Budget) -> int:
+    with budget.timed(), isolated(_alias(root)):
+        return len(list(rebuild(root, None, names, rows)))
 
 
 def _data_changed(root: Root, rows: int, names: dict[str, Any], budget: Budget) -> str | None:

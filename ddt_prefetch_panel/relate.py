@@ -6,6 +6,16 @@ ORM events come first: a statement issued while a relation was read carries a
 event explains a group (hand-written loops, raw cursors), the SQL itself is mapped back to
 models through ``_meta``: the table gives the model, a filtered foreign-key column gives
 the relation it mirrors.
+
+A loop may also load its rows again one by one by key (a CMS's ``page.specific``:
+``ArticlePage.objects.get(id=page.id)`` per page). Each such load is a root queryset of one
+row that no relation links to the looped rows, so :func:`find_refetches` links it by key
+and model: a per-row load of a multi-table-inheritance child by its primary key, after a
+looped root of an ancestor model. The re-fetch is a hop the ORM did not take: it and the
+relations read off the re-fetched rows are related to one *rebased* root, the looped root's
+query run on the child model (``ArticlePage.objects.filter(pk__in=<the pages' query>)``),
+which is what the fix at the looped root's line (``ArticlePage.objects.filter(live=True)``)
+returns, and what the proof replays.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Field, ForeignKey
+from django.db.models import Field, ForeignKey, QuerySet
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.query_utils import DeferredAttribute
 
@@ -38,6 +48,7 @@ KIND_LABELS = {
     "generic_fk": "generic FK",
     "generic_relation": "generic relation",
     "deferred": "deferred field",
+    "downcast": "downcast",
 }
 SINGLE_VALUED = frozenset({"forward_fk", "forward_o2o", "reverse_o2o"})
 
@@ -82,6 +93,9 @@ class Relation:
     # The lookup from the loop's own queryset when place.climb re-rooted the relation on the
     # queryset its parent object came from (the loop's queryset was built in a template or library).
     climbed_from: str | None = None
+    # The rows were re-fetched one by one from a looped root's rows (find_refetches): ``root`` is
+    # then the rebased root on ``refetch.model``, and ``path`` starts at that model.
+    refetch: Refetch | None = None
 
     @property
     def last(self) -> HopInfo | None:
@@ -93,7 +107,30 @@ class Relation:
 
     @property
     def relation(self) -> str | None:
-        return self.last.label if self.last else None
+        if self.last:
+            return self.last.label
+        return self.refetch.label if self.refetch else None
+
+
+@dataclass(eq=False)
+class Refetch:
+    """Rows a loop loaded one by one by key from the rows of a looped root: a hop the ORM did
+    not take (``ArticlePage.objects.get(id=page.id)`` for each page of ``Page.objects.filter(...)``)."""
+
+    outer: Root  # the looped root whose rows gave the keys
+    model: type  # the model loaded per row: a multi-table-inheritance child of outer.model
+    link: tuple[str, ...]  # parent-link accessors from outer.model down to model (("articlepage",))
+    rebased: Root  # outer's query run on ``model``: what the fix at outer's line returns
+    evaluated: tuple  # raw stack where the first per-row load ran (the re-fetch's line)
+    loads: int = 0  # per-row loads linked to outer
+
+    @property
+    def label(self) -> str:
+        return f"{self.outer.model._meta.label}.{self.link[-1]}"
+
+    @property
+    def lookup(self) -> str:
+        return "__".join(self.link)
 
 
 def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
@@ -160,16 +197,22 @@ def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
     return root, path
 
 
-def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
-    """The relation behind a group: ORM events first, then the SQL."""
+def relate(group: Group, roots_by_seq: list[tuple[int, Root]],
+           refetches: dict[int, Refetch] | None = None) -> Relation | None:
+    """The relation behind a group: ORM events first, then the SQL.
+
+    ``refetches`` (:func:`find_refetches`) links the roots of per-row loads to the looped
+    root they re-fetched rows of.
+    """
+    refetches = refetches or {}
     hops = group.hops
     per_instance = group.per_instance_prefetch
     if per_instance is not None:
         relation = _from_prefetch(per_instance, roots_by_seq)
     elif hops:
-        relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None])
+        relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None], refetches)
     else:
-        relation = _downcast(group, roots_by_seq) or _from_sql(group, group.first_seq, roots_by_seq)
+        relation = _refetched(group, refetches) or _from_sql(group, group.first_seq, roots_by_seq)
     if relation is not None:
         record = group.records[0]
         shape = sqlshape.shape_on(record.sql, record.alias)
@@ -206,17 +249,20 @@ def changelist_admin(root: Root) -> Any:
 _CHANGELIST_CODE = frozenset({"get_queryset", "get_results", "changelist_view", "__init__"})
 
 
-def _from_events(hops: list, calls: set, records: list) -> Relation | None:
+def _from_events(hops: list, calls: set, records: list, refetches: dict[int, Refetch]) -> Relation | None:
     descriptor = most_common(h.descriptor for h in hops)
-    relation = _relation_for([h for h in hops if h.descriptor is descriptor], descriptor)
+    relation = _relation_for([h for h in hops if h.descriptor is descriptor], descriptor, refetches)
     if relation is not None:
         relation.call = most_common(r.call for r in records if r.hop.descriptor is descriptor)
         relation.calls_vary = len(calls) > 1
     return relation
 
 
-def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
+def _relation_for(chosen: list, descriptor: Any, refetches: dict[int, Refetch]) -> Relation | None:
     located = [locate(h.source) for h in chosen]
+    # Rows re-fetched one by one (each its own root): the rebased root of the loop they came from.
+    linked = {id(root): refetches[id(root)] for root, _path in located if id(root) in refetches}
+    located = [(linked[id(root)].rebased, path) if id(root) in linked else (root, path) for root, path in located]
     by_root: dict[int, tuple[Root | None, tuple[str, ...]]] = {}
     for item in located:
         by_root.setdefault((id(item[0]), item[1]), item)
@@ -225,6 +271,12 @@ def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
     accessor = accessor_name(descriptor)
     path = prefix + (accessor,)
     hop_model = chosen[0].model
+    refetch = next((r for r in linked.values() if r.rebased is root), None)
+    if refetch is not None:
+        hops_info = describe_path(root.model, path)
+        if hops_info is None:
+            return None
+        return Relation(root, root.model, path, hops_info, refetch=refetch)
     if root is None:
         # Parent loaded without a queryset we saw (e.g. created in the request).
         hops_info = describe_path(hop_model, (accessor,))
@@ -271,26 +323,86 @@ def model_for_table(table: str) -> type | None:
     return _tables().get(table.strip('"`[]').lower())
 
 
-def _downcast(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
-    """A per-row load of a multi-table-inheritance child by its primary key (a CMS's
-    ``page.specific``): the reverse one-to-one from the looped parent model to the child."""
-    record = group.records[0]
-    child = record.model
-    if child is None or not child._meta.parents:
-        return None
-    shape = sqlshape.shape_on(record.sql, record.alias)
-    if shape is None or not any(
-        c.column == child._meta.pk.column and c.op in ("eq", "in") for c in shape.conditions
-    ):
-        return None
-    recent = [root for seq, root in reversed(roots_by_seq) if seq < group.first_seq and root.rows > 1]
-    for root in recent:
-        if root.model is child or not issubclass(child, root.model):
+def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
+    """Roots of per-row loads by key, linked to the looped root whose rows they re-fetched.
+
+    A root of at most one row, loaded by nothing (no relation, no prefetch), whose statement
+    selects on the primary key of a multi-table-inheritance child model, after a looped root of
+    one of that model's ancestors: a downcast per row (``page.specific``). Linked to the most
+    recent such looped root; one rebased root per (looped root, child model). Keys of roots of
+    the same one-row shape are: {id(root): Refetch}.
+    """
+    found: dict[int, Refetch] = {}
+    shared: dict[tuple[int, type], Refetch] = {}
+    looped: list[tuple[int, Root]] = []
+    for seq, root in roots_by_seq:
+        if root.rows > 1 and root.base is None:
+            looped.append((seq, root))
             continue
-        path = _parent_link_path(root.model, child)
-        hops = describe_path(root.model, path) if path else None
-        if hops:
-            return Relation(root, root.model, path, hops, via_sql=True)
+        child = root.model
+        if root.via is not None or root.query is None or not child._meta.parents or root.record is None:
+            continue
+        if not _by_own_key(root):
+            continue
+        outer = next((r for _s, r in reversed(looped) if r.model is not child and issubclass(child, r.model)), None)
+        link = _parent_link_path(outer.model, child) if outer is not None else ()
+        if not link or outer.query is None or outer.queryset_class is None:
+            continue
+        refetch = shared.get((id(outer), child))
+        if refetch is None:
+            rebased = _rebase(outer, child)
+            if rebased is None:
+                continue
+            refetch = shared[(id(outer), child)] = Refetch(outer, child, link, rebased, root.evaluated)
+        refetch.loads += 1
+        found[id(root)] = refetch
+    return found
+
+
+def _by_own_key(root: Root) -> bool:
+    """The root's statement selects on its model's primary key (or a parent's, the same value)."""
+    record = root.record
+    shape = sqlshape.shape_on(record.sql, record.alias)
+    if shape is None or shape.has_or or shape.aggregate:
+        return False
+    keys = {root.model._meta.pk.column} | {p._meta.pk.column for p in root.model._meta.get_parent_list()}
+    return any(c.column in keys and c.op == "eq" for c in shape.conditions)
+
+
+def _rebase(outer: Root, child: type) -> Root | None:
+    """``outer``'s own query run on ``child``: the same filters (as a subquery on the primary
+    key), the same ordering and slice. What ``Child.objects.<the same calls>`` returns at
+    outer's line when every row is a child (the proof checks that on the request's rows)."""
+    try:
+        query = outer.query.chain()
+        query.clear_limits()
+        query.clear_ordering(force=True)
+        keys = outer.queryset_class(model=outer.model, query=query, hints=dict(outer.hints or {})).values("pk")
+        rebased = child._default_manager.filter(pk__in=keys)
+        if outer.query.order_by:
+            rebased = rebased.order_by(*outer.query.order_by)
+        elif not outer.query.default_ordering:
+            rebased = rebased.order_by()
+        low, high = outer.marks
+        rebased.query.set_limits(low, high)
+    except Exception:  # an ordering or a query the child cannot take: nothing to rebase on
+        return None
+    if not isinstance(rebased, QuerySet):
+        return None
+    return Root(
+        model=child, origin=outer.origin, evaluated=outer.evaluated, prefetch_lookups=(),
+        select_related=False, deferred=rebased.query.deferred_loading, rows=outer.rows,
+        record=outer.record, query=rebased.query, queryset_class=type(rebased), hints={},
+        marks=outer.marks, base=outer,
+    )
+
+
+def _refetched(group: Group, refetches: dict[int, Refetch]) -> Relation | None:
+    """The per-row loads themselves: the downcast, on the rebased root (the fix's own root)."""
+    for record in group.records:
+        refetch = refetches.get(id(record.root)) if record.root is not None else None
+        if refetch is not None:
+            return Relation(refetch.rebased, refetch.model, (), [], refetch=refetch)
     return None
 
 

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from ddt_prefetch_panel import detect, prove
 from tests.proofs import scenarios
 from tests.proofs.models import (
-    ArticlePage, Author, Bookmark, Circuit, Comment, GalleryImage, Image, Post, Site, Tag, Termination,
+    ArticlePage, Author, Bookmark, Circuit, Comment, GalleryImage, Image, Page, Post, Product, Site, Tag, Termination,
 )
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,8 @@ def seed(n: int, start: int = 0) -> None:
             Comment.objects.create(post=post, body=f"c{i}{j}")
             image = Image.objects.create(file=f"img{i}-{j}.jpg", credit=author)
             GalleryImage.objects.create(post=post, image=image, sort_order=2 - j)
-        ArticlePage.objects.create(title=f"page {i}", author=author)
+        article = ArticlePage.objects.create(title=f"page {i}", author=author, image=image)
+        article.authors.set([author, Author.objects.create(name=f"co-author {i}")])
         Circuit.objects.create(
             cid=f"c{i}",
             term_a=Termination.objects.create(site=Site.objects.create(name=f"a{i}")),
@@ -95,6 +96,9 @@ SHAPES = {
     "library_reads": ("proofs.GalleryImage.image",
                       '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")))'),
     "bookmarks": ("proofs.Post.author", '.prefetch_related("target__author")'),
+    # Relations read off a downcast through the reverse one-to-one: one fix through it.
+    "article_pages": ("proofs.ArticlePage.authors",
+                      '.select_related("articlepage__image").prefetch_related("articlepage__authors")'),
 }
 
 
@@ -270,3 +274,88 @@ def test_every_fix_shown_on_the_demo_pages_is_verified(client):
                 assert finding.proof["status"] == "verified", (pattern.name, finding.relation, finding.proof)
         assert all(fix["proof"]["status"] == "verified" for fix in report.fixes), pattern.name
     assert checked >= 15
+
+
+def within_page_count(fix: dict, real: int) -> bool:
+    """The proof's whole-page count with the fix is the count of the page once it is pasted."""
+    return abs(fix["proof"]["page_after"] - real) <= max(2, real // 10)
+
+
+def test_a_per_row_downcast_and_the_relations_read_off_it_are_one_fix_on_the_child_model(tmp_path):
+    """``page.specific`` loads each page again as an ArticlePage by its key, then the loop reads
+    the article's authors and image. The re-fetch is reported as the downcast it is, and all
+    three N+1s get one fix at the pages' line: query ArticlePage with the same filters (a
+    select_related on Page cannot help: the loop loads the row again anyway)."""
+    seed(4)
+    ArticlePage.objects.create(title="draft", author=Author.objects.first(), live=False)  # the filter must stay
+    report, original = analyse("specific_pages")
+    n_plus_ones = report.by_kind("n_plus_one")
+    by_relation = {f.relation: f for f in n_plus_ones}
+    assert set(by_relation) == {"proofs.Page.articlepage", "proofs.ArticlePage.authors", "proofs.ArticlePage.image"}
+    downcast = by_relation["proofs.Page.articlepage"]
+    assert downcast.title == "N+1: proofs.Page.articlepage (downcast)"
+    assert (downcast.model, downcast.lookup, downcast.relation_kind) == ("proofs.Page", "articlepage", "downcast")
+    assert downcast.count == 4 and downcast.related_model == "proofs.ArticlePage"
+    assert "loaded again as ArticlePage by its key at tests/proofs/models.py" in downcast.note
+    assert by_relation["proofs.ArticlePage.authors"].lookup == "articlepage__authors"
+    assert by_relation["proofs.ArticlePage.authors"].model == "proofs.Page"
+    [fix] = report.fixes
+    shown = 'ArticlePage.objects.filter(live=True).order_by("pk").select_related("image").prefetch_related("authors")'
+    assert fix["fix"] == shown
+    assert fix["line"] == f"pages = {shown}"
+    assert fix["import"] == "from tests.proofs.models import ArticlePage"
+    assert fix["proof"]["status"] == "verified", fix["proof"]
+    assert sorted(fix["findings"]) == sorted(report.findings.index(f) for f in n_plus_ones)
+    for finding in n_plus_ones:
+        assert finding.fix_id == 0 and finding.snippets["fix"] == shown and finding.proof["status"] == "verified"
+        assert finding.place["kind"] == "queryset" and finding.place["code"].startswith("pages = Page.objects")
+
+    module = patched_module(report, tmp_path, "specific_pages")
+    count_small, result_small = queries(module.specific_pages)
+    assert result_small == original
+    assert within_page_count(fix, count_small), (fix["proof"], count_small)
+    seed(4, start=4)
+    count_large, result_large = queries(module.specific_pages)
+    assert count_large == count_small, "the pasted fix must make the query count constant"
+    assert result_large == scenarios.specific_pages()
+    unfixed, _ = queries(scenarios.specific_pages)
+    assert count_large < unfixed
+
+
+def test_relations_read_through_the_reverse_one_to_one_downcast_count_as_the_page_runs(tmp_path):
+    seed(4)
+    report, _ = analyse("article_pages")
+    [fix] = report.fixes
+    module = patched_module(report, tmp_path, "article_pages")
+    count, _ = queries(module.article_pages)
+    assert within_page_count(fix, count), (fix["proof"], count)
+    authors = next(f for f in report.findings if f.relation == "proofs.ArticlePage.authors")
+    assert any("page.articlepage" in c["code"] for c in authors.callsites)  # the downcast level is counted in
+
+
+def test_a_downcast_that_would_drop_rows_shows_no_line_and_says_why():
+    """Some pages are not articles: querying ArticlePage instead would drop them from the page."""
+    seed(3)
+    Page.objects.create(title="plain page")
+    report, _ = analyse("specific_titles")
+    [downcast] = report.by_kind("n_plus_one")
+    assert downcast.relation == "proofs.Page.articlepage" and downcast.relation_kind == "downcast"
+    assert downcast.proof["status"] == "failed"
+    assert "Only 3 of the first 4 Page rows are ArticlePage rows" in downcast.proof["detail"]
+    assert "line" not in downcast.snippets and "fix" not in downcast.snippets and downcast.method is None
+    assert "No fix is shown" in downcast.note and report.fixes == []
+
+
+def test_only_the_downcast(tmp_path):
+    """Nothing read off the re-fetched rows but their own fields: the fix is the child query alone."""
+    seed(4)
+    report, original = analyse("specific_titles")
+    [downcast] = report.by_kind("n_plus_one")
+    assert downcast.relation == "proofs.Page.articlepage"
+    [fix] = report.fixes
+    assert fix["line"] == 'pages = ArticlePage.objects.filter(live=True).order_by("pk")'
+    assert fix["proof"]["status"] == "verified" and fix["proof"]["after"] == 1
+    module = patched_module(report, tmp_path, "specific_titles")
+    count, result = queries(module.specific_titles)
+    assert (count, result) == (1, original)
+    assert within_page_count(fix, count)

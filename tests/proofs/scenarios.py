@@ -5,7 +5,7 @@ so every loop keeps its queryset on one line of its own.
 """
 
 from tests.proofs.libaccessor import primary_image
-from tests.proofs.models import Bookmark, Circuit, Page, Post
+from tests.proofs.models import Bookmark, Circuit, Page, Post, Product
 
 
 def gallery_index():
@@ -61,3 +61,30 @@ def bookmarks():
 def mixed_bookmarks():
     marks = Bookmark.objects.order_by("pk")
     return [mark.target.author.name for mark in marks if hasattr(mark.target, "author")]
+
+
+def article_pages():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    out = []
+    for page in pages:
+        article = page.articlepage
+        out.append((article.title, sorted(a.name for a in article.authors.all()), article.image.file))
+    return out
+
+
+def specific_pages():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    out = []
+    for page in pages:
+        article = page.specific
+        out.append((article.title, sorted(a.name for a in article.authors.all()), article.image.file))
+    return out
+
+
+def specific_titles():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    return [page.specific.title for page in pages]
+
+
+def search_hits(ids):
+    return [Product.objects.get(pk=hit_id).name for hit_id in ids]
