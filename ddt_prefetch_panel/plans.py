@@ -160,7 +160,7 @@ def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict,
         fix = candidate.proof_call or candidate.snippets.get("fix")
         after, as_read = _walks(relation, candidate)
         proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read)
-        proof["fix"] = fix
+        proof["fix"] = _tried(relation, candidate, fix)
         if proof["status"] != "failed":
             break
         failures.append(f"{fix} failed: {proof['detail']}")
@@ -234,6 +234,15 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     return FixPlan(root, combined, line, imports_for(combined, names),
                    [item.relation.lookup for item, _a, _r in entries if item.relation.lookup],
                    [item.finding for item, _a, _r in entries], proof, origin, after, names)
+
+
+def _tried(relation: Relation, advice: Advice, fix: str) -> str:
+    """The fix as the user would see it: on a rebased root, the child model's queryset."""
+    line = advice.snippets.get("line")
+    if relation.refetch is None:
+        return fix
+    expression = queryset_expression(line, relation.refetch.model.__name__) if line else None
+    return expression or f"a {relation.refetch.model.__name__} query"
 
 
 def _rebase_only(item: NPlusOne) -> bool:

@@ -391,15 +391,10 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
             proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
             return proof
     proof["after"] = after
-    # A rebased root (the child model's query) must return every row the loop's own query did.
-    base_rows, child_rows = loaded, loaded_after
-    if root.base is not None and loaded_after == loaded and loaded_large > loaded:
-        base_rows, child_rows = _rows_of(base, names, large, budget), loaded_large
+    dropped = _dropped_rows(root, names, large, budget) if root.base is not None else None
     changed = _data_changed(base, large, names, budget) if limits.opened else None
-    if root.base is not None and child_rows != base_rows:
-        proof.update(status="failed", detail=(
-            f"Only {child_rows} of the first {base_rows} {base.model.__name__} rows are {root.model.__name__} rows: "
-            f"a {root.model.__name__} query would drop the others from the page."))
+    if dropped:
+        proof.update(status="failed", detail=dropped)
     elif read_after != read_before:
         proof.update(status="failed", detail="With the fix the loop read different related objects.")
     elif after >= before:
@@ -419,9 +414,18 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     return proof
 
 
-def _rows_of(root: Root, names: dict[str, Any], rows: int, budget: Budget) -> int:
+def _dropped_rows(root: Root, names: dict[str, Any], rows: int, budget: Budget) -> str | None:
+    """Why a root rebased on a child model is not the loop's rows: some of the looped root's rows
+    (the first ``rows``, in its order) are not rows of the child model."""
     with budget.timed(), isolated(_alias(root)):
-        return len(list(rebuild(root, None, names, rows)))
+        looped = list(rebuild(root.base, None, names, rows).values_list("pk", flat=True))
+        child = list(rebuild(root, None, names, rows).values_list("pk", flat=True))
+    if looped == child:
+        return None
+    kept = len(set(child) & set(looped))
+    parent, model = root.base.model.__name__, root.model.__name__
+    return (f"Only {kept} of the first {len(looped)} {parent} rows are {model} rows: a {model} query would drop "
+            f"the others from the page (or change their order).")
 
 
 def _data_changed(root: Root, rows: int, names: dict[str, Any], budget: Budget) -> str | None:
