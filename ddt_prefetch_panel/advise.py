@@ -192,34 +192,80 @@ class BulkGet:
     model: type
     field: str  # field name compared per row ("pk" for the primary key)
     values: list  # sample values of this request, for the replay
+    per: str | None = None  # what the loop iterates, from its variable (``hit`` for ``for hit_id in ids``)
 
 
-def advise_in_bulk(bulk: BulkGet, callsite_code: str | None) -> Advice:
-    """One ``in_bulk()`` before the loop, a dict lookup in it (the rewritten loop line)."""
+def advise_in_bulk(bulk: BulkGet, callsite: Any = None) -> Advice:
+    """One ``in_bulk()`` before the loop, a dict lookup in it (the rewritten loop line).
+
+    ``callsite`` is the loop line's :class:`~.frames.Frame`: when the looked-up value is the
+    loop's own variable (``for hit_id in ids: Product.objects.get(pk=hit_id)``), the fix loads
+    that loop's iterable (``in_bulk(ids)``) and :attr:`BulkGet.per` names what it iterates.
+    """
     model = bulk.model
     name = f"{model.__name__.lower()}_by_{bulk.field}"
+    code = callsite.code if callsite is not None else None
+    access, value = _bulk_access(code, model.__name__, name) if code else (None, None)
+    loop = bulk_loop(callsite, value) if value else None
+    values = loop[1] if loop else "values"
+    if loop:
+        bulk.per = _item_name(loop[0])
     field_arg = "" if bulk.field == "pk" else f", field_name={_quote(bulk.field)}"
     snippets = {
-        "fix": f"{name} = {manager_expr(model)}.in_bulk(values{field_arg})  # once, before the loop",
-        "bulk": f"{manager_expr(model)}.filter({bulk.field}__in=values)",
+        "fix": f"{name} = {manager_expr(model)}.in_bulk({values}{field_arg})  # once, before the loop",
+        "bulk": f"{manager_expr(model)}.filter({bulk.field}__in={values})",
     }
-    access = _bulk_access(callsite_code, model.__name__, name) if callsite_code else None
     if access:
         snippets["access"] = access
     note = (f"{manager_expr(model)} is queried once per row by {bulk.field}: load them all at once with "
-            f"in_bulk() on the values the loop reads (values), then read {name}[value] in the loop.")
+            f"in_bulk() on the values the loop reads ({values}), then read {name}[value] in the loop.")
     return Advice("in_bulk", snippets, after_queries=1, note=note)
 
 
-def _bulk_access(code: str, model_name: str, name: str) -> str | None:
-    """``Model.objects.get(pk=x)`` (or ``.filter(pk=x).first()``) in the loop line -> ``name[x]``."""
+def bulk_loop(callsite: Any, value: str) -> tuple[str, str] | None:
+    """(loop variable, iterable source) of the loop whose variable is the looked-up ``value``:
+    a comprehension on the call site's line, or the innermost ``for`` around it."""
+    if callsite is None or getattr(callsite, "template", False) or not value.isidentifier():
+        return None
+    parsed = source_tree(callsite.filename)
+    if parsed is None:
+        return None
+    source, tree = parsed
+    line = callsite.lineno
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)) and \
+                node.lineno <= line <= (node.end_lineno or node.lineno):
+            generators = [g for g in node.generators if isinstance(g.target, ast.Name) and g.target.id == value]
+            if generators:
+                found = generators[0].iter
+        elif loop_holds(node, line) and isinstance(node, (ast.For, ast.AsyncFor)) and \
+                isinstance(node.target, ast.Name) and node.target.id == value and found is None:
+            found = node.iter
+    # Only a name (``ids``, ``self.hits``) is read twice as it was read once: an expression
+    # (a generator, a query) would be consumed, or run again, by the in_bulk() before the loop.
+    if not isinstance(found, (ast.Name, ast.Attribute)):
+        return None
+    return value, ast.get_source_segment(source, found)
+
+
+def _item_name(variable: str) -> str:
+    """What one loop variable stands for: ``hit_id`` -> ``hit``."""
+    for suffix in ("_ids", "_id", "_pks", "_pk"):
+        if variable.endswith(suffix) and len(variable) > len(suffix):
+            return variable[: -len(suffix)]
+    return variable
+
+
+def _bulk_access(code: str, model_name: str, name: str) -> tuple[str | None, str | None]:
+    """``Model.objects.get(pk=x)`` (or ``.filter(pk=x).first()``) in the loop line -> (``name[x]``, ``x``)."""
     text = code.strip()
     tree, suffix = _parse(text)
     if tree is None:
-        return None
+        return None, None
     chain = _manager_of(tree, model_name)
     if chain is None:
-        return None
+        return None, None
     parents = _parent_map(tree)
     node: ast.expr = chain
     value = None
@@ -232,7 +278,7 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
             if isinstance(node, ast.Attribute) and node.attr in ("get", "filter") and len(parent.keywords) == 1:
                 value = parent.keywords[0].value
             elif isinstance(node, ast.Attribute) and node.attr not in ("all", "first", "using"):
-                return None  # values(), select_related()...: a dict lookup would not be the same
+                return None, None  # values(), select_related()...: a dict lookup would not be the same
             node = parent
             if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "first"):
                 single = True
@@ -240,10 +286,10 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
         else:
             break
     if value is None or not single:
-        return None  # list(Model.objects.filter(pk=x)) is a list: a dict lookup is not the same
+        return None, None  # list(Model.objects.filter(pk=x)) is a list: a dict lookup is not the same
     source = text + suffix
     inner = ast.get_source_segment(source, value)
-    return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]")
+    return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]"), inner
 
 
 @dataclass

@@ -492,11 +492,11 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
             # (e.g. .get(pk=...) over values): the bulk rewrite of the loop is what holds.
             bulk = bulk_get(group)
             if bulk is not None:
-                advice = advise_in_bulk(bulk, callsite.code if callsite else None)
+                advice = advise_in_bulk(bulk, callsite)
     elif write is not None:
         advice = advise_write(write)
     elif bulk is not None:
-        advice = advise_in_bulk(bulk, callsite.code if callsite else None)
+        advice = advise_in_bulk(bulk, callsite)
     else:
         advice = Advice(None)
     advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
@@ -548,6 +548,10 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         )
     if relation is not None and relation.refetch is not None:
         _name_refetch(finding, relation)
+    if relation is None and bulk is not None and advice.method == "in_bulk":
+        # Rows loaded one by one by key from a list of keys (search hits): named as the load it is.
+        finding.relation_kind = f"loaded by {bulk.field} per {bulk.per or 'row'}"
+        finding.related_model = finding.model
     if relation is not None and relation.climbed_from and place is not None and place.pasteable:
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The loop's own queryset (.{relation.climbed_from.replace('__', '.')}) is built in a template or "

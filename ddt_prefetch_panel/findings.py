@@ -182,6 +182,8 @@ class Finding:
         subject = self.relation or self.model or "query"
         if self.relation and self.relation_kind == "downcast":
             subject = f"{subject} (downcast)"
+        elif not self.relation and self.model and (self.relation_kind or "").startswith("loaded by "):
+            subject = f"{subject} {self.relation_kind}"  # proofs.Product loaded by pk per hit
         return f"{kind_title(self.kind)}: {subject}" + (f" [{self.variant}]" if self.variant else "")
 
     def to_markdown(self) -> str:

@@ -359,3 +359,32 @@ def test_only_the_downcast(tmp_path):
     count, result = queries(module.specific_titles)
     assert (count, result) == (1, original)
     assert within_page_count(fix, count)
+
+
+def test_rows_loaded_by_key_per_search_hit_get_in_bulk_on_the_hits(tmp_path):
+    """``for hit_id in ids: Product.objects.get(pk=hit_id)``: named as the per-row load it is,
+    and fixed with one ``in_bulk(ids)`` on the loop's own list, proven on this request's keys."""
+    ids = [Product.objects.create(name=f"product {i}").pk for i in range(6)][::-1]
+    with detect() as report:
+        names = scenarios.search_hits(ids)
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.title == "N+1: proofs.Product loaded by pk per hit"
+    assert (finding.model, finding.relation, finding.method) == ("proofs.Product", None, "in_bulk")
+    assert finding.snippets["fix"] == "product_by_pk = Product.objects.in_bulk(ids)  # once, before the loop"
+    assert finding.snippets["access"] == "return [product_by_pk[hit_id].name for hit_id in ids]"
+    assert finding.proof["status"] == "verified" and finding.proof["after"] == 1
+
+    lines = SCENARIOS.read_text().splitlines()
+    lineno = finding.callsite["lineno"]
+    indent = lines[lineno - 1][: len(lines[lineno - 1]) - len(lines[lineno - 1].lstrip())]
+    lines[lineno - 1: lineno] = [indent + finding.snippets["fix"], indent + finding.snippets["access"]]
+    path = tmp_path / "patched_search_hits.py"
+    path.write_text("\n".join(lines) + "\n")
+    spec = importlib.util.spec_from_file_location("patched_search_hits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    count, result = queries(lambda: module.search_hits(ids))
+    assert (count, result) == (1, names)
+    more = ids + [Product.objects.create(name=f"product {i}").pk for i in range(6, 12)]
+    count, result = queries(lambda: module.search_hits(more))
+    assert (count, result) == (1, scenarios.search_hits(more))
