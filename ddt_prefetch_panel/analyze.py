@@ -523,7 +523,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         stack=[frame_dict(f) for f in group.stack[: context.max_frames]],
         origin=origin,
         snippets=advice.snippets,
-        relation_kind=KIND_LABELS.get(last.kind) if last else None,
+        relation_kind=last.kind_label if last else None,
         related_model=_label(last.target) if last else None,
         defined_at=_definition(last),
         evaluated_at=evaluated,
@@ -548,6 +548,12 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         )
     if relation is not None and relation.refetch is not None:
         _name_refetch(finding, relation)
+    downcasts = [h for h in (relation.hops[:-1] if relation is not None else []) if h.downcast]
+    if downcasts and absorbed:
+        named = ", ".join(f"{h.label} (downcast)" for h in downcasts)
+        finding.note = (finding.note + " " if finding.note else "") + (
+            f"The loop also loads each row's child row through {named}, one query per row: those queries are "
+            "counted here, and the same fix loads them.")
     if relation is None and bulk is not None and advice.method == "in_bulk":
         # Rows loaded one by one by key from a list of keys (search hits): named as the load it is.
         finding.relation_kind = f"loaded by {bulk.field} per {bulk.per or 'row'}"

@@ -71,6 +71,15 @@ class HopInfo:
     def label(self) -> str:
         return f"{self.model._meta.label}.{self.accessor}"
 
+    @property
+    def downcast(self) -> bool:
+        """The reverse one-to-one of a multi-table-inheritance parent link: the row as its child model."""
+        return self.kind == "reverse_o2o" and bool(getattr(self.field.remote_field, "parent_link", False))
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS["downcast"] if self.downcast else KIND_LABELS[self.kind]
+
 
 @dataclass
 class Relation:

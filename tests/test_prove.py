@@ -331,6 +331,7 @@ def test_relations_read_through_the_reverse_one_to_one_downcast_count_as_the_pag
     assert within_page_count(fix, count), (fix["proof"], count)
     authors = next(f for f in report.findings if f.relation == "proofs.ArticlePage.authors")
     assert any("page.articlepage" in c["code"] for c in authors.callsites)  # the downcast level is counted in
+    assert "through proofs.Page.articlepage (downcast), one query per row" in authors.note
 
 
 def test_a_downcast_that_would_drop_rows_shows_no_line_and_says_why():
