@@ -259,37 +259,64 @@ def _item_name(variable: str) -> str:
 
 def _bulk_access(code: str, model_name: str, name: str) -> tuple[str | None, str | None]:
     """``Model.objects.get(pk=x)`` (or ``.filter(pk=x).first()``) in the loop line -> (``name[x]``, ``x``)."""
+    found = _single_get(code, model_name)
+    if found is None:
+        return None, None
+    source, suffix, start, end, keyword = found
+    inner = ast.get_source_segment(source, keyword.value)
+    return _splice(source, suffix, start, end, f"{name}[{inner}]"), inner
+
+
+def refetch_access(code: str, model: type) -> str | None:
+    """``article = ArticlePage.objects.get(id=page.id)`` -> ``article = page``: the loop's row is
+    already the ``model`` row once the loop's queryset queries ``model``. Only for a load by the
+    row's own key (``pk``, the primary key's name or attname, read off one name)."""
+    found = _single_get(code, model.__name__)
+    if found is None:
+        return None
+    source, suffix, start, end, keyword = found
+    value = keyword.value
+    keys = {"pk", model._meta.pk.name, model._meta.pk.attname}
+    for parent in model._meta.get_parent_list():
+        keys |= {parent._meta.pk.name, parent._meta.pk.attname}
+    if keyword.arg not in keys or not (isinstance(value, ast.Attribute) and value.attr in keys
+                                       and isinstance(value.value, ast.Name)):
+        return None
+    return _splice(source, suffix, start, end, value.value.id)
+
+
+def _single_get(code: str, model_name: str) -> tuple[str, str, int, int, ast.keyword] | None:
+    """(source, parse suffix, start, end, keyword) of ``Model.objects.get(key=x)`` (or
+    ``.filter(key=x).first()``) on a line: the span of the chain giving one object, and its one filter."""
     text = code.strip()
     tree, suffix = _parse(text)
     if tree is None:
-        return None, None
+        return None
     chain = _manager_of(tree, model_name)
     if chain is None:
-        return None, None
+        return None
     parents = _parent_map(tree)
     node: ast.expr = chain
-    value = None
-    single = False  # the chain ends in .get() / .first(): one object, what name[value] gives
+    keyword = None
+    single = False  # the chain ends in .get() / .first(): one object
     while True:
         parent = parents.get(id(node))
         if isinstance(parent, ast.Attribute) and parent.value is node:
             node = parent
         elif isinstance(parent, ast.Call) and parent.func is node:
             if isinstance(node, ast.Attribute) and node.attr in ("get", "filter") and len(parent.keywords) == 1:
-                value = parent.keywords[0].value
+                keyword = parent.keywords[0]
             elif isinstance(node, ast.Attribute) and node.attr not in ("all", "first", "using"):
-                return None, None  # values(), select_related()...: a dict lookup would not be the same
+                return None  # values(), select_related()...: not the plain object
             node = parent
             if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "first"):
                 single = True
                 break
         else:
             break
-    if value is None or not single:
-        return None, None  # list(Model.objects.filter(pk=x)) is a list: a dict lookup is not the same
-    source = text + suffix
-    inner = ast.get_source_segment(source, value)
-    return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]"), inner
+    if keyword is None or not single:
+        return None  # list(Model.objects.filter(pk=x)) is a list, not one object
+    return text + suffix, suffix, chain.value.col_offset, node.end_col_offset, keyword
 
 
 @dataclass

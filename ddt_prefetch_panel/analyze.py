@@ -19,7 +19,7 @@ from . import capture as cap
 from . import hooks, sqlshape
 from .advise import (Advice, advise_admin_choices, advise_content_type, advise_full_count, advise_in_bulk,
                      advise_loop_invariant, advise_pass_it_in, advise_relation, advise_template_repeat, advise_write,
-                     rewrite_access)
+                     refetch_access, rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .editor import frame_path
@@ -547,7 +547,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
     if relation is not None and relation.refetch is not None:
-        _name_refetch(finding, relation)
+        _name_refetch(finding, relation, group.callsite)
     downcasts = [h for h in (relation.hops[:-1] if relation is not None else []) if h.downcast]
     if downcasts and absorbed:
         named = ", ".join(f"{h.label} (downcast)" for h in downcasts)
@@ -566,10 +566,12 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
     return finding, advice
 
 
-def _name_refetch(finding: Finding, relation: Relation) -> None:
+def _name_refetch(finding: Finding, relation: Relation, callsite: Frame | None) -> None:
     """A finding on rows the loop re-fetched one by one: the loop iterated the outer model, and the
     lookup runs from it through the downcast (``articlepage__authors``); the re-fetch itself is
-    named as the downcast it is (``proofs.Page.articlepage``, kind ``downcast``)."""
+    named as the downcast it is (``proofs.Page.articlepage``, kind ``downcast``). When the loop
+    itself re-fetches (``ArticlePage.objects.get(id=page.id)`` in its body), that line becomes the
+    row itself (``snippets["access"]``): with the child query, the row already is the child."""
     refetch = relation.refetch
     finding.model = _label(refetch.outer.model)
     finding.lookup = "__".join(refetch.link + relation.path)
@@ -580,6 +582,12 @@ def _name_refetch(finding: Finding, relation: Relation) -> None:
         finding.relation_kind = KIND_LABELS["downcast"]
         finding.related_model = _label(refetch.model)
         finding.defined_at = None
+        loop = build_site(refetch.outer.evaluated).frame
+        in_loop = (callsite is not None and loop is not None and not callsite.template
+                   and (callsite.filename, callsite.function) == (loop.filename, loop.function))
+        access = refetch_access(callsite.code, refetch.model) if in_loop and finding.snippets.get("fix") else None
+        if access:
+            finding.snippets["access"] = access
         said = (f"Each {parent} row is loaded again as {child} by its key{loaded_at}: one query per row, "
                 f"not through the relation, so a select_related on the {parent} queryset cannot serve it.")
     else:

@@ -389,3 +389,23 @@ def test_rows_loaded_by_key_per_search_hit_get_in_bulk_on_the_hits(tmp_path):
     more = ids + [Product.objects.create(name=f"product {i}").pk for i in range(6, 12)]
     count, result = queries(lambda: module.search_hits(more))
     assert (count, result) == (1, scenarios.search_hits(more))
+
+
+def test_a_downcast_written_in_the_loop_becomes_the_row_itself(tmp_path):
+    """``article = ArticlePage.objects.get(id=page.id)`` in the loop body: the fix queries
+    ArticlePage at the pages' line and the loop line reads the row itself (``article = page``);
+    both edits are part of the one fix, proven and pasted together."""
+    seed(4)
+    report, original = analyse("hand_downcast")
+    downcast = next(f for f in report.findings if f.relation == "proofs.Page.articlepage")
+    assert downcast.snippets["access"] == "article = page"
+    [fix] = report.fixes
+    assert fix["line"] == 'pages = ArticlePage.objects.filter(live=True).order_by("pk").select_related("image")'
+    assert [a["line"] for a in fix["access"]] == ["article = page"]
+    assert fix["proof"]["status"] == "verified"
+    module = patched_module(report, tmp_path, "hand_downcast")
+    count_small, result = queries(module.hand_downcast)
+    assert (count_small, result) == (1, original)
+    assert within_page_count(fix, count_small), (fix["proof"], count_small)
+    seed(4, start=4)
+    assert queries(module.hand_downcast) == (1, scenarios.hand_downcast())

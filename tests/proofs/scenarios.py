@@ -5,7 +5,7 @@ so every loop keeps its queryset on one line of its own.
 """
 
 from tests.proofs.libaccessor import primary_image
-from tests.proofs.models import Bookmark, Circuit, Page, Post, Product
+from tests.proofs.models import ArticlePage, Bookmark, Circuit, Page, Post, Product
 
 
 def gallery_index():
@@ -84,6 +84,15 @@ def specific_pages():
 def specific_titles():
     pages = Page.objects.filter(live=True).order_by("pk")
     return [page.specific.title for page in pages]
+
+
+def hand_downcast():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    out = []
+    for page in pages:
+        article = ArticlePage.objects.get(id=page.id)
+        out.append((article.title, article.image.file))
+    return out
 
 
 def search_hits(ids):
