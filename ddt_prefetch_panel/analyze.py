@@ -578,22 +578,27 @@ def _name_refetch(finding: Finding, relation: Relation, callsite: Frame | None) 
     site = build_site(refetch.evaluated).frame
     loaded_at = f" at {where(frame_dict(site))}" if site is not None else ""
     parent, child = refetch.outer.model.__name__, refetch.model.__name__
+    loop = build_site(refetch.outer.evaluated).frame
+    # The loop's own body loads the row again (not a method it calls, such as page.specific).
+    in_loop = (site is not None and loop is not None and not site.template
+               and (site.filename, site.function) == (loop.filename, loop.function))
     if not relation.path:
         finding.relation_kind = KIND_LABELS["downcast"]
         finding.related_model = _label(refetch.model)
         finding.defined_at = None
-        loop = build_site(refetch.outer.evaluated).frame
-        in_loop = (callsite is not None and loop is not None and not callsite.template
-                   and (callsite.filename, callsite.function) == (loop.filename, loop.function))
-        access = refetch_access(callsite.code, refetch.model) if in_loop and finding.snippets.get("fix") else None
-        if access:
+        access = refetch_access(callsite.code, refetch.model) if in_loop and callsite is not None else None
+        if access and finding.snippets.get("fix"):
             finding.snippets["access"] = access
         said = (f"Each {parent} row is loaded again as {child} by its key{loaded_at}: one query per row, "
                 f"not through the relation, so a select_related on the {parent} queryset cannot serve it.")
     else:
         said = f"Read off the {child} rows the loop loads again one by one{loaded_at} ({refetch.label} (downcast))."
-    said += (f" The fix queries {child} with the same calls where the {parent} queryset is built; the loop then "
-             f"reads each row as it is (a `specific`-style accessor returns the row itself once it is a {child}).")
+    said += f" The fix queries {child} with the same calls where the {parent} queryset is built"
+    if in_loop:
+        said += f"; the loop then reads each row itself instead of loading it again ({site.code.strip()})."
+    else:
+        said += (f"; the code that loads the row again ({site.function if site else 'unknown'}) must then return "
+                 f"the row itself when it already is an instance of {child}.")
     finding.note = f"{said} {finding.note}" if finding.note else said
 
 
