@@ -228,7 +228,7 @@ def relate(group: Group, roots_by_seq: list[tuple[int, Root]],
         if shape is not None and shape.aggregate:
             relation.aggregate = shape.aggregate
             relation.aggregate_column = shape.aggregate_column
-        if relation.root is not None:
+        if relation.root is not None and relation.refetch is None:  # a rebased root is no changelist's
             relation.model_admin = changelist_admin(relation.root)
     return relation
 
@@ -388,6 +388,8 @@ def _rebase(outer: Root, child: type) -> Root | None:
         query.clear_ordering(force=True)
         keys = outer.queryset_class(model=outer.model, query=query, hints=dict(outer.hints or {})).values("pk")
         rebased = child._default_manager.filter(pk__in=keys)
+        # The rewritten line keeps the user's own eager loads: inherited relations, valid on the child.
+        rebased.query.select_related = outer.query.select_related
         if outer.query.order_by:
             rebased = rebased.order_by(*outer.query.order_by)
         elif not outer.query.default_ordering:
@@ -399,8 +401,8 @@ def _rebase(outer: Root, child: type) -> Root | None:
     if not isinstance(rebased, QuerySet):
         return None
     return Root(
-        model=child, origin=outer.origin, evaluated=outer.evaluated, prefetch_lookups=(),
-        select_related=False, deferred=rebased.query.deferred_loading, rows=outer.rows,
+        model=child, origin=outer.origin, evaluated=outer.evaluated, prefetch_lookups=outer.prefetch_lookups,
+        select_related=outer.select_related, deferred=rebased.query.deferred_loading, rows=outer.rows,
         record=outer.record, query=rebased.query, queryset_class=type(rebased), hints={},
         marks=outer.marks, base=outer,
     )
