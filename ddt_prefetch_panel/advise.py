@@ -116,6 +116,8 @@ def _advise_refetch(relation: Relation, origin_code: str | None, callsite_code: 
     loop loads the row again anyway. ``proof_call`` is what the replay applies to the rebased root.
     """
     refetch = relation.refetch
+    if refetch.rebased is None:  # loaded by a foreign key's value: the fix goes through that key
+        return _advise(replace(relation, refetch=None), origin_code, callsite_code)
     swapped = swap_model(origin_code, refetch.outer.model.__name__, refetch.model.__name__) if origin_code else None
     if relation.path:
         advice = _advise(replace(relation, refetch=None), swapped, callsite_code)

@@ -440,7 +440,9 @@ def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
     )
     kept: list[tuple[Group, list[Group], Relation | None]] = []
     for group, relation in ordered:
-        if relation is not None and relation.root is not None and relation.path:
+        # A hand-written query that mirrors a level (Author.objects.get(pk=post.author_id)) keeps its own
+        # finding: its fix rewrites its loop line, which the deeper level's fix needs as well.
+        if relation is not None and relation.root is not None and relation.path and not relation.via_sql:
             host = next(
                 (
                     item for item in kept
@@ -574,10 +576,16 @@ def _name_refetch(finding: Finding, relation: Relation, callsite: Frame | None) 
     row itself (``snippets["access"]``): with the child query, the row already is the child."""
     refetch = relation.refetch
     finding.model = _label(refetch.outer.model)
-    finding.lookup = "__".join(refetch.link + relation.path)
+    finding.lookup = "__".join((refetch.link if refetch.rebased is not None else ()) + relation.path)
     site = build_site(refetch.evaluated).frame
     loaded_at = f" at {where(frame_dict(site))}" if site is not None else ""
     parent, child = refetch.outer.model.__name__, refetch.model.__name__
+    if refetch.rebased is None:
+        said = (f"Read off the {child} rows the loop loads one by one by key{loaded_at} (the {refetch.label} it "
+                f"mirrors): the fix loads them through {refetch.label} where the {parent} queryset is built, and the "
+                f"loop reads .{refetch.link[-1]} instead of loading each {child} by its key.")
+        finding.note = f"{said} {finding.note}" if finding.note else said
+        return
     loop = build_site(refetch.outer.evaluated).frame
     # The loop's own body loads the row again (not a method it calls, such as page.specific).
     in_loop = (site is not None and loop is not None and not site.template

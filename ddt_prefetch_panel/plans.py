@@ -60,15 +60,27 @@ class FixPlan:
 
 def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[list[Step]]]:
     """(access paths with the fix, access paths as the loop read them)."""
-    # Rows re-fetched one by one: the walk loads each again as the loop did (the rows of the
-    # rebased root already are the child: read as themselves).
-    head = [refetch_step(relation.refetch.model)] if relation.refetch is not None else []
+    refetch = relation.refetch
+    if refetch is not None and refetch.key is not None:
+        # Loaded by a foreign key's value: the loop loaded each object by its key, the fix reads
+        # it through the foreign key (and the loop line reads it so, snippets["access"]).
+        as_read = [refetch_step(refetch.model, refetch.key)] + steps_for(
+            relation.hops[len(refetch.link):], relation.call, relation.aggregate)
+        return _fixed_walks(relation.hops, relation, advice, []), [as_read]
+    # A downcast: the walk loads each row again as the loop did (the rows of the rebased root
+    # already are the child: read as themselves).
+    head = [refetch_step(refetch.model)] if refetch is not None else []
     as_read = head + steps_for(relation.hops, relation.call, relation.aggregate)
+    return _fixed_walks(relation.hops, relation, advice, head), [as_read]
+
+
+def _fixed_walks(hops: list, relation: Relation, advice: Advice, head: list[Step]) -> list[list[Step]]:
+    """How the loop reads once fixed: the manager, a to_attr list or an annotation."""
     if advice.to_attr:
-        return [head + steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
+        return [head + steps_for(hops, to_attr=advice.to_attr)]
     if advice.annotation:
-        return [head + steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
-    return [as_read], [as_read]
+        return [head + steps_for(hops[:-1]) + [Step(advice.annotation, many=False)]]
+    return [head + steps_for(hops, relation.call, relation.aggregate)]
 
 
 def _proof_names(relation: Relation) -> dict[str, Any]:

@@ -104,12 +104,14 @@ class Step:
     aggregate: str | None = None  # count / exists / sum ... per row (last hop)
     to_attr: str | None = None  # read a Prefetch(to_attr=...) list instead of the manager
     # Load the row again as this model by its key, as the loop did (``page.specific``); a row
-    # that already is one is read as itself (the loop over the rebased root reads it so).
+    # that already is one is read as itself (the loop over the rebased root reads it so). With
+    # ``key``, load the object whose primary key is that attribute's value (``post.author_id``).
     refetch: type | None = None
+    key: str | None = None
 
 
-def refetch_step(model: type) -> Step:
-    return Step(model.__name__, many=False, refetch=model)
+def refetch_step(model: type, key: str | None = None) -> Step:
+    return Step(model.__name__, many=False, refetch=model, key=key)
 
 
 def steps_for(hops: list[HopInfo], call: Call | None = None, aggregate: str | None = None,
@@ -270,16 +272,18 @@ def isolated(alias: str) -> Iterator[list[str]]:
 
 def _read(obj: Any, step: Step, loaded: dict) -> Any:
     if step.refetch is not None:
-        if isinstance(obj, step.refetch):
+        if step.key is None and isinstance(obj, step.refetch):
             return obj
+        value = getattr(obj, step.key) if step.key else obj.pk
         # Once per row, as the loop did, however many paths go through the re-fetched row.
-        key = (id(obj), step.refetch)
-        if key not in loaded:
+        cached = (id(obj), step.refetch)
+        if cached not in loaded:
             try:
-                loaded[key] = step.refetch._default_manager.db_manager(obj._state.db).get(pk=obj.pk)
+                loaded[cached] = None if value is None else (
+                    step.refetch._default_manager.db_manager(obj._state.db).get(pk=value))
             except ObjectDoesNotExist:
-                loaded[key] = None
-        return loaded[key]
+                loaded[cached] = None
+        return loaded[cached]
     if step.to_attr:
         return list(getattr(obj, step.to_attr))
     try:

@@ -127,19 +127,23 @@ class Refetch:
     not take (``ArticlePage.objects.get(id=page.id)`` for each page of ``Page.objects.filter(...)``)."""
 
     outer: Root  # the looped root whose rows gave the keys
-    model: type  # the model loaded per row: a multi-table-inheritance child of outer.model
-    link: tuple[str, ...]  # parent-link accessors from outer.model down to model (("articlepage",))
-    rebased: Root  # outer's query run on ``model``: what the fix at outer's line returns
+    model: type  # the model loaded per row
+    # Accessors from outer.model to model: parent links for a downcast (("articlepage",)), the
+    # foreign key whose value was the key for a load by key (("author",)).
+    link: tuple[str, ...]
+    # A downcast: outer's query run on ``model``, what the fix at outer's line returns. None for a
+    # load by a foreign key's value: the fix goes on outer itself, through the foreign key.
+    rebased: Root | None
     evaluated: tuple  # raw stack where the first per-row load ran (the re-fetch's line)
-    loads: int = 0  # per-row loads linked to outer
+    key: str | None = None  # the foreign key's attname on outer.model (``author_id``), for a load by key
 
     @property
     def label(self) -> str:
         return f"{self.outer.model._meta.label}.{self.link[-1]}"
 
     @property
-    def lookup(self) -> str:
-        return "__".join(self.link)
+    def how(self) -> str:
+        return "loaded by key" if self.key else "downcast"
 
 
 def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
@@ -269,9 +273,10 @@ def _from_events(hops: list, calls: set, records: list, refetches: dict[int, Ref
 
 def _relation_for(chosen: list, descriptor: Any, refetches: dict[int, Refetch]) -> Relation | None:
     located = [locate(h.source) for h in chosen]
-    # Rows re-fetched one by one (each its own root): the rebased root of the loop they came from.
+    # Rows re-fetched one by one (each its own root): the rebased root of the loop they came from,
+    # or that loop's root through the foreign key that gave the key.
     linked = {id(root): refetches[id(root)] for root, _path in located if id(root) in refetches}
-    located = [(linked[id(root)].rebased, path) if id(root) in linked else (root, path) for root, path in located]
+    located = [_through(linked[id(root)], path) if id(root) in linked else (root, path) for root, path in located]
     by_root: dict[int, tuple[Root | None, tuple[str, ...]]] = {}
     for item in located:
         by_root.setdefault((id(item[0]), item[1]), item)
@@ -280,7 +285,7 @@ def _relation_for(chosen: list, descriptor: Any, refetches: dict[int, Refetch]) 
     accessor = accessor_name(descriptor)
     path = prefix + (accessor,)
     hop_model = chosen[0].model
-    refetch = next((r for r in linked.values() if r.rebased is root), None)
+    refetch = next((r for r in linked.values() if (r.rebased or r.outer) is root), None)
     if refetch is not None:
         hops_info = describe_path(root.model, path)
         if hops_info is None:
@@ -301,6 +306,14 @@ def _relation_for(chosen: list, descriptor: Any, refetches: dict[int, Refetch]) 
         return Relation(root, root.model, path, last,
                         note="The path goes through an attribute the ORM cannot follow.")
     return Relation(root, root.model, path, hops_info)
+
+
+def _through(refetch: Refetch, path: tuple[str, ...]) -> tuple[Root, tuple[str, ...]]:
+    """(root, path) of a relation read off a re-fetched row: from the rebased root for a downcast,
+    from the looped root through the foreign key for a load by key (``author__posts``)."""
+    if refetch.rebased is not None:
+        return refetch.rebased, path
+    return refetch.outer, refetch.link + path
 
 
 def _through_generic_fk(model: type, path: tuple[str, ...], last_model: type) -> list[HopInfo] | None:
@@ -336,10 +349,14 @@ def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
     """Roots of per-row loads by key, linked to the looped root whose rows they re-fetched.
 
     A root of at most one row, loaded by nothing (no relation, no prefetch), whose statement
-    selects on the primary key of a multi-table-inheritance child model, after a looped root of
-    one of that model's ancestors: a downcast per row (``page.specific``). Linked to the most
-    recent such looped root; one rebased root per (looped root, child model). Keys of roots of
-    the same one-row shape are: {id(root): Refetch}.
+    selects on its model's primary key, after a looped root whose rows lead there:
+
+    * a downcast (``page.specific``): the model is a multi-table-inheritance child of the looped
+      model; one rebased root per (looped root, child model);
+    * a load by key (``Author.objects.get(pk=post.author_id)``): the looped model has exactly one
+      foreign key (or one-to-one) to the model, whose value is the key.
+
+    Linked to the most recent such looped root: ``{id(root): Refetch}``.
     """
     found: dict[int, Refetch] = {}
     shared: dict[tuple[int, type], Refetch] = {}
@@ -348,24 +365,34 @@ def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
         if root.rows > 1 and root.base is None:
             looped.append((seq, root))
             continue
-        child = root.model
-        if root.via is not None or root.query is None or not child._meta.parents or root.record is None:
+        if root.via is not None or root.query is None or root.record is None or not _by_own_key(root):
             continue
-        if not _by_own_key(root):
-            continue
-        outer = next((r for _s, r in reversed(looped) if r.model is not child and issubclass(child, r.model)), None)
-        link = _parent_link_path(outer.model, child) if outer is not None else ()
-        if not link or outer.query is None or outer.queryset_class is None:
-            continue
-        refetch = shared.get((id(outer), child))
-        if refetch is None:
-            rebased = _rebase(outer, child)
-            if rebased is None:
-                continue
-            refetch = shared[(id(outer), child)] = Refetch(outer, child, link, rebased, root.evaluated)
-        refetch.loads += 1
-        found[id(root)] = refetch
+        model = root.model
+        for _seq, outer in reversed(looped):
+            if (id(outer), model) in shared:
+                found[id(root)] = shared[(id(outer), model)]
+                break
+            refetch = _refetch_from(outer, root)
+            if refetch is not None:
+                found[id(root)] = shared[(id(outer), model)] = refetch
+                break
     return found
+
+
+def _refetch_from(outer: Root, root: Root) -> Refetch | None:
+    """How ``root``'s row (loaded by its key) leads back to the rows of ``outer``, if it does."""
+    model = root.model
+    if outer.query is None or outer.queryset_class is None or outer.model is model:
+        return None
+    if issubclass(model, outer.model):
+        link = _parent_link_path(outer.model, model)
+        rebased = _rebase(outer, model) if link else None
+        return Refetch(outer, model, link, rebased, root.evaluated) if rebased is not None else None
+    keys = [f for f in outer.model._meta.concrete_fields
+            if (f.many_to_one or f.one_to_one) and f.remote_field.model is model and f.target_field.primary_key]
+    if len(keys) != 1:
+        return None  # two foreign keys to the model (a/z ends): which one gave the key is unknown
+    return Refetch(outer, model, (keys[0].name,), None, root.evaluated, key=keys[0].attname)
 
 
 def _by_own_key(root: Root) -> bool:
@@ -409,10 +436,11 @@ def _rebase(outer: Root, child: type) -> Root | None:
 
 
 def _refetched(group: Group, refetches: dict[int, Refetch]) -> Relation | None:
-    """The per-row loads themselves: the downcast, on the rebased root (the fix's own root)."""
+    """The per-row downcasts themselves, on the rebased root (the fix's own root). A load by key
+    is left to :func:`_from_sql`, which names the foreign key it mirrors."""
     for record in group.records:
         refetch = refetches.get(id(record.root)) if record.root is not None else None
-        if refetch is not None:
+        if refetch is not None and refetch.rebased is not None:
             return Relation(refetch.rebased, refetch.model, (), [], refetch=refetch)
     return None
 

@@ -99,6 +99,9 @@ SHAPES = {
     # Relations read off a downcast through the reverse one-to-one: one fix through it.
     "article_pages": ("proofs.ArticlePage.authors",
                       '.select_related("articlepage__image").prefetch_related("articlepage__authors")'),
+    # Author.objects.get(pk=post.author_id) per post, then author.posts: one fix through Post.author,
+    # with the loop line reading post.author.
+    "author_cards": ("proofs.Author.posts", '.select_related("author").prefetch_related("author__posts")'),
 }
 
 
@@ -409,3 +412,13 @@ def test_a_downcast_written_in_the_loop_becomes_the_row_itself(tmp_path):
     assert within_page_count(fix, count_small), (fix["proof"], count_small)
     seed(4, start=4)
     assert queries(module.hand_downcast) == (1, scenarios.hand_downcast())
+
+
+def test_relations_read_off_rows_loaded_by_key_climb_to_the_looped_queryset():
+    seed(3)
+    report, _ = analyse("author_cards")
+    posts = next(f for f in report.findings if f.relation == "proofs.Author.posts")
+    assert (posts.model, posts.lookup) == ("proofs.Post", "author__posts")
+    assert "loads one by one by key at tests/proofs/scenarios.py" in posts.note
+    [fix] = report.fixes
+    assert [a["line"] for a in fix["access"]] == ["author = post.author"]

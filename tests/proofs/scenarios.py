@@ -5,7 +5,7 @@ so every loop keeps its queryset on one line of its own.
 """
 
 from tests.proofs.libaccessor import primary_image
-from tests.proofs.models import ArticlePage, Bookmark, Circuit, Page, Post, Product
+from tests.proofs.models import ArticlePage, Author, Bookmark, Circuit, Page, Post, Product
 
 
 def gallery_index():
@@ -92,6 +92,15 @@ def hand_downcast():
     for page in pages:
         article = ArticlePage.objects.get(id=page.id)
         out.append((article.title, article.image.file))
+    return out
+
+
+def author_cards():
+    posts = Post.objects.order_by("pk")
+    out = []
+    for post in posts:
+        author = Author.objects.get(pk=post.author_id)
+        out.append((post.title, author.name, sorted(p.title for p in author.posts.all())))
     return out
 
 
