@@ -390,26 +390,33 @@ def advise_write(write: Write) -> Advice:
 
 
 def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
-    """``link.target.device``: a generic FK followed by a relation of what it points to.
+    """``end.termination.device``: a generic FK, anywhere in the path, followed by relations of
+    what it points to (``cables -> terminations -> termination -> device``).
 
-    ``GenericPrefetch`` (Django 5.0+) takes one queryset per content type: the type the loop
-    followed further gets the join (or prefetch) it needs, every other type seen in this
-    request is loaded as is. A plain ``prefetch_related("target__device")`` would raise as
-    soon as one target lacks ``device``.
+    ``GenericPrefetch`` (Django 5.0+) on the lookup up to the generic FK
+    (``"terminations__termination"``) takes one queryset per content type: every type seen in
+    this request, each with the ``select_related`` (or ``prefetch_related``) of the hops after
+    the generic FK when that type has them, as is otherwise. The plain
+    ``prefetch_related("terminations__termination__device")`` is the other candidate: it raises
+    as soon as one target lacks ``device``, and it runs one more statement per hop after the
+    generic FK when they could be joined. The candidate expected to run fewer statements goes
+    first (the plain one on a tie: it is shorter); the replay decides.
     """
     index = next(i for i, h in enumerate(relation.hops) if h.kind == "generic_fk")
-    if index != 0:
-        return Advice(None, note="A generic foreign key after another relation: prefetch it level by level by hand.")
-    followed = relation.hops[1].model
-    rest = relation.hops[1:]
+    rest = relation.hops[index + 1:]
+    followed = rest[0].model
     rest_lookup = "__".join(h.accessor for h in rest)
     method = "select_related" if all(h.single for h in rest) else "prefetch_related"
     if not validate_lookup(followed, rest_lookup, method):
         return Advice(None, note=f"{method}({rest_lookup!r}) did not validate on {followed.__name__}.")
-    models = [followed] + sorted((m for m in relation.generic_models if m is not followed), key=lambda m: m.__name__)
-    querysets = [f'{manager_expr(followed)}.{method}("{rest_lookup}")']
-    querysets += [f"{manager_expr(m)}.all()" for m in models[1:]]
-    prefetch = f'GenericPrefetch("{relation.hops[0].accessor}", [{", ".join(querysets)}])'
+    seen = set(relation.generic_models) | {followed}
+    following = {m for m in seen if validate_lookup(m, rest_lookup, method)}
+    # Types that have the hops first, then by name: every finding of one loop writes the same text.
+    models = sorted(seen, key=lambda m: (m not in following, m.__name__))
+    querysets = [f'{manager_expr(m)}.{method}("{rest_lookup}")' if m in following else f"{manager_expr(m)}.all()"
+                 for m in models]
+    generic_lookup = "__".join(relation.path[: index + 1])
+    prefetch = f'GenericPrefetch("{generic_lookup}", [{", ".join(querysets)}])'
     fix = f".prefetch_related({prefetch})"
     snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}",
                 "import": "from django.contrib.contenttypes.prefetch import GenericPrefetch"}
@@ -421,17 +428,23 @@ def _advise_generic(relation: Relation, origin_code: str | None) -> Advice:
     if len(models) == 1:
         note = (f"Only {followed.__name__} targets were seen in this request; add a queryset per other content "
                 "type the generic key can point to.")
-    generic = Advice("GenericPrefetch", snippets, after_queries=1 + (0 if method == "select_related" else len(rest)),
-                     note=note)
-    # The plain lookup is shorter and enough when every target has the relation; the replay
-    # decides (it raises as soon as one target lacks it), GenericPrefetch is next.
+    # Statements once fixed: a prefetch per level before the generic FK, then per content type
+    # one for the objects and, unless joined, one per hop after it.
+    rest_levels = 0 if method == "select_related" else len(rest)
+    generic = Advice("GenericPrefetch", snippets, after_queries=index + len(models) * (1 + rest_levels), note=note)
+    if relation.root is not None:
+        _supersede(generic, relation.root, prefetch, origin_code, relation.model.__name__, generic_lookup)
     plain_fix = f'.prefetch_related("{relation.lookup}")'
     plain = Advice("prefetch_related", {"fix": plain_fix, "queryset": f"{manager_expr(relation.model)}{plain_fix}"},
-                   after_queries=len(relation.hops), fallbacks=[generic])
+                   after_queries=index + len(models) + len(rest))
     if origin_code:
         after = rewrite_line(origin_code, relation.model.__name__, "prefetch_related", relation.lookup, [])
         if after and after != origin_code.strip():
             plain.snippets["line"] = after
+    if generic.after_queries < plain.after_queries:
+        generic.fallbacks = [plain]
+        return generic
+    plain.fallbacks = [generic]
     return plain
 
 
@@ -607,36 +620,228 @@ def flatten_select_related(tree: dict, prefix: str = ""):
 def _advise_deferred(relation: Relation, origin_code: str | None) -> Advice:
     """A deferred field read per row: load it with the rows (``only()`` gains the field path,
     ``defer()`` loses it). A field of a ``select_related`` object is named by its path
-    (``only("author__id", "author__username")``)."""
+    (``only("author__id", "author__username")``); a field of objects a ``Prefetch`` loaded is
+    loaded by that Prefetch's queryset (:func:`_advise_deferred_prefetched`)."""
     root = relation.root
     name = "__".join(relation.path)
     prefix = relation.path[:-1]
     if root is None:
         return Advice(None, note=f"{name!r} was deferred when its instances were loaded.")
+    prefetched = _loading_prefetch(root, prefix)
+    if prefetched is not None:
+        return _advise_deferred_prefetched(relation, origin_code, *prefetched)
     if prefix and not (all(h.single for h in relation.hops[:-1]) and _selected(root.select_related, prefix)):
         return Advice(None, note=(
             f"{name!r} was deferred on objects that were not joined with select_related, so the loop's "
             "queryset cannot load it; load the field where those objects are queried."))
-    names, defer = root.deferred
-    if defer:
-        args = sorted(n for n in names if n != name)
-        method = "defer"
-        call = f'.defer({", ".join(_quote(n) for n in args)})' if args else ".defer(None)"
-        fix = call
-    else:
-        args = sorted(set(names) | {name})
-        method = "only"
-        call = f'.only({", ".join(_quote(n) for n in args)})'
-        fix = call
-    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{call}"}
+    method, args = _deferred_args(root.deferred, name)
+    call = _deferred_call(method, args)
+    snippets = {"fix": call, "queryset": f"{manager_expr(relation.model)}{call}"}
     if origin_code:
         after = rewrite_line(origin_code, relation.model.__name__, method, None, [], replace_args=args)
         if after and after != origin_code.strip():
             snippets["line"] = after
     # The fix replaces the queryset's defer() arguments, where defer() on the replayed query
     # would add to them: the proof clears them first. only() replaces by itself.
-    proof_call = (call if call == ".defer(None)" else f".defer(None){call}") if defer else None
+    proof_call = (call if call == ".defer(None)" else f".defer(None){call}") if method == "defer" else None
     return Advice(method, snippets, after_queries=0, proof_call=proof_call)
+
+
+def _deferred_args(deferred: tuple, name: str) -> tuple[str, list[str]]:
+    """(``"only"`` or ``"defer"``, its new arguments) so that ``name`` is loaded too."""
+    names, defer = deferred
+    if defer:
+        return "defer", sorted(n for n in names if n != name)
+    return "only", sorted(set(names) | {name})
+
+
+def _deferred_call(method: str, args: list[str]) -> str:
+    if method == "defer" and not args:
+        return ".defer(None)"
+    return f'.{method}({", ".join(_quote(n) for n in args)})'
+
+
+def _loading_prefetch(root: Any, prefix: tuple[str, ...]) -> tuple[Prefetch, tuple[str, ...]] | None:
+    """The root's ``Prefetch`` whose queryset loaded the objects at ``prefix`` (the longest one
+    that ends there or before, the rest joined by its ``select_related``), and that rest."""
+    found = None
+    for lookup in root.prefetch_lookups:
+        if not isinstance(lookup, Prefetch) or lookup.queryset is None:
+            continue
+        # A to_attr list is tagged with the relation's own path (prefetch_through).
+        to = tuple(lookup.prefetch_through.split("__"))
+        if prefix[: len(to)] == to and (found is None or len(to) > len(found[1])):
+            found = (lookup, to)
+    if found is None:
+        return None
+    return found[0], prefix[len(found[1]):]
+
+
+def _advise_deferred_prefetched(relation: Relation, origin_code: str | None, prefetch: Prefetch,
+                                rest: tuple[str, ...]) -> Advice:
+    """``Prefetch("comments", queryset=Comment.objects.only("id", "post"))`` and ``comment.body``
+    read per comment: the Prefetch's queryset gains ``body`` in its ``only()`` (or loses it from
+    its ``defer()``). The new Prefetch replaces the old one: the origin line is rewritten in
+    place, and the proof drops the old lookup before adding the new one (both on one queryset
+    raise "lookup was already seen with a different queryset")."""
+    field = relation.path[-1]
+    queryset = prefetch.queryset
+    model = queryset.model
+    hops = describe_path(model, rest + (field,))
+    relative = "__".join(rest + (field,))
+    where = f'the queryset of Prefetch("{prefetch.prefetch_through}")'
+    query = queryset.__dict__.get("_query")
+    if not hops or query is None or queryset.__dict__.get("_deferred_filter") is not None or \
+            not (all(h.single for h in hops[:-1]) and _selected(query.select_related, rest)):
+        return Advice(None, note=(f"{relative!r} was deferred by {where}, which does not load it with its rows; "
+                                  "load the field there."))
+    method, args = _deferred_args(query.deferred_loading, relative)
+    by_hand = (f"{relative!r} was deferred by {where}: "
+               + ("add it to that queryset's only()." if method == "only" else "remove it from that queryset's defer()."))
+    if prefetch.to_attr:
+        # The loop reads the to_attr list, which the replay's walk of the relation would not.
+        return Advice(None, note=by_hand)
+    expression = _plain_queryset(queryset, method, args)
+    if expression is None:
+        # Filters or a custom queryset a line of text written from a manager would lose.
+        return Advice(None, note=by_hand)
+    new = f'Prefetch({_quote(prefetch.prefetch_through)}, queryset={expression})'
+    fix = f".prefetch_related({new})"
+    snippets = {"fix": fix, "queryset": f"{manager_expr(relation.model)}{fix}"}
+    line = _rewrite_prefetch_queryset(origin_code, prefetch.prefetch_through, model.__name__, method, args) \
+        if origin_code else None
+    if line:
+        snippets["line"] = line
+    note = (f"{relative!r} is read from objects loaded by {where}, which deferred it: that Prefetch's queryset "
+            f"loads it ({fix} replaces it; the same Prefetch twice on one queryset raises).")
+    proof_call, bindings = _replacing(relation.root, lambda lookup: lookup is prefetch, new)
+    return Advice("Prefetch", snippets, after_queries=0, note=note, proof_call=proof_call, bindings=bindings)
+
+
+def _replacing(root: Any, superseded: Any, new: str) -> tuple[str | None, dict]:
+    """The proof's call for a lookup that takes the place of one of the root's own (the first
+    that ``superseded`` accepts): Django skips (or refuses) a second lookup to the same place,
+    so the replay drops the root's lookups and adds them back with the new one where the old
+    one was, as the rewritten line has them. (None, {}) when nothing is superseded."""
+    lookups = list(root.prefetch_lookups)
+    at = next((i for i, lookup in enumerate(lookups) if superseded(lookup)), None)
+    if at is None:
+        return None, {}
+    return (f".prefetch_related(None).prefetch_related(*kept_before, {new}, *kept_after)",
+            {"kept_before": tuple(lookups[:at]), "kept_after": tuple(lookups[at + 1:])})
+
+
+def _supersede(advice: Advice, root: Any, prefetch: str, origin_code: str | None, model_name: str,
+               lookup: str) -> None:
+    """A ``GenericPrefetch`` on a lookup the root prefetches already as is (``"terminations__termination"``):
+    Django would skip the second one, so it takes the old one's place, in the line and in the proof."""
+    def plain(item: Any) -> bool:
+        if isinstance(item, Prefetch):
+            return item.prefetch_to == lookup and item.queryset is None and not getattr(item, "querysets", None)
+        return item == lookup
+
+    advice.proof_call, advice.bindings = _replacing(root, plain, prefetch)
+    if advice.proof_call is None:
+        return
+    advice.snippets.pop("line", None)
+    if origin_code:
+        after = rewrite_line(origin_code, model_name, "prefetch_related", None, [], raw_args=[prefetch],
+                             replaces=lookup)
+        if after and not _plain_lookup_left(after, lookup):
+            advice.snippets["line"] = after
+    replaced = f'prefetch_related("{lookup}")'
+    advice.note = ((advice.note + " ") if advice.note else "") + (
+        f"It replaces the queryset's {replaced}: a second prefetch of the same lookup is skipped.")
+
+
+def _plain_lookup_left(code: str, lookup: str) -> bool:
+    """Whether ``lookup`` is still passed as a plain string anywhere but to a Prefetch in ``code``."""
+    tree, _suffix = _parse(code.strip())
+    if tree is None:
+        return True
+    named = {id(node.args[0]) for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and node.args and _called_name(node.func) in ("Prefetch", "GenericPrefetch")}
+    return any(isinstance(node, ast.Constant) and node.value == lookup and id(node) not in named
+               for node in ast.walk(tree))
+
+
+def _plain_queryset(queryset: Any, method: str, args: list[str]) -> str | None:
+    """``Comment.objects.select_related("post").only(...)``: the Prefetch's queryset written
+    from a manager, with the new ``only()``/``defer()``, when it compiles to the same SQL as the
+    project's queryset with them (nothing else in it a line of text would lose); else None."""
+    model = queryset.model
+    try:
+        expected = (queryset.only(*args) if method == "only" else queryset.defer(None).defer(*args)).query
+        expected_sql = expected.sql_with_params()
+    except (FieldError, FieldDoesNotExist, ValueError, TypeError):
+        return None
+    if queryset._prefetch_related_lookups:
+        return None
+    selected = queryset.query.select_related
+    select_call = ""
+    if selected is True:
+        select_call = ".select_related()"
+    elif isinstance(selected, dict) and selected:
+        select_call = f'.select_related({", ".join(_quote(p) for p in flatten_select_related(selected))})'
+    call = _deferred_call(method, args) if args or method == "defer" else ""
+    for manager in model._meta.managers:
+        candidate = manager.all()
+        if select_call:
+            candidate = candidate.select_related(*(() if selected is True else flatten_select_related(selected)))
+        candidate = candidate.only(*args) if method == "only" else candidate.defer(*args) if args else candidate
+        try:
+            same = candidate.query.sql_with_params() == expected_sql
+        except (FieldError, FieldDoesNotExist, ValueError, TypeError):
+            continue
+        if same:
+            text = f"{model.__name__}.{manager.name}{select_call}{'' if call == '.defer(None)' else call}"
+            return text if text.endswith(")") else f"{text}.all()"
+    return None
+
+
+def _rewrite_prefetch_queryset(code: str, through: str, model_name: str, method: str, args: list[str]) -> str | None:
+    """The origin line with the ``queryset=`` of its ``Prefetch(through, ...)`` given the new
+    ``only()``/``defer()`` arguments (the rest of that queryset, and of the line, as written)."""
+    text = code.strip()
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    source = text + suffix
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _called_name(node.func) == "Prefetch" and node.args
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value == through):
+            continue
+        value = next((k.value for k in node.keywords if k.arg == "queryset"), node.args[1] if len(node.args) > 1 else None)
+        segment = ast.get_source_segment(source, value) if value is not None else None
+        if not segment or f".{method}(" not in segment:
+            return None  # the deferral was not written here: nothing to change in this line
+        rewritten = _without_call(segment, method) if method == "defer" and not args else \
+            rewrite_line(segment, model_name, method, None, [], replace_args=args)
+        if rewritten is None or rewritten == segment:
+            return None
+        return _splice(source, suffix, value.col_offset, value.end_col_offset, rewritten)
+    return None
+
+
+def _without_call(expression: str, method: str) -> str | None:
+    """``Comment.objects.defer("body")`` -> ``Comment.objects.all()``: the call dropped from the chain."""
+    tree, suffix = _parse(expression)
+    if tree is None or suffix or not tree.body or not isinstance(tree.body[0], ast.Expr):
+        return None
+    node = next((n for n in ast.walk(tree.body[0].value) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Attribute) and n.func.attr == method), None)
+    if node is None:
+        return None
+    kept = _splice(expression, "", node.func.value.end_col_offset, node.end_col_offset, "")
+    return kept if kept.endswith(")") else f"{kept}.all()"
+
+
+def _called_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
 
 
 def _selected(select_related: Any, path: tuple[str, ...]) -> bool:

@@ -36,7 +36,8 @@ from .patch import attach_patches
 from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
 from .prove import Budget, Limits
 from .pysource import python_literal
-from .relate import KIND_LABELS, Relation, definition_site, find_refetches, model_for_table, relate
+from .relate import KIND_LABELS, Relation, definition_site, find_refetches, locate, model_for_table, relate
+from .shared import prove_shared
 from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
 
@@ -55,6 +56,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings = n_plus_one_findings(n_plus_ones, context)
     budget = Budget(Limits.from_config(config).budget_s)  # one replay budget for the request's proofs
     plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config, budget))
+    plans = prove_shared(plans, n_plus_ones, capture, config, budget)
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, n_plus_ones, context)
@@ -77,8 +79,11 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
 def in_page_terms(report: Report) -> None:
     """Each verified fix's proof in this page's terms: ``page_before`` (the queries the page ran)
     and ``page_after`` (the page with the fix: its loops' statements gone, the replay's own
-    statements, less the root that the page ran already, in their place). The replay's count is
-    constant in the rows, so it holds at the page's row count."""
+    statements, less those that loaded the root's rows, which the page ran already: the root
+    and its own prefetch_related lookups, ``proof["loading"]``, in their place). The replay's
+    count is constant in the rows, so it holds at the page's row count. A proven fix's findings
+    are then avoidable by what it removes, and the summary's total is the sum, never above the
+    page's."""
     queries = report.summary.get("queries", 0)
     for fix in report.fixes:
         proof = fix.get("proof") or {}
@@ -86,11 +91,27 @@ def in_page_terms(report: Report) -> None:
             continue
         members = [report.findings[i] for i in fix["findings"] if i < len(report.findings)]
         removed = sum(f.count for f in members if f.kind in ("n_plus_one", "unused_prefetch"))
-        after = max(0, queries - removed + proof["after"] - 1)
+        after = max(0, queries - removed + proof["after"] - proof.get("loading", 1))
         fix["proof"] = {**proof, "page_before": queries, "page_after": after}
         for finding in members:
             if finding.proof and finding.proof.get("status") == "verified":
                 finding.proof = {**finding.proof, "page_before": queries, "page_after": after}
+        share_removed(members, queries - after)
+    report.summary["avoidable"] = min(queries, sum(f.avoidable for f in report.findings))
+
+
+def share_removed(members: list[Finding], removed: int) -> None:
+    """A proven fix's findings' ``avoidable``: what the fix removes on this page, shared by
+    statement count (the advice's estimate before; a combined fix's findings sum to it)."""
+    counted = [f for f in members if f.kind in ("n_plus_one", "unused_prefetch")]
+    total = sum(f.count for f in counted)
+    if not counted or total <= 0:
+        return
+    given = 0
+    for finding in counted:
+        finding.avoidable = removed * finding.count // total
+        given += finding.avoidable
+    counted[0].avoidable += removed - given  # the remainder of the integer shares
 
 
 def reportable_buckets(capture: cap.Capture) -> list[cap.Bucket]:
@@ -155,9 +176,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
             if earlier is None:
                 earlier = sorted(capture.buckets.values(), key=lambda b: b.first_seq)
             item.mirror = mirrored_field(item.group, earlier)
-    for item in items:
-        if item.relation is not None and any(h.kind == "generic_fk" for h in item.relation.hops[:-1]):
-            item.relation.generic_models = _generic_targets(item.members)
+    _share_generic_targets(items)
     roots_by_record = {id(root.record): root for root in capture.roots if root.record is not None}
     for item in items:
         item.access = access_line(item, roots_by_record)
@@ -276,6 +295,36 @@ def lazy_load_on_many(group: Group) -> bool:
         if root.rows > 1 or root.marks == (0, None):
             return True
     return False
+
+
+def _share_generic_targets(items: list[NPlusOne]) -> None:
+    """Each relation through a generic FK learns the models that key pointed to in this request.
+
+    One loop reading ``end.termination.device`` gives a finding per target type
+    (``Interface.device``, ``ConsolePort.device``); the generic loads themselves are folded into
+    one of them. All findings through the same generic lookup of the same root share every type
+    seen, so they advise one ``GenericPrefetch`` (the same text, combined into one fix).
+    """
+    seen: dict[tuple[int, tuple[str, ...]], set[type]] = {}
+    through: list[tuple[NPlusOne, tuple[int, tuple[str, ...]]]] = []
+    for item in items:
+        relation = item.relation
+        if relation is None or not any(h.kind == "generic_fk" for h in relation.hops[:-1]):
+            continue
+        index = next(i for i, h in enumerate(relation.hops) if h.kind == "generic_fk")
+        key = (id(relation.root), relation.path[: index + 1])
+        seen.setdefault(key, set()).update(_generic_targets(item.members), {relation.hops[index + 1].model},
+                                           _read_after(item.members, relation.root, relation.path[: index + 1]))
+        through.append((item, key))
+    for item, key in through:
+        item.relation.generic_models = tuple(sorted(seen[key], key=lambda m: m._meta.label))
+
+
+def _read_after(groups: list[Group], root: cap.Root | None, generic_path: tuple[str, ...]) -> set[type]:
+    """Classes of the objects at the end of ``generic_path`` that a relation was read on: the
+    generic FK's targets, also when its own loads were prefetched and never seen."""
+    return {h.model for g in groups for h in g.hops
+            if h.source is not None and locate(h.source) == (root, generic_path)}
 
 
 def _generic_targets(groups: list[Group]) -> tuple[type, ...]:

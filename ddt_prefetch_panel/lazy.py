@@ -10,11 +10,10 @@ and whether the data changed since. A request no longer held says so and stays u
 
 from __future__ import annotations
 
-import threading
 import traceback
-from collections import OrderedDict
 
 from . import capture as cap
+from . import shared
 from .analyze import analyze
 from .conf import get_config
 from .prove import OPENED
@@ -30,36 +29,21 @@ def has_fixes(report: dict | None) -> bool:
                for f in (report or {}).get("findings") or [])
 
 
-# Captures whose proofs wait for the panel to be opened, by DDT request id: the last
-# RESULTS_CACHE_SIZE requests of this process. A capture holds its roots' queries, never rows.
-_held: OrderedDict[str, cap.Capture] = OrderedDict()
-_held_lock = threading.Lock()
-
-
-def hold(request_id: str, capture: cap.Capture) -> None:
-    from debug_toolbar import settings as dt_settings
-
-    size = max(1, int(dt_settings.get_config().get("RESULTS_CACHE_SIZE") or 25))
-    with _held_lock:
-        _held[request_id] = capture
-        _held.move_to_end(request_id)
-        evicted = [_held.popitem(last=False)[1] for _ in range(len(_held) - size)]
-    for old in evicted:
-        old.release()
+def hold(request_id: str, capture: cap.Capture, label: str, pending: bool) -> None:
+    """Keep a request's capture (shared.py holds it): until its panel is opened when its proofs
+    are ``pending``, and in any case for the fixes of other requests built on the same lines."""
+    shared.remember(request_id, capture, label, pending)
 
 
 def prove_held(request_id: str | None, stats: dict) -> dict:
     """The stats of a lazy request with its proofs made now, from the capture this process held
     for it; or, when it holds it no more (evicted by newer requests, another process, a restart),
     the stats saying so: the fixes stay "not verified"."""
-    with _held_lock:
-        capture = _held.pop(request_id, None) if request_id else None
+    capture = shared.take_pending(request_id)
     if capture is None:
         return {**stats, "proofs": "expired"}
     try:
         report = analyze(capture, {**get_config(), OPENED: True}).to_dict()
     except Exception as exc:  # the panel reports its own failure, never breaks the page
         return {**stats, "proofs": "opened", "error": error_of(exc)}
-    finally:
-        capture.release()
     return {**stats, "report": report, "proofs": "opened"}

@@ -100,9 +100,13 @@ class PrefetchPanel(Panel):
             except Exception as exc:  # the panel reports its own failure, never breaks the page
                 stats["error"] = error_of(exc)
                 lazy = False
-            if lazy and has_fixes(stats["report"]):
+            pending = bool(lazy and has_fixes(stats["report"]))
+            if pending:
                 stats["proofs"] = "pending"
-                hold(self.toolbar.request_id, capture)
+            if config.get("PROOFS") and self.toolbar.request_id and stats["error"] is None and capture.roots:
+                # Held for its own lazy proofs, and for the fixes of other requests built on the
+                # same lines (shared.py): a fix there is replayed on this request's roots too.
+                hold(self.toolbar.request_id, capture, f"{request.method} {request.get_full_path()}", pending)
             else:
                 capture.release()
         self.record_stats(stats)

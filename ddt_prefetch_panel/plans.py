@@ -44,6 +44,9 @@ class FixPlan:
     origin: dict | None
     paths: list = field(default_factory=list)  # the access paths the proof walked (with the fix)
     names: dict = field(default_factory=dict)  # the proof's namespace
+    # On a rebased root, ``fix`` is the child model's whole queryset; this is the call the replay
+    # applied to the rebased root (``.prefetch_related("authors")``, ``.all()``).
+    call: str | None = None
 
     @property
     def access(self) -> list[dict]:
@@ -84,7 +87,8 @@ def _fixed_walks(hops: list, relation: Relation, advice: Advice, head: list[Step
 
 
 def _proof_names(relation: Relation) -> dict[str, Any]:
-    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops]
+    models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops] + list(
+        relation.generic_models)
     return namespace(*models)
 
 
@@ -141,8 +145,7 @@ def prove_fixes(items: list[NPlusOne], config: dict, budget: Budget) -> list[Fix
                 finding.snippets["import"] = "\n".join(needed)
     for entries in _by_root(proven):
         plans += _plans_for_root(entries, limits, budget)
-    show_rebased(plans)
-    return plans
+    return show_rebased(plans)
 
 
 def _by_root(entries: list[tuple[NPlusOne, list, list]]) -> list[list[tuple[NPlusOne, list, list]]]:
@@ -205,8 +208,8 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     if nested is None:
         return
     names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
+    after = _distinct(path for _item, paths, _read in entries for path in paths)
+    as_read = _distinct(path for _item, _paths, read in entries for path in read)
     proof = prove(plan.root, nested, after, limits, budget, names, as_read)
     if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
         return
@@ -214,6 +217,20 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     plan.fix, plan.proof = nested, proof
     plan.imports = imports_for(nested, names)
     plan.line = _plan_line(plan.root, plan.origin, nested)
+    for finding in plan.findings:  # each finding shows the fix its card shows, and that proof
+        finding.proof = proof
+        snippets = finding.snippets
+        plain = snippets.get("fix") or ""
+        queryset = snippets.pop("queryset", None)
+        for key in ("line", "import"):
+            snippets.pop(key, None)
+        if queryset and plain and plain in queryset:
+            snippets["queryset"] = queryset.replace(plain, nested)
+        snippets["fix"] = nested
+        if plan.line:
+            snippets["line"] = plan.line
+        if plan.imports:
+            snippets["import"] = "\n".join(plan.imports)
 
 
 def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
@@ -231,18 +248,32 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     # A re-fetch's own fix is the rebased root itself (its line queries the child model): it adds no call.
     calls = [item for item, _a, _r in entries if not _rebase_only(item)]
     fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item in calls]
-    combined = combine_fixes(fixes) if fixes else ".all()"
-    if combined is None or any(item.advice.proof_call for item in calls):
+    proof_calls = {item.advice.proof_call for item in calls}
+    shown = {item.advice.snippets.get("fix") for item in calls}
+    if not calls:
+        combined = replayed = ".all()"
+    elif proof_calls != {None}:
+        # A fix proven through its own call (one that replaces a lookup of the root) combines only
+        # with findings that advise the very same one (one loop through a generic FK, per type).
+        if len(proof_calls) != 1 or len(shown) != 1:
+            return None
+        combined, replayed = shown.pop(), proof_calls.pop()
+    else:
+        combined = replayed = combine_fixes(fixes)
+    if combined is None:
         return None
     names = _plan_names(entries)
-    after = [path for _item, paths, _read in entries for path in paths]
-    as_read = [path for _item, _paths, read in entries for path in read]
-    proof = prove(root, combined, after, limits, budget, names, as_read)
+    after = _distinct(path for _item, paths, _read in entries for path in paths)
+    as_read = _distinct(path for _item, _paths, read in entries for path in read)
+    proof = prove(root, replayed, after, limits, budget, names, as_read)
     if proof["status"] != "verified":
         return None
     proof["fix"] = combined
     origin = first.finding.origin
-    line = _plan_line(root, origin, combined)
+    if replayed != combined:
+        line = first.advice.snippets.get("line")
+    else:
+        line = _plan_line(root, origin, combined)
     return FixPlan(root, combined, line, imports_for(combined, names),
                    [item.relation.lookup for item, _a, _r in entries if item.relation.lookup],
                    [item.finding for item, _a, _r in entries], proof, origin, after, names)
@@ -276,12 +307,15 @@ def _plan_line(root: cap.Root, origin: dict | None, fix: str) -> str | None:
     return fix_line(code, root.model.__name__, fix)
 
 
-def show_rebased(plans: list[FixPlan]) -> None:
+def show_rebased(plans: list[FixPlan]) -> list[FixPlan]:
     """A proven fix on a rebased root is a query of the child model at the looped queryset's line:
     shown as that whole queryset (``ArticlePage.objects.filter(live=True).prefetch_related("authors")``),
-    with the child model's import. Without a line to rewrite there is nothing to show as is."""
+    with the child model's import. Without a line to rewrite there is nothing to show as is: that
+    plan is dropped (its findings say why)."""
+    kept = []
     for plan in plans:
         if plan.root is None or plan.root.base is None:
+            kept.append(plan)
             continue
         model = plan.root.model
         expression = queryset_expression(plan.line, model.__name__) if plan.line else None
@@ -291,9 +325,11 @@ def show_rebased(plans: list[FixPlan]) -> None:
                 f"line that builds the queryset can say, and that line could not be rewritten.")}
             plan.proof = proof
             for finding in plan.findings:
+                finding.proof = proof
                 withdraw_fix(finding, proof)
             continue
-        plan.fix = expression
+        kept.append(plan)
+        plan.call, plan.fix = plan.fix, expression
         plan.imports = sorted({*plan.imports, f"from {model.__module__} import {model.__name__}"})
         for finding in plan.findings:
             finding.snippets["fix"] = expression
@@ -303,6 +339,17 @@ def show_rebased(plans: list[FixPlan]) -> None:
             if finding.proof:
                 finding.proof = {**finding.proof, "fix": expression}
         plan.proof = {**plan.proof, "fix": expression}
+    return kept
+
+
+def _distinct(paths) -> list[list[Step]]:
+    """Access paths without repeats: findings of one loop through a generic FK (one per target
+    type) walk the same path, and walking it twice would count the unfixed loop twice."""
+    out: list[list[Step]] = []
+    for path in paths:
+        if path not in out:
+            out.append(path)
+    return out
 
 
 def _plan_names(entries: list) -> dict[str, Any]:

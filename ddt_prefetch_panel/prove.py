@@ -71,15 +71,24 @@ class Budget:
     # Unfixed replays by (root, access paths, rows): every candidate of a root compares with
     # the same baseline, so it is replayed once per analysis.
     baselines: dict = field(default_factory=dict)
+    # Statements the unfixed root ran to load its rows (itself and its own prefetch_related
+    # lookups), by root: the page ran them already, so a fix's page count does not add them twice.
+    loading: dict = field(default_factory=dict)
 
     def baseline(self, root: Root, paths: list[list[Step]], names: dict[str, Any], rows: int) -> tuple[int, list, int]:
+        counted: dict = {}
         try:
             key = (id(root), tuple(tuple(path) for path in paths), rows)
             hash(key)
         except TypeError:  # a filter value that cannot be hashed: no caching
-            return run(root, None, paths, names, rows)
-        if key not in self.baselines:
-            self.baselines[key] = run(root, None, paths, names, rows)
+            key = None
+        if key is None or key not in self.baselines:
+            result = run(root, None, paths, names, rows, counted)
+            if key is None:
+                return result
+            self.baselines[key] = result
+        if "loading" in counted:
+            self.loading.setdefault(id(root), counted["loading"])
         return self.baselines[key]
 
     def exhausted(self) -> bool:
@@ -346,10 +355,14 @@ def walk(rows: list[Any], paths: list[list[Step]]) -> list[Any]:
     return sorted(read, key=repr)
 
 
-def run(root: Root, fix: str | None, paths: list[list[Step]], names: dict[str, Any], rows: int) -> tuple[int, list, int]:
-    """(statements, what the walk read, rows loaded) of one replay."""
+def run(root: Root, fix: str | None, paths: list[list[Step]], names: dict[str, Any], rows: int,
+        counted: dict | None = None) -> tuple[int, list, int]:
+    """(statements, what the walk read, rows loaded) of one replay; ``counted["loading"]``:
+    the statements that loaded the rows, before the walk."""
     with isolated(_alias(root)) as statements:
         loaded = list(rebuild(root, fix, names, rows))
+        if counted is not None:
+            counted["loading"] = len(statements)
         read = walk(loaded, paths)
     return len(statements), read, len(loaded)
 
@@ -388,6 +401,8 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
             proof["detail"] = f"Not replayed: the original queryset could not be re-run ({type(exc).__name__}: {exc})."
             return proof
         proof.update(before=before, rows=loaded)
+        if id(base) in budget.loading:
+            proof["loading"] = budget.loading[id(base)]
         try:
             after, read_after, loaded_after = run(root, fix, paths, names, small)
             after_large, _, loaded_large = run(root, fix, paths, names, large) if large > loaded else (after, None, loaded)
@@ -395,7 +410,7 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
             proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
             return proof
     proof["after"] = after
-    dropped = _dropped_rows(root, names, large, budget) if root.base is not None else None
+    dropped = dropped_rows(root, names, large, budget) if root.base is not None else None
     changed = _data_changed(base, large, names, budget) if limits.opened else None
     if dropped:
         proof.update(status="failed", detail=dropped)
@@ -418,7 +433,7 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     return proof
 
 
-def _dropped_rows(root: Root, names: dict[str, Any], rows: int, budget: Budget) -> str | None:
+def dropped_rows(root: Root, names: dict[str, Any], rows: int, budget: Budget) -> str | None:
     """Why a root rebased on a child model is not the loop's rows: some of the looped root's rows
     (the first ``rows``, in its order) are not rows of the child model."""
     with budget.timed(), isolated(_alias(root)):

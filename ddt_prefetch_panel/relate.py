@@ -180,7 +180,8 @@ def describe_path(model: type, path: tuple[str, ...] | list[str]) -> list[HopInf
     """Resolve accessors from ``model`` through the models' own descriptors.
 
     Returns None when a part is not a relation the ORM can follow (so no snippet built
-    on it may be shown). A generic FK may only be the last relation hop.
+    on it may be shown). Nothing after a generic FK can be resolved here (its model is only
+    known per instance): see :func:`_through_generic_fk`.
     """
     hops: list[HopInfo] = []
     current: type | None = model
@@ -317,20 +318,45 @@ def _through(refetch: Refetch, path: tuple[str, ...]) -> tuple[Root, tuple[str, 
 
 
 def _through_generic_fk(model: type, path: tuple[str, ...], last_model: type) -> list[HopInfo] | None:
-    """``target__author``: a generic FK followed by a relation of the model it pointed to.
+    """``terminations__termination__device``: a generic FK anywhere in the path, followed by
+    relations of the model it pointed to.
 
-    The model after the generic FK is only known from the hop that read ``author`` (its
-    instance's class), so this resolves a generic FK as the second-to-last hop only.
+    The ORM cannot say which model a generic FK leads to; the hop that issued the queries can:
+    ``last_model`` is the class of the instance the last accessor was read on. When more hops
+    follow the generic FK, the model right after it is one whose relations lead there (the
+    first by label when several do; advice builds a queryset per content type seen anyway).
+    One generic FK per path: after a second one nothing ties the models together.
     """
-    if len(path) < 2:
+    index = next((i for i in range(len(path)) if _is_generic_fk(model, path, i)), None)
+    if index is None or index == len(path) - 1:
         return None
-    head = describe_path(model, path[:-1])
+    head = describe_path(model, path[: index + 1])
+    tail_path = path[index + 1:]
     if not head or head[-1].kind != "generic_fk" or any(h.kind == "generic_fk" for h in head[:-1]):
         return None
-    tail = describe_path(last_model, path[-1:])
-    if not tail or tail[0].kind == "deferred":
-        return None
-    return head + tail
+    for candidate in _models_leading_to(last_model, tail_path[:-1]):
+        tail = describe_path(candidate, tail_path)
+        if tail and issubclass(last_model, tail[-1].model) and tail[-1].kind != "deferred" \
+                and not any(h.kind == "generic_fk" for h in tail):
+            return head + tail
+    return None
+
+
+def _is_generic_fk(model: type, path: tuple[str, ...], index: int) -> bool:
+    hops = describe_path(model, path[: index + 1])
+    return bool(hops) and hops[-1].kind == "generic_fk"
+
+
+def _models_leading_to(last_model: type, between: tuple[str, ...]) -> list[type]:
+    """Models from which the accessors ``between`` reach ``last_model`` (itself when none)."""
+    if not between:
+        return [last_model]
+    found = []
+    for candidate in sorted(apps.get_models(), key=lambda m: m._meta.label):
+        hops = describe_path(candidate, between)
+        if hops and hops[-1].target is not None and issubclass(last_model, hops[-1].target):
+            found.append(candidate)
+    return found
 
 
 # --------------------------------------------------------------------------- SQL fallback
@@ -385,8 +411,8 @@ def _refetch_from(outer: Root, root: Root) -> Refetch | None:
     if outer.query is None or outer.queryset_class is None or outer.model is model:
         return None
     if issubclass(model, outer.model):
-        link = _parent_link_path(outer.model, model)
-        rebased = _rebase(outer, model) if link else None
+        link = parent_link_path(outer.model, model)
+        rebased = rebase(outer, model) if link else None
         return Refetch(outer, model, link, rebased, root.evaluated) if rebased is not None else None
     keys = [f for f in outer.model._meta.concrete_fields
             if (f.many_to_one or f.one_to_one) and f.remote_field.model is model and f.target_field.primary_key]
@@ -405,7 +431,7 @@ def _by_own_key(root: Root) -> bool:
     return any(c.column in keys and c.op == "eq" for c in shape.conditions)
 
 
-def _rebase(outer: Root, child: type) -> Root | None:
+def rebase(outer: Root, child: type) -> Root | None:
     """``outer``'s own query run on ``child``: the same filters (as a subquery on the primary
     key), the same ordering and slice. What ``Child.objects.<the same calls>`` returns at
     outer's line when every row is a child (the proof checks that on the request's rows)."""
@@ -445,7 +471,7 @@ def _refetched(group: Group, refetches: dict[int, Refetch]) -> Relation | None:
     return None
 
 
-def _parent_link_path(parent: type, child: type) -> tuple[str, ...]:
+def parent_link_path(parent: type, child: type) -> tuple[str, ...]:
     """Accessors from ``parent`` down to ``child`` through parent links (``("articlepage",)``)."""
     path: list[str] = []
     current = child

@@ -162,3 +162,31 @@ def test_a_repeated_content_type_lookup_uses_the_managers_cached_lookups(code, f
 
     advice = advise_content_type(code)
     assert (advice[0]["fix"] if advice else None) == fixed
+
+
+def test_generic_prefetch_has_one_queryset_per_type_and_goes_first_when_it_joins_the_rest():
+    """Both types have ``device``: each queryset joins it, one statement fewer than the plain
+    lookup, which is the fallback. A to-many hop after the generic FK: the plain lookup runs
+    fewer statements for two types and goes first."""
+    from ddt_prefetch_panel.advise import advise_relation
+    from ddt_prefetch_panel.relate import Relation, _through_generic_fk
+    from tests.proofs.models import Bookmark, Cable, ConsolePort, Image, Interface, Post
+
+    path = ("terminations", "termination", "device")
+    relation = Relation(None, Cable, path, _through_generic_fk(Cable, path, Interface),
+                        generic_models=(ConsolePort, Interface))
+    advice = advise_relation(relation, 'cables = Cable.objects.order_by("pk")')
+    assert advice.method == "GenericPrefetch"
+    assert advice.snippets["fix"] == (
+        '.prefetch_related(GenericPrefetch("terminations__termination", [ConsolePort.objects.select_related("device"), '
+        'Interface.objects.select_related("device")]))')
+    assert advice.snippets["line"] == f'cables = Cable.objects.order_by("pk"){advice.snippets["fix"]}'
+    assert advice.after_queries == 3  # terminations, then one per type
+    assert [f.snippets["fix"] for f in advice.fallbacks] == ['.prefetch_related("terminations__termination__device")']
+
+    tags = ("target", "tags")
+    relation = Relation(None, Bookmark, tags, _through_generic_fk(Bookmark, tags, Post), generic_models=(Image, Post))
+    advice = advise_relation(relation, None)
+    assert advice.snippets["fix"] == '.prefetch_related("target__tags")'
+    assert advice.fallbacks[0].snippets["fix"] == (
+        '.prefetch_related(GenericPrefetch("target", [Post.objects.prefetch_related("tags"), Image.objects.all()]))')

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from ddt_prefetch_panel import lazy, prove
+from ddt_prefetch_panel import prove, shared
 from ddt_prefetch_panel.panel import PrefetchPanel
 from shop.models import Order
 from tests.test_panel_template import text
@@ -95,7 +95,7 @@ def test_a_request_no_longer_held_says_its_fixes_can_no_longer_be_proven(client,
     """The database store keeps requests across restarts; the captures are this process's."""
     with mode("lazy"):
         _, first = get_with_toolbar(client, PAGE)
-        lazy._held.clear()  # the server restarted
+        shared._held.clear()  # the server restarted
         html = render_panel(client, first)
     stats = stored_stats(first)
     assert stats["proofs"] == "expired"
@@ -112,13 +112,13 @@ def test_the_all_requests_tab_proves_what_it_reads(client, pizzeria):
     [entry] = [f for f in report["findings"] if f["kind"] == "n_plus_one"]
     assert entry["proof"]["status"] == "verified" and entry["proof"]["when"] == "opened"
     assert stored_stats(request_id)["proofs"] == "opened"
-    assert request_id not in lazy._held
+    assert request_id not in shared.pending_ids()  # proven once; still held for other requests' fixes
 
 
 
 def test_the_process_holds_the_captures_of_the_last_results_cache_size_requests(client, pizzeria):
     toolbar = dict(__import__("django.conf").conf.settings.DEBUG_TOOLBAR_CONFIG)
     with mode("lazy"), override_settings(DEBUG_TOOLBAR_CONFIG={**toolbar, "RESULTS_CACHE_SIZE": 2}):
-        lazy._held.clear()
+        shared._held.clear()
         ids = [get_with_toolbar(client, PAGE)[1] for _ in range(3)]
-        assert list(lazy._held) == ids[1:]
+        assert list(shared._held) == ids[1:]

@@ -122,6 +122,10 @@ def test_the_fix_pasted_at_the_place_makes_the_page_constant(client, name):
     # The proof in page terms: what the page ran, and what it runs with the fix pasted.
     assert finding.proof["page_before"] == before_small
     assert abs(finding.proof["page_after"] - after_small) <= max(2, after_small // 10), (finding.proof, after_small)
+    # Avoidable is what the proven fix removes on the page, shared by the findings it serves.
+    served = [f for f in report.findings if f.fix_id == finding.fix_id]
+    assert sum(f.avoidable for f in served) == finding.proof["page_before"] - finding.proof["page_after"]
+    assert report.summary["avoidable"] <= report.summary["queries"]
     seed(5)  # more threads, and threads with more posts
     if detail:
         kwargs = {"pk": Thread.objects.order_by("pk").last().pk}
@@ -138,7 +142,8 @@ def test_a_detail_views_template_loop_climbs_to_the_views_queryset(client):
     assert finding.relation == "places.Post.author"
     assert finding.model == "places.Thread" and finding.lookup == "posts__author"
     assert finding.callsite["template"] is True
-    assert finding.snippets["line"] == 'model = Thread\nqueryset = Thread.objects.prefetch_related("posts__author")'
+    assert finding.snippets["line"] == ('model = Thread\nqueryset = Thread.objects.prefetch_related('
+                                        'Prefetch("posts", queryset=Post.objects.select_related("author")))')
     assert "(.posts) is built in a template" in finding.note
 
 

@@ -20,7 +20,8 @@ from django.test.utils import CaptureQueriesContext
 from ddt_prefetch_panel import detect, prove
 from tests.proofs import scenarios
 from tests.proofs.models import (
-    ArticlePage, Author, Bookmark, Circuit, Comment, GalleryImage, Image, Page, Post, Product, Site, Tag, Termination,
+    ArticlePage, Author, Bookmark, Cable, CableTermination, Circuit, Comment, ConsolePort, Device, GalleryImage, Image,
+    Interface, Page, Post, Product, Site, Tag, Termination,
 )
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +96,8 @@ SHAPES = {
     "live_posts": ("proofs.Post.author", '.select_related("author")'),
     "library_reads": ("proofs.GalleryImage.image",
                       '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")))'),
-    "bookmarks": ("proofs.Post.author", '.prefetch_related("target__author")'),
+    # Joining the author in the Post queryset runs one statement fewer than the plain lookup.
+    "bookmarks": ("proofs.Post.author", '.prefetch_related(GenericPrefetch("target", [Post.objects.select_related("author")]))'),
     # Relations read off a downcast through the reverse one-to-one: one fix through it.
     "article_pages": ("proofs.ArticlePage.authors",
                       '.select_related("articlepage__image").prefetch_related("articlepage__authors")'),
@@ -131,6 +133,134 @@ def test_every_fix_is_verified_and_the_pasted_line_works(name, tmp_path):
     unfixed, _ = queries(getattr(scenarios, name))
     assert count_large < unfixed
     assert count_large == fix["proof"]["after"]
+
+
+def seed_cables(n: int, start: int = 0) -> None:
+    """Cables with two ends each: an interface of one device, a console port of another."""
+    for i in range(start, start + n):
+        site = Site.objects.create(name=f"site {i}")
+        cable = Cable.objects.create(label=f"cable {i}")
+        interface = Interface.objects.create(name=f"eth{i}", device=Device.objects.create(name=f"sw{i}", site=site))
+        port = ConsolePort.objects.create(name=f"con{i}", device=Device.objects.create(name=f"srv{i}", site=site))
+        for end in (interface, port):
+            CableTermination.objects.create(cable=cable, termination=end)
+
+
+BOTH = '[ConsolePort.objects.select_related("device"), Interface.objects.select_related("device")]'
+BOTH_SITES = '[ConsolePort.objects.select_related("device__site"), Interface.objects.select_related("device__site")]'
+CABLE_SHAPES = {
+    # name: (the shown fix, relations of the findings, statements with the fix)
+    "termination_devices": (  # generic FK first
+        f'.prefetch_related(GenericPrefetch("termination", {BOTH}))',
+        {"proofs.ConsolePort.device", "proofs.Interface.device"}, 3),
+    "cable_devices": (  # in the middle, after a reverse FK
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH}))',
+        {"proofs.ConsolePort.device", "proofs.Interface.device"}, 4),
+    "cable_sites": (  # in the middle, two hops after it
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH_SITES}))',
+        {"proofs.Device.site"}, 4),
+    "cable_ends": (  # last
+        '.prefetch_related("terminations__termination")', {"proofs.CableTermination.termination"}, 4),
+    # The project prefetches the generic FK already: GenericPrefetch takes that lookup's place.
+    "known_ends_devices": (
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH}))',
+        {"proofs.ConsolePort.device", "proofs.Interface.device"}, 4),
+    "known_ends_sites": (
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH_SITES}))', {"proofs.Device.site"}, 4),
+    "prefetched_cable_devices": (  # after the project's own prefetch
+        f'.prefetch_related(GenericPrefetch("terminations__termination", {BOTH}))',
+        {"proofs.ConsolePort.device", "proofs.Interface.device"}, 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CABLE_SHAPES))
+def test_a_generic_fk_anywhere_in_the_path_gets_a_proven_fix(name, tmp_path):
+    """Cables -> ends -> the generic termination (an interface or a console port) -> its device:
+    one queryset per content type seen, each joining what the loop reads after the generic FK."""
+    shown, relations, fixed = CABLE_SHAPES[name]
+    seed_cables(4)
+    report, original = analyse(name)
+    n_plus_ones = report.by_kind("n_plus_one")
+    assert {f.relation for f in n_plus_ones} == relations
+    [fix] = report.fixes
+    assert fix["fix"] == shown
+    assert all(f.snippets["fix"] == shown and f.proof["status"] == "verified" for f in n_plus_ones)
+    if "GenericPrefetch" in shown:
+        assert {f.method for f in n_plus_ones} == {"GenericPrefetch"}
+        assert "from django.contrib.contenttypes.prefetch import GenericPrefetch" in fix["import"]
+        assert "from tests.proofs.models import ConsolePort, Interface" in fix["import"]
+    proof = fix["proof"]
+    assert proof["status"] == "verified" and proof["after"] == fixed < proof["before"]
+
+    module = patched_module(report, tmp_path, name)
+    count_small, result_small = queries(getattr(module, name))
+    assert result_small == original and count_small == fixed
+    assert abs(proof["page_after"] - count_small) <= max(2, count_small // 10)
+    seed_cables(4, start=4)
+    count_large, result_large = queries(getattr(module, name))
+    assert count_large == count_small, "the pasted fix must make the query count constant"
+    assert result_large == getattr(scenarios, name)()
+
+
+DEFERRED_SHAPES = {
+    # name: (the shown fix, the pasted line, statements with the fix)
+    "deferred_comments": (
+        '.prefetch_related(Prefetch("comments", queryset=Comment.objects.only("body", "id", "post")))',
+        'posts = Post.objects.prefetch_related(Prefetch("comments", queryset=Comment.objects.only("body", "id", "post")))'
+        '.order_by("pk")', 2),
+    # A field of an object the Prefetch's queryset joins is named by its path.
+    "deferred_gallery": (
+        '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")'
+        '.only("image__file", "image__id", "post")))',
+        'posts = Post.objects.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects'
+        '.select_related("image").only("image__file", "image__id", "post"))).order_by("pk")', 2),
+    # defer() loses the field; the project's other lookups stay where they are.
+    "deferred_among_lookups": (
+        '.prefetch_related(Prefetch("comments", queryset=Comment.objects.all()))',
+        'posts = Post.objects.prefetch_related("tags", Prefetch("comments", queryset=Comment.objects.all()), '
+        '"gallery_images").order_by("pk")', 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFERRED_SHAPES))
+def test_a_field_deferred_by_a_prefetch_is_loaded_by_its_queryset(name, tmp_path):
+    """``Prefetch("comments", queryset=Comment.objects.only("id", "post"))`` and ``comment.body``
+    read per comment: one query per comment. The Prefetch's queryset loads the field."""
+    shown, line, fixed = DEFERRED_SHAPES[name]
+    seed(4)
+    report, original = analyse(name)
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation_kind == "deferred field"
+    assert finding.method == "Prefetch"
+    assert finding.snippets["fix"] == shown
+    assert finding.snippets["line"] == line
+    assert finding.proof["status"] == "verified", finding.proof
+    [fix] = report.fixes
+    assert fix["line"] == line and fix["proof"]["status"] == "verified"
+    assert "from django.db.models import Prefetch" in fix["import"]
+
+    module = patched_module(report, tmp_path, name)
+    count_small, result_small = queries(getattr(module, name))
+    assert result_small == original and count_small == fixed
+    assert abs(fix["proof"]["page_after"] - count_small) <= max(2, count_small // 10)
+    seed(4, start=4)
+    count_large, result_large = queries(getattr(module, name))
+    assert count_large == count_small, "the pasted fix must make the query count constant"
+    assert result_large == getattr(scenarios, name)()
+    unfixed, _ = queries(getattr(scenarios, name))
+    assert unfixed > count_large + 8
+
+
+def test_a_field_deferred_by_a_filtered_prefetch_is_named_not_rewritten():
+    """Its queryset filters: written out from a manager it would lose the filter, so the
+    finding says where to add the field and offers nothing to paste."""
+    seed(4)
+    report, _ = analyse("deferred_filtered")
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation == "proofs.Comment.body"
+    assert finding.method is None and "fix" not in finding.snippets
+    assert "'body' was deferred by the queryset of Prefetch(\"comments\"): add it to that queryset's only()" in (
+        finding.note)
 
 
 def test_rewritten_lines_keep_terminal_calls_last():
@@ -178,9 +308,9 @@ def _slice_call():
     return Call(high=1)
 
 
-def test_first_candidate_fails_and_the_second_is_proven(tmp_path):
-    """Bookmarks to posts and to images: prefetch_related("target__author") raises on an
-    image, GenericPrefetch with one queryset per content type seen is proven instead."""
+def test_generic_prefetch_covers_every_content_type_seen(tmp_path):
+    """Bookmarks to posts and to images: one queryset per content type seen, the author joined
+    where the type has one (the plain prefetch_related("target__author") would raise on an image)."""
     seed(4)
     for image in Image.objects.all()[:3]:
         Bookmark.objects.create(content_type=ContentType.objects.get_for_model(Image), object_id=image.pk)
@@ -188,12 +318,29 @@ def test_first_candidate_fails_and_the_second_is_proven(tmp_path):
     [finding] = report.by_kind("n_plus_one")
     assert finding.method == "GenericPrefetch"
     assert finding.proof["status"] == "verified"
-    assert 'GenericPrefetch("target", [Post.objects.select_related("author"), Image.objects.all()])' in (
-        finding.snippets["fix"])
-    assert "Tried first: .prefetch_related(\"target__author\") failed" in finding.note
+    assert finding.snippets["fix"] == (
+        '.prefetch_related(GenericPrefetch("target", [Post.objects.select_related("author"), Image.objects.all()]))')
     module = patched_module(report, tmp_path, "mixed_bookmarks")
     count, result = queries(module.mixed_bookmarks)
     assert result == original and count == 3
+
+
+def test_first_candidate_fails_and_the_second_is_proven(tmp_path):
+    """A to-many relation after the generic FK: the plain lookup runs fewer statements and goes
+    first, but raises on an image (no tags); GenericPrefetch is proven instead."""
+    seed(4)
+    for image in Image.objects.all()[:3]:
+        Bookmark.objects.create(content_type=ContentType.objects.get_for_model(Image), object_id=image.pk)
+    report, original = analyse("mixed_bookmark_tags")
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.method == "GenericPrefetch"
+    assert finding.proof["status"] == "verified"
+    assert finding.snippets["fix"] == (
+        '.prefetch_related(GenericPrefetch("target", [Post.objects.prefetch_related("tags"), Image.objects.all()]))')
+    assert "Tried first: .prefetch_related(\"target__tags\") failed" in finding.note
+    module = patched_module(report, tmp_path, "mixed_bookmark_tags")
+    count, result = queries(module.mixed_bookmark_tags)
+    assert result == original and count == 4
 
 
 def test_nothing_provable_shows_no_line_and_says_why():
@@ -422,3 +569,36 @@ def test_relations_read_off_rows_loaded_by_key_climb_to_the_looped_queryset():
     assert "loads one by one by key at tests/proofs/scenarios.py" in posts.note
     [fix] = report.fixes
     assert [a["line"] for a in fix["access"]] == ["author = post.author"]
+
+
+def test_a_child_query_on_a_line_other_pages_share_is_replayed_on_them_rebased():
+    """``pages_of(live)`` builds the pages of a page that downcasts each page (and reads its
+    image) and of one that reads titles only. The child query costs the titles page nothing (a
+    join it does not read), so it is shown; where that page lists pages that are not articles
+    (the drafts), the child query would drop them there, so it is withheld and says so."""
+    from ddt_prefetch_panel import shared
+    from ddt_prefetch_panel.capture import capturing
+
+    seed(3)
+
+    def cards_beside_titles(live: bool):
+        with shared.crawling() as pages:
+            with capturing() as other:
+                scenarios.page_titles(live)
+            pages.append(shared.Held(other, "GET /titles/"))
+            report, _ = analyse("page_cards")
+        return report
+
+    report = cards_beside_titles(True)
+    [fix] = report.fixes
+    assert fix["line"] == 'return ArticlePage.objects.filter(live=live).order_by("pk").select_related("image")'
+    assert fix["proof"]["shared"] == ["GET /titles/"]
+
+    Page.objects.create(title="a plain draft", live=False)
+    ArticlePage.objects.create(title="an article draft", author=Author.objects.first(), live=False)
+    report = cards_beside_titles(False)
+    assert report.fixes == []
+    downcast = next(f for f in report.findings if f.relation == "proofs.Page.articlepage")
+    [hurt] = downcast.proof["hurts"]
+    assert hurt["request"] == "GET /titles/" and "Only 1 of the first 2 Page rows are ArticlePage rows" in hurt["error"]
+    assert "line" not in downcast.snippets and "fix" not in downcast.snippets

@@ -122,7 +122,15 @@ def test_relation_is_named_and_the_fix_removes_the_n_plus_one(big_pizzeria, scen
     assert finding.lookup == scenario.lookup
     assert finding.method == scenario.method
     assert finding.relation_kind == scenario.kind
-    assert finding.snippets["fix"] == f'.{scenario.method}("{scenario.lookup}")'
+    # The finding shows its fix card's call: the plain lookup, or for two levels the nested
+    # Prefetch with the second joined, when its replay saves a query more.
+    assert finding.snippets["fix"] == report.fixes[finding.fix_id]["fix"]
+    if "__" in scenario.lookup and scenario.method == "prefetch_related":
+        first, _, rest = scenario.lookup.partition("__")
+        assert finding.snippets["fix"].startswith(f'.prefetch_related(Prefetch("{first}", queryset=')
+        assert f'.select_related("{rest}")' in finding.snippets["fix"]
+    else:
+        assert finding.snippets["fix"] == f'.{scenario.method}("{scenario.lookup}")'
     assert finding.snippets["queryset"].startswith(f"{scenario.model.__name__}.objects.")
     assert finding.callsite["filename"].endswith("test_relate.py")
     assert finding.origin is not None and finding.origin["filename"].endswith("test_relate.py")
@@ -146,10 +154,12 @@ def test_nested_access_is_one_finding_covering_both_levels(big_pizzeria):
     [finding] = report.findings
     assert finding.lookup == "pizzas__category"
     assert len(finding.callsites) == 2
-    # One query per order for pizzas, one per pizza for its category; two remain once fixed.
+    # One query per order for pizzas, one per pizza for its category; the proven fix (pizzas
+    # prefetched with their category joined) leaves one, and avoidable is what it removes.
     pizzas = Pizza.objects.filter(order__in=_parents(SCENARIOS[-1], 10)).count()
     assert finding.count == 10 + pizzas
-    assert finding.avoidable == finding.count - 2
+    assert 'Prefetch("pizzas", queryset=Pizza.objects.select_related("category"))' in finding.snippets["fix"]
+    assert finding.avoidable == finding.proof["page_before"] - finding.proof["page_after"] == finding.count - 1
 
 
 def test_deferred_field_advises_only(big_pizzeria):
@@ -322,3 +332,23 @@ def test_a_per_row_query_filtered_on_a_foreign_key_of_rows_not_looped_names_no_r
     assert finding.relation is None and finding.model == "shop.Pizza" and finding.method is None
     assert finding.note.startswith("Hand-written query per row on `shop_pizza` at tests/test_relate.py:")
     assert "filtered on `name`, `order_id`" in finding.note
+
+
+def test_hops_after_a_generic_fk_anywhere_in_the_path_are_resolved():
+    """The model right after a generic FK is known from the hop that issued the queries: the
+    class the last accessor was read on, or a model whose relations lead there."""
+    from ddt_prefetch_panel.relate import _through_generic_fk
+    from tests.proofs.models import Cable, Device, Interface
+
+    middle = _through_generic_fk(Cable, ("terminations", "termination", "device"), Interface)
+    assert [(h.label, h.kind) for h in middle] == [
+        ("proofs.Cable.terminations", "reverse_fk"), ("proofs.CableTermination.termination", "generic_fk"),
+        ("proofs.Interface.device", "forward_fk")]
+    longer = _through_generic_fk(Cable, ("terminations", "termination", "device", "site"), Device)
+    assert [h.kind for h in longer] == ["reverse_fk", "generic_fk", "forward_fk", "forward_fk"]
+    assert longer[2].target is Device and longer[3].label == "proofs.Device.site"
+    # Nothing in the path after the generic FK leads to the class read on: no relation.
+    assert _through_generic_fk(Cable, ("terminations", "termination", "device", "site"), Interface) is None
+    # A generic FK last resolves with describe_path itself.
+    assert _through_generic_fk(Cable, ("terminations", "termination"), Interface) is None
+    assert [h.kind for h in describe_path(Cable, ["terminations", "termination"])] == ["reverse_fk", "generic_fk"]

@@ -110,7 +110,7 @@ def test_cycle_finder_finds_a_cycle():
 def test_lower_stages_do_not_import_higher_ones():
     graph = import_graph()
     order = ["frames", "capture", "hooks", "group", "relate", "place", "advise", "findings", "writes", "bulk",
-             "plans", "unused", "analyze", "lazy", "report", "baseline"]
+             "plans", "unused", "shared", "analyze", "lazy", "report", "baseline"]
     rank = {f"{NAME}.{name}": i for i, name in enumerate(order)}
     for module, targets in graph.items():
         for target in targets:

@@ -2,8 +2,10 @@
 
 A blog with a gallery accessor ending in ``.first()``, a multi-table-inheritance page tree,
 circuits with two paths to one model, a custom manager that filters, a generic foreign key
-followed by a foreign key, a library accessor that reads ``.all()[0]``, a CMS-style
-``page.specific`` that re-fetches the child row by key, and products a search returns as ids.
+followed by a foreign key, a library accessor that reads ``.all()[0]``, cables whose
+ends point generically at interfaces or console ports of devices (a generic key in the
+middle of a path), a CMS-style ``page.specific`` that re-fetches the child row by key, and
+products a search returns as ids.
 """
 
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -98,6 +100,34 @@ class Bookmark(models.Model):
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
     object_id = models.PositiveIntegerField()
     target = GenericForeignKey("content_type", "object_id")
+
+
+class Device(models.Model):
+    name = models.CharField(max_length=50)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="devices")
+
+
+class Interface(models.Model):
+    name = models.CharField(max_length=50)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="interfaces")
+
+
+class ConsolePort(models.Model):
+    name = models.CharField(max_length=50)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="console_ports")
+
+
+class Cable(models.Model):
+    label = models.CharField(max_length=50)
+
+
+class CableTermination(models.Model):
+    """One end of a cable: an interface or a console port (a network inventory's shape)."""
+
+    cable = models.ForeignKey(Cable, on_delete=models.CASCADE, related_name="terminations")
+    termination_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    termination_id = models.PositiveIntegerField()
+    termination = GenericForeignKey("termination_type", "termination_id")
 
 
 class Product(models.Model):

@@ -4,8 +4,12 @@ Tests substitute a finding's rewritten line for its origin line in a copy of thi
 so every loop keeps its queryset on one line of its own.
 """
 
+from django.db.models import Prefetch
+
 from tests.proofs.libaccessor import primary_image
-from tests.proofs.models import ArticlePage, Author, Bookmark, Circuit, Page, Post, Product
+from tests.proofs.models import (
+    ArticlePage, Author, Bookmark, Cable, CableTermination, Circuit, Comment, GalleryImage, Page, Post, Product,
+)
 
 
 def gallery_index():
@@ -63,6 +67,69 @@ def mixed_bookmarks():
     return [mark.target.author.name for mark in marks if hasattr(mark.target, "author")]
 
 
+def mixed_bookmark_tags():
+    marks = Bookmark.objects.order_by("pk")
+    return [sorted(t.name for t in mark.target.tags.all()) for mark in marks if hasattr(mark.target, "tags")]
+
+
+def termination_devices():
+    ends = CableTermination.objects.order_by("pk")
+    return [end.termination.device.name for end in ends]
+
+
+def cable_devices():
+    cables = Cable.objects.order_by("pk")
+    out = []
+    for cable in cables:
+        out.append((cable.label, sorted(end.termination.device.name for end in cable.terminations.all())))
+    return out
+
+
+def cable_sites():
+    cables = Cable.objects.order_by("pk")
+    return [sorted(end.termination.device.site.name for end in cable.terminations.all()) for cable in cables]
+
+
+def cable_ends():
+    cables = Cable.objects.order_by("pk")
+    return [sorted(end.termination.name for end in cable.terminations.all()) for cable in cables]
+
+
+def prefetched_cable_devices():
+    cables = Cable.objects.prefetch_related("terminations").order_by("pk")
+    return [sorted(end.termination.device.name for end in cable.terminations.all()) for cable in cables]
+
+
+def known_ends_devices():
+    cables = Cable.objects.prefetch_related("terminations__termination").order_by("pk")
+    return [sorted(end.termination.device.name for end in cable.terminations.all()) for cable in cables]
+
+
+def known_ends_sites():
+    cables = Cable.objects.prefetch_related("terminations", "terminations__termination").order_by("pk")
+    return [sorted(end.termination.device.site.name for end in cable.terminations.all()) for cable in cables]
+
+
+def deferred_comments():
+    posts = Post.objects.prefetch_related(Prefetch("comments", queryset=Comment.objects.only("id", "post"))).order_by("pk")
+    return [sorted(comment.body for comment in post.comments.all()) for post in posts]
+
+
+def deferred_gallery():
+    posts = Post.objects.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image").only("post", "image__id"))).order_by("pk")
+    return [[item.image.file for item in post.gallery_images.all()] for post in posts]
+
+
+def deferred_among_lookups():
+    posts = Post.objects.prefetch_related("tags", Prefetch("comments", queryset=Comment.objects.defer("body")), "gallery_images").order_by("pk")
+    return [(sorted(t.name for t in post.tags.all()), sorted(c.body for c in post.comments.all()), len(post.gallery_images.all())) for post in posts]
+
+
+def deferred_filtered():
+    posts = Post.objects.prefetch_related(Prefetch("comments", queryset=Comment.objects.filter(body__endswith="0").only("id", "post"))).order_by("pk")
+    return [[comment.body for comment in post.comments.all()] for post in posts]
+
+
 def article_pages():
     pages = Page.objects.filter(live=True).order_by("pk")
     out = []
@@ -106,3 +173,15 @@ def author_cards():
 
 def search_hits(ids):
     return [Product.objects.get(pk=hit_id).name for hit_id in ids]
+
+
+def pages_of(live):
+    return Page.objects.filter(live=live).order_by("pk")
+
+
+def page_cards():
+    return [(page.specific.title, page.specific.image.file) for page in pages_of(True)]
+
+
+def page_titles(live):
+    return [page.title for page in pages_of(live)]

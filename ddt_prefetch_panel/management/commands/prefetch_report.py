@@ -28,7 +28,9 @@ from django.test.utils import override_settings
 from django.urls import URLResolver, get_resolver
 from django.utils.regex_helper import normalize
 
-from ... import baseline
+from ... import baseline, hooks, shared
+from ... import capture as cap
+from ...analyze import analyze
 from ...conf import get_config
 from ...findings import KINDS
 from ...session import aggregate, format_for
@@ -145,17 +147,25 @@ class Command(BaseCommand):
         # database store would keep the crawl's requests in the developer's history.
         middleware = [m for m in settings.MIDDLEWARE if not m.startswith("debug_toolbar.")]
         sources = []
-        with override_settings(MIDDLEWARE=middleware):
+        # Every page is requested first and analysed after: a fix on a line that other pages
+        # also pass through (a helper, a model method) is replayed on each of them (shared.py).
+        with override_settings(MIDDLEWARE=middleware), shared.crawling() as pages:
             username = options.get("user")
             client, user = self._client(username)
             for url in urls:
-                source, report = self._request(client, url)
-                sources.append((source, report))
-                self.stderr.write(f"GET {url} {source['status_code']}: {len(report['findings'])} findings")
+                source, capture = self._request(client, url)
+                sources.append(source)
+                pages.append(shared.Held(capture, f"GET {url}"))
                 if user is not None and not self._logged_in(client, user):
                     self.stderr.write(f"GET {url} logged {username} out: logged in again for the next URLs.")
                     client.force_login(user)
-        data = aggregate(sources)
+            config = get_config()
+            reports = []
+            for source, page in zip(sources, pages):
+                report = analyze(page.capture, config).to_dict()
+                reports.append((source, report))
+                self.stderr.write(f"GET {source['url']} {source['status_code']}: {len(report['findings'])} findings")
+        data = aggregate(reports)
         comparison = None
         if recorded is not None:
             comparison = baseline.compare(data, recorded, int(get_config()["BUDGET_TOLERANCE"]))
@@ -223,9 +233,8 @@ class Command(BaseCommand):
 
         return str(client.session.get(SESSION_KEY)) == str(user.pk)
 
-    def _request(self, client: Any, url: str) -> tuple[dict, dict]:
-        from ...analyze import detect
-
-        with detect() as report:
+    def _request(self, client: Any, url: str) -> tuple[dict, cap.Capture]:
+        hooks.install()
+        with cap.capturing() as capture:
             response = client.get(url)
-        return {"url": url, "method": "GET", "status_code": response.status_code}, report.to_dict()
+        return {"url": url, "method": "GET", "status_code": response.status_code}, capture
