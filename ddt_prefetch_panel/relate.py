@@ -8,14 +8,16 @@ models through ``_meta``: the table gives the model, a filtered foreign-key colu
 the relation it mirrors.
 
 A loop may also load its rows again one by one by key (a CMS's ``page.specific``:
-``ArticlePage.objects.get(id=page.id)`` per page). Each such load is a root queryset of one
-row that no relation links to the looped rows, so :func:`find_refetches` links it by key
-and model: a per-row load of a multi-table-inheritance child by its primary key, after a
-looped root of an ancestor model. The re-fetch is a hop the ORM did not take: it and the
-relations read off the re-fetched rows are related to one *rebased* root, the looped root's
-query run on the child model (``ArticlePage.objects.filter(pk__in=<the pages' query>)``),
-which is what the fix at the looped root's line (``ArticlePage.objects.filter(live=True)``)
-returns, and what the proof replays.
+``ArticlePage.objects.get(id=page.id)`` per page; ``Author.objects.get(pk=post.author_id)``).
+Each such load is a root queryset of one row that no relation links to the looped rows, so
+:func:`find_refetches` links it by key and model to the looped root it came from. The
+re-fetch is a hop the ORM did not take, and the relations read off the re-fetched rows climb
+through it: for a downcast (a multi-table-inheritance child of the looped model) to one
+*rebased* root, the looped root's query run on the child model
+(``ArticlePage.objects.filter(pk__in=<the pages' query>)``), which is what the fix at the
+looped root's line (``ArticlePage.objects.filter(live=True)``) returns and what the proof
+replays; for a load by a foreign key's value, to the looped root through that foreign key
+(``author__posts``).
 """
 
 from __future__ import annotations
@@ -140,10 +142,6 @@ class Refetch:
     @property
     def label(self) -> str:
         return f"{self.outer.model._meta.label}.{self.link[-1]}"
-
-    @property
-    def how(self) -> str:
-        return "loaded by key" if self.key else "downcast"
 
 
 def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
