@@ -19,3 +19,14 @@ def pizzeria(db):
 
     seed(orders=10)
     return None
+
+
+@pytest.fixture(autouse=True)
+def no_requests_held_from_other_tests():
+    """The panel holds each request's capture for the shared-line proofs (shared.py): a request
+    another test made in this process is never one of "the other requests" of this test's fix
+    (under xdist, which tests share a process varies from run to run)."""
+    from ddt_prefetch_panel import shared
+
+    shared._held.clear()
+    yield
