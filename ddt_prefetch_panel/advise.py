@@ -87,6 +87,11 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
         return _advise_deferred(relation, origin_code)
     if len(relation.hops) != len(relation.path):
         return Advice(None, note=relation.note)
+    if relation.call is not None and relation.call.reads and relation.aggregate is None:
+        return Advice(None, note=(
+            f"The loop reads {last.label} through {relation.call.reads}, which runs its own query every time: "
+            f"no prefetch can serve it. Read .all() instead (the rows are one {last.model.__name__}'s, and "
+            f'Python can do the rest), then prefetch_related("{relation.lookup}") on the outer queryset serves it.'))
     if any(h.kind == "generic_fk" for h in relation.hops[:-1]):
         return _advise_generic(relation, origin_code)
     bindings: dict[str, Any] = {}
@@ -1086,10 +1091,10 @@ def _prefetch_queryset_expr(target: type, call: Any) -> str:
         expr += ".exclude(" + ", ".join(f"{k}={v}" for k, v, _ in call.excludes) + ")"
     if call.order_by:
         expr += ".order_by(" + ", ".join(_quote(o) for o in call.order_by) + ")"
+    if expr == manager_expr(target):
+        expr += ".all()"  # a manager is not a queryset: it cannot be sliced
     if call.low or call.high is not None:
         expr += f"[{call.low or ''}:{'' if call.high is None else call.high}]"
-    if expr == manager_expr(target):
-        expr += ".all()"
     return expr
 
 

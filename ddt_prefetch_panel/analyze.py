@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 from . import capture as cap
@@ -55,7 +55,9 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     n_plus_ones = repeated_groups(groups, capture, context)
     findings = n_plus_one_findings(n_plus_ones, context)
     budget = Budget(Limits.from_config(config).budget_s)  # one replay budget for the request's proofs
-    plans = tell_siblings_apart(n_plus_ones, prove_fixes(n_plus_ones, config, budget))
+    plans = prove_fixes(n_plus_ones, config, budget)
+    findings, plans = retry_outer_levels(n_plus_ones, findings, plans, context, config, budget)
+    plans = tell_siblings_apart(n_plus_ones, plans)
     plans = prove_shared(plans, n_plus_ones, capture, config, budget)
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
@@ -132,6 +134,7 @@ class NPlusOne:
     place: Place | None = None  # where to act (place.place_of)
     access: Frame | None = None  # the line that built the per-row queryset, when not the call site
     mirror: Any = None  # the foreign key whose values a hand-written .get() loop looked up
+    outer: list = field(default_factory=list)  # (group, relation) of each absorbed outer level
 
     @property
     def members(self) -> list[Group]:
@@ -168,7 +171,8 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         if same_statement and (relation is None or relation.root is None or relation.root.rows < 2):
             continue  # one object's relation read again: a duplicate, not rows sharing a parent
         candidates.append((group, relation))
-    items = [NPlusOne(group, absorbed, relation) for group, absorbed, relation in _merge_nested(candidates)]
+    items = [NPlusOne(group, absorbed, relation, outer=outer)
+             for group, absorbed, relation, outer in _merge_nested(candidates)]
     items = _fold_cascades(items)
     earlier = None
     for item in items:
@@ -338,18 +342,81 @@ def _generic_targets(groups: list[Group]) -> tuple[type, ...]:
 def n_plus_one_findings(n_plus_ones: list[NPlusOne], context: Context) -> list[Finding]:
     if "n_plus_one" not in context.kinds:
         return []
-    for item in n_plus_ones:
-        item.place = place_of(item.relation, item.group.callsite)
-        item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place,
-                                                item.access)
-        item.finding.test_code = test_code(item.place, item.group.callsite,
-                                           write_of(item.group.buckets[0].sql) is not None)
-        item.finding.identical = sum(group.identical() for group in item.members)
-        if item.mirror is not None:
-            _name_mirror(item.finding, item.mirror)
-        if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
-            item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+    index = 0
+    while index < len(n_plus_ones):
+        item = n_plus_ones[index]
+        _build_finding(item, context)
+        if item.outer and item.advice is not None and not item.advice.method:
+            n_plus_ones[index + 1:index + 1] = split_outer(item)
+            _build_finding(item, context)  # the inner level alone, its statements only
+        index += 1
     return [item.finding for item in n_plus_ones if item.finding is not None]
+
+
+def _build_finding(item: NPlusOne, context: Context) -> None:
+    item.place = place_of(item.relation, item.group.callsite)
+    item.finding, item.advice = _n_plus_one(item.group, item.absorbed, item.relation, context, item.place,
+                                            item.access)
+    item.finding.test_code = test_code(item.place, item.group.callsite,
+                                       write_of(item.group.buckets[0].sql) is not None)
+    item.finding.identical = sum(group.identical() for group in item.members)
+    if item.mirror is not None:
+        _name_mirror(item.finding, item.mirror)
+    if scoped_allowed([b for g in item.members for b in g.buckets], item.finding):
+        item.finding, item.scoped = None, True  # inside ignore_n_plus_one(*patterns) that match it
+
+
+def retry_outer_levels(items: list[NPlusOne], findings: list[Finding], plans: list[FixPlan], context: Context,
+                       config: dict, budget: Budget) -> tuple[list[Finding], list[FixPlan]]:
+    """A nested N+1 whose fix failed on replay keeps its deepest level alone (with that proof);
+    its outer levels become findings of their own and the root's fixes are proven again with
+    them. Whether the deeper level runs at all may depend on a cache (an image's renditions on
+    a cold cache): the outer levels' fix is then the same cold or warm."""
+    failed = [item for item in items if item.outer and item.finding is not None
+              and (item.finding.proof or {}).get("status") == "failed"]
+    if not failed:
+        return findings, plans
+    roots: set[int] = set()
+    replaced: dict[int, Finding] = {}
+    added: list[NPlusOne] = []
+    for item in failed:
+        old = item.finding
+        split = split_outer(item)
+        items[items.index(item) + 1:items.index(item) + 1] = split
+        added += split
+        roots.update(id(s.relation.root) for s in split if s.relation is not None and s.relation.root is not None)
+        _build_finding(item, context)
+        if item.finding is not None:
+            item.finding.proof = old.proof
+            withdraw_fix(item.finding, old.proof)
+            replaced[id(old)] = item.finding
+    retry = [item for item in items if item not in failed and item.relation is not None
+             and item.relation.root is not None and id(item.relation.root) in roots]
+    for item in retry:
+        if item in added:
+            _build_finding(item, context)
+        elif item.finding is not None:  # proven before with the root's other fixes: again, with the new ones
+            old = item.finding
+            _build_finding(item, context)
+            replaced[id(old)] = item.finding
+    findings = [replaced.get(id(f), f) for f in findings]
+    findings += [item.finding for item in added if item.finding is not None]
+    kept = [plan for plan in plans if plan.root is None or id(plan.root) not in roots]
+    return findings, kept + prove_fixes(retry, config, budget)
+
+
+def split_outer(item: NPlusOne) -> list[NPlusOne]:
+    """A nested N+1 whose deepest level has no fix (filtered with values that change per row, a
+    hand-written query) keeps that level alone; its outer levels (``order.customer`` above
+    ``customer.review_set.filter(rating=order.rating)``) become findings of their own with their
+    own fix, as they would be on a page where the deeper level does not run (a warm cache)."""
+    outer, item.absorbed, item.outer = item.outer, [], []
+    split = []
+    for group, absorbed, relation, deeper in _merge_nested(outer):
+        split.append(NPlusOne(group, absorbed, relation, outer=deeper))
+        if relation is not None and any(h.kind == "generic_fk" for h in relation.hops[:-1]):
+            relation.generic_models = _generic_targets([group, *absorbed])
+    return split
 
 
 _SELECTED = re.compile(r"^\s*SELECT\s+(?P<columns>.*?)\s+FROM\s+(?P<table>\S+)", re.I | re.S)
@@ -487,7 +554,7 @@ def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
     ordered = sorted(
         candidates, key=lambda c: -(len(c[1].path) if c[1] is not None and c[1].root is not None else 0)
     )
-    kept: list[tuple[Group, list[Group], Relation | None]] = []
+    kept: list[tuple[Group, list[Group], Relation | None, list]] = []
     for group, relation in ordered:
         # A hand-written query that mirrors a level (Author.objects.get(pk=post.author_id)) keeps its own
         # finding: its fix rewrites its loop line, which the deeper level's fix needs as well.
@@ -503,8 +570,9 @@ def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
             )
             if host is not None:
                 host[1].append(group)
+                host[3].append((group, relation))
                 continue
-        kept.append((group, [], relation))
+        kept.append((group, [], relation, []))
     first_seen = {id(group): i for i, (group, _) in enumerate(candidates)}
     kept.sort(key=lambda item: first_seen[id(item[0])])
     return kept

@@ -190,6 +190,7 @@ class Call:
     low: int = 0
     high: int | None = None
     unreadable: str | None = None
+    reads: str | None = None  # read in a way that runs its own query anyway (".iterator()"...)
 
 
 MIXED = object()  # a field that got different values (or increments) from different saves
@@ -444,6 +445,8 @@ _current: ContextVar[Capture | None] = ContextVar("ddt_prefetch_panel_capture", 
 # wrapper reads them into each Record.
 # The ORM query whose SQL is being executed (set by the SQLCompiler hook).
 current_query: ContextVar[Any] = ContextVar("ddt_prefetch_panel_query", default=None)
+# Set while the current query runs for ``.iterator()`` (a chunked fetch): a prefetch cannot serve it.
+chunked_fetch: ContextVar[bool] = ContextVar("ddt_prefetch_panel_chunked", default=False)
 # The single-valued relation being read (FK, O2O, GFK, deferred field) while it loads.
 active_hop: ContextVar[Hop | None] = ContextVar("ddt_prefetch_panel_hop", default=None)
 # (parent Source, attribute) while prefetch_related loads one level.

@@ -35,7 +35,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -79,14 +79,18 @@ def generic_fk_field(descriptor: Any) -> Any:
 class Tag:
     """Capture data attached to a ``Query``; survives ``Query.clone()``, pickles to ``None``."""
 
-    __slots__ = ("origin", "hop", "base")
+    __slots__ = ("origin", "hop", "base", "query_id")
 
-    def __init__(self, origin: tuple | None = None, hop: Hop | None = None, base: tuple | None = None) -> None:
+    def __init__(self, origin: tuple | None = None, hop: Hop | None = None, base: tuple | None = None,
+                 query_id: int | None = None) -> None:
         self.origin = origin
         self.hop = hop
         # (where children, ordering, low mark, high mark) of a related manager's queryset
         # as the relation built it; anything beyond is what the loop added.
         self.base = base
+        # The Query the related manager returned: a clone evaluated instead (values_list(),
+        # in_bulk(), distinct()...) runs its own query even where the relation is prefetched.
+        self.query_id = query_id
 
     def __reduce__(self) -> tuple:
         return (type(None), ())
@@ -97,9 +101,12 @@ class Tag:
         if base is None:
             return None
         where = query.where.children
-        if len(where) == base[0] and query.order_by == base[1] and (query.low_mark, query.high_mark) == base[2:]:
+        unchanged = len(where) == base[0] and query.order_by == base[1] and (query.low_mark, query.high_mark) == base[2:]
+        reads = unservable_read(query, self.query_id, unchanged)
+        if unchanged and reads is None:
             return None
-        return describe_call(query, base)
+        call = describe_call(query, base) if not unchanged else Call()
+        return replace(call, reads=reads) if reads else call
 
 
 def _kwarg(node: Any, base_table: str) -> tuple[str, str, Any] | str:
@@ -115,6 +122,21 @@ def _kwarg(node: Any, base_table: str) -> tuple[str, str, Any] | str:
     key = name if node.lookup_name == "exact" else f"{name}__{node.lookup_name}"
     rhs = tuple(node.rhs) if isinstance(node.rhs, list) else node.rhs  # hashable: Calls are compared
     return key, value, rhs
+
+
+def unservable_read(query: Any, query_id: int | None, unchanged: bool) -> str | None:
+    """How a loop read a related manager's rows in a way no prefetch can serve, or None:
+    ``.iterator()`` (a chunked fetch), or, with the relation's own filters and ordering
+    unchanged, a copy of its queryset (``values_list()``, ``in_bulk()``, ``distinct()``...),
+    which runs its own query even where the rows were prefetched. Aggregates (``count()``,
+    ``exists()``) are read from their SQL and have fixes of their own."""
+    if cap.chunked_fetch.get():
+        return ".iterator()"
+    if not unchanged or query_id is None or id(query) == query_id or query.annotations:
+        return None
+    if query.values_select or not query.default_cols:
+        return ".values() / .values_list()"
+    return "a copy of the queryset (in_bulk(), distinct(), select_related(), only()...)"
 
 
 def describe_call(query: Any, base: tuple) -> Call:
@@ -371,9 +393,12 @@ def _wrap_execute_sql(original):
         if cap._current.get() is None:
             return original(self, *args, **kwargs)
         token = cap.current_query.set(self.query)
+        chunked = kwargs.get("chunked_fetch", args[1] if len(args) > 1 else False)
+        chunked_token = cap.chunked_fetch.set(chunked is True)
         try:
             return original(self, *args, **kwargs)
         finally:
+            cap.chunked_fetch.reset(chunked_token)
             cap.current_query.reset(token)
 
     return execute_sql
@@ -729,6 +754,7 @@ def _tag_related_queryset(queryset: Any, hop: Hop) -> None:
         origin=tag.origin if tag else None,
         hop=hop,
         base=None if conditions is None else (conditions, query.order_by, query.low_mark, query.high_mark),
+        query_id=id(query),
     )
 
 

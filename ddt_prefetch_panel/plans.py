@@ -86,6 +86,11 @@ def _fixed_walks(hops: list, relation: Relation, advice: Advice, head: list[Step
     return [head + steps_for(hops, relation.call, relation.aggregate)]
 
 
+def _generic(relation: Relation) -> bool:
+    """A path through a generic FK: a fix may add one query per content type met."""
+    return any(hop.kind == "generic_fk" for hop in relation.hops)
+
+
 def _proof_names(relation: Relation) -> dict[str, Any]:
     models = [relation.model] + [h.target for h in relation.hops] + [h.model for h in relation.hops] + list(
         relation.generic_models)
@@ -174,7 +179,8 @@ def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict,
     for candidate in [item.advice, *item.advice.fallbacks]:
         fix = candidate.proof_call or candidate.snippets.get("fix")
         after, as_read = _walks(relation, candidate)
-        proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read)
+        proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read,
+                      generic=_generic(relation))
         proof["fix"] = _tried(relation, candidate, fix)
         if proof["status"] != "failed":
             break
@@ -210,7 +216,8 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     names = _plan_names(entries)
     after = _distinct(path for _item, paths, _read in entries for path in paths)
     as_read = _distinct(path for _item, _paths, read in entries for path in read)
-    proof = prove(plan.root, nested, after, limits, budget, names, as_read)
+    proof = prove(plan.root, nested, after, limits, budget, names, as_read,
+                  generic=any(_generic(item.relation) for item, _a, _r in entries))
     if proof["status"] != "verified" or proof["after"] >= plan.proof["after"]:
         return
     proof["fix"] = nested
@@ -265,7 +272,8 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     names = _plan_names(entries)
     after = _distinct(path for _item, paths, _read in entries for path in paths)
     as_read = _distinct(path for _item, _paths, read in entries for path in read)
-    proof = prove(root, replayed, after, limits, budget, names, as_read)
+    proof = prove(root, replayed, after, limits, budget, names, as_read,
+                  generic=any(_generic(item.relation) for item, _a, _r in entries))
     if proof["status"] != "verified":
         return None
     proof["fix"] = combined

@@ -368,11 +368,13 @@ def run(root: Root, fix: str | None, paths: list[list[Step]], names: dict[str, A
 
 
 def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: Limits, budget: Budget,
-          names: dict[str, Any], baseline_paths: list[list[Step]] | None = None) -> dict:
+          names: dict[str, Any], baseline_paths: list[list[Step]] | None = None, generic: bool = False) -> dict:
     """``{"status", "before", "after", "rows", "detail"}`` for ``fix`` on ``root``'s own data.
 
     ``baseline_paths`` is how the loop reads without the fix when the fix changes the access
-    (a ``Prefetch(to_attr=...)`` read back as a list); by default the same ``paths``.
+    (a ``Prefetch(to_attr=...)`` read back as a list); by default the same ``paths``. With
+    ``generic`` (a path through a generic FK) the fixed count may still grow by one per new
+    content type the larger replay meets; otherwise any growth means a read still repeats.
     """
     proof: dict[str, Any] = {"status": "skipped", "before": None, "after": None, "rows": 0, "detail": "",
                              "when": "opened" if limits.opened else "request"}
@@ -418,8 +420,8 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
         proof.update(status="failed", detail="With the fix the loop read different related objects.")
     elif after >= before:
         proof.update(status="failed", detail=f"The fix did not remove the repeated queries ({before} -> {after}).")
-    elif after_large != after and still_repeats(before, _baseline_at(base, baseline_paths or paths, names, large, budget),
-                                                after, after_large):
+    elif after_large != after and (not generic or still_repeats(
+            before, _baseline_at(base, baseline_paths or paths, names, large, budget), after, after_large)):
         proof.update(status="failed", detail=(
             f"The count still grows with the rows ({after} at {loaded} rows, {after_large} at {loaded_large}): "
             "the loop reads something this fix does not load."))

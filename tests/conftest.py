@@ -30,3 +30,21 @@ def no_requests_held_from_other_tests():
 
     shared._held.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def every_finding_with_a_user_frame_has_a_call_site(monkeypatch):
+    """Suite-wide (issue 20): no finding has ``callsite`` None while a frame of the project (or
+    one of its templates) is on its stack: every report any test makes is checked."""
+    from ddt_prefetch_panel import analyze
+
+    summarize = analyze.summarize
+
+    def checked(capture, findings, allowed):
+        for finding in findings:
+            assert finding.callsite is not None or not finding.stack, (
+                f"{finding.kind} {finding.relation or finding.model} has no call site but user frames "
+                f"{[(f or {}).get('filename') for f in finding.stack]}")
+        return summarize(capture, findings, allowed)
+
+    monkeypatch.setattr(analyze, "summarize", checked)

@@ -190,3 +190,20 @@ def test_generic_prefetch_has_one_queryset_per_type_and_goes_first_when_it_joins
     assert advice.snippets["fix"] == '.prefetch_related("target__tags")'
     assert advice.fallbacks[0].snippets["fix"] == (
         '.prefetch_related(GenericPrefetch("target", [Post.objects.prefetch_related("tags"), Image.objects.all()]))')
+
+
+@pytest.mark.parametrize("call, expected", [
+    (dict(high=1), "Pizza.objects.all()[:1]"),  # a manager is not subscriptable
+    (dict(low=2, high=5), "Pizza.objects.all()[2:5]"),
+    (dict(order_by=("-id",), high=2), 'Pizza.objects.order_by("-id")[:2]'),
+    (dict(), "Pizza.objects.all()"),
+])
+def test_a_prefetch_queryset_is_valid_code_that_evaluates(db, call, expected):
+    """The queryset of a ``Prefetch(..., to_attr=...)`` candidate is code that runs as written:
+    a slice alone goes on ``.all()``, never on the manager (issue 21)."""
+    from ddt_prefetch_panel.advise import _prefetch_queryset_expr
+    from ddt_prefetch_panel.capture import Call
+
+    expr = _prefetch_queryset_expr(Pizza, Call(**call))
+    assert expr == expected
+    list(eval(expr, {"Pizza": Pizza}))

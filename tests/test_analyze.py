@@ -283,3 +283,90 @@ def test_one_line_reading_a_relation_with_two_filter_values_keeps_them_apart_and
     assert findings[0].to_markdown().startswith(f"### N+1: places.Thread.posts [{findings[0].variant}]")
     session = aggregate([({"test": "t"}, report.to_dict())])
     assert sorted(e["variant"] for e in session["findings"] if e["kind"] == "n_plus_one") == ["draft=False", "draft=True"]
+
+
+def _latest_review_by_rating(order: Order):
+    """A per-row lookup the cache serves once warm: only a cold cache runs its query."""
+    from django.core.cache import cache
+
+    key = f"ddtpp-test-review-{order.pk}"
+    found = cache.get(key)
+    if found is None:
+        found = order.customer.review_set.filter(rating=order.pk % 5).first() or 0
+        cache.set(key, found)
+    return found
+
+
+def _orders_with_reviews() -> list:
+    return [(order.customer.name, _latest_review_by_rating(order)) for order in Order.objects.order_by("pk")]
+
+
+def test_a_cold_cache_gives_the_outer_level_the_fix_a_warm_one_gives(pizzeria):
+    """Cold, the loop also reads each customer's reviews with a filter value that changes per row
+    (no Prefetch can say it); warm, only ``order.customer``. The outer level keeps its own proven
+    fix either way instead of being folded into the deeper level that has none (issue 21)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    with detect() as cold:
+        expected = _orders_with_reviews()
+    with detect() as warm:
+        assert _orders_with_reviews() == expected
+    cache.clear()
+
+    def customer(report):
+        [finding] = [f for f in report.by_kind("n_plus_one") if f.relation == "shop.Order.customer"]
+        return finding
+
+    assert customer(cold).snippets["fix"] == customer(warm).snippets["fix"] == '.select_related("customer")'
+    assert customer(cold).proof["status"] == customer(warm).proof["status"] == "verified"
+    assert customer(cold).fingerprint == customer(warm).fingerprint
+    [deeper] = [f for f in cold.by_kind("n_plus_one") if f.relation == "shop.Customer.review_set"]
+    assert "fix" not in deeper.snippets and "change from one Customer to the next" in deeper.note
+    assert deeper.count == Order.objects.count()  # its own statements only, the outer level's are apart
+    assert not [f for f in warm.by_kind("n_plus_one") if f.relation == "shop.Customer.review_set"]
+
+
+@pytest.mark.parametrize("read, how", [
+    (lambda manager: [r.rating for r in manager.all().iterator()], ".iterator()"),
+    (lambda manager: list(manager.values_list("rating", flat=True)), ".values() / .values_list()"),
+    (lambda manager: sorted(manager.in_bulk()), "a copy of the queryset (in_bulk()"),
+])
+def test_a_relation_read_in_a_way_no_prefetch_serves_gets_no_fix(pizzeria, read, how):
+    """``iterator()``, ``values_list()`` and ``in_bulk()`` on a related manager run their query
+    even where the rows are prefetched: the replay's walk read the prefetched list, so
+    ``prefetch_related(...)`` used to be shown as verified while pasting it changed nothing
+    (21 -> 13 queries, not 3). The loop's own rewrite is named instead, and the outer level
+    (``order.customer``) keeps its own fix, which pasted removes what it says."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def page(orders):
+        return [(order.customer.name, read(order.customer.review_set)) for order in orders]
+
+    with detect() as report:
+        expected = page(Order.objects.order_by("pk"))
+    by_relation = {f.relation: f for f in report.by_kind("n_plus_one")}
+    finding = by_relation["shop.Customer.review_set"]
+    assert "fix" not in finding.snippets and (finding.proof or {}).get("status") != "verified"
+    assert f"through {how}" in finding.note and "which runs its own query every time" in finding.note
+    customer = by_relation["shop.Order.customer"]
+    assert customer.snippets["fix"] == '.select_related("customer")' and customer.proof["status"] == "verified"
+    with CaptureQueriesContext(connection) as fixed:
+        assert page(Order.objects.order_by("pk").select_related("customer")) == expected
+    assert len(fixed) == customer.proof["page_after"]
+
+
+def test_a_partly_served_read_is_not_verified_by_a_fix_that_leaves_it_repeating(pizzeria):
+    """``latest()`` per row still runs once per row with the relation prefetched: the fixed count
+    grows with the rows, and outside generic keys that is a failed proof, not "verified"."""
+    with detect() as report:
+        for order in Order.objects.order_by("pk"):
+            reviews = order.customer.review_set
+            if reviews.exists():
+                reviews.latest("pk")
+    for finding in report.by_kind("n_plus_one"):
+        if finding.proof and finding.proof["status"] == "verified":
+            assert "latest" not in (finding.callsite or {}).get("code", ""), finding.to_dict()
+    [latest] = [f for f in report.by_kind("n_plus_one") if "latest" in (f.callsite or {}).get("code", "")]
+    assert latest.proof["status"] == "failed" and "still grows with the rows" in latest.proof["detail"]

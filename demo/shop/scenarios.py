@@ -72,6 +72,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         'Review.objects.prefetch_related("target")\nPizza.objects.prefetch_related("reviews")',
     ),
     Scenario(
+        "generic-path",
+        "Generic key mid-path",
+        "Each customer's reviews load their target through a generic foreign key, and each reviewed "
+        "pizza then loads its category (customer.review_set -> review.target -> pizza.category).",
+        'Customer.objects.prefetch_related(GenericPrefetch("review_set__target", '
+        '[Pizza.objects.select_related("category")]))',
+        note="One queryset per content type the page met, each joining what is read after the generic key.",
+    ),
+    Scenario(
         "nested",
         "Nested relations",
         "Orders are prefetched one level, but every pizza then loads its category.",

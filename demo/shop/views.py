@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.contenttypes.prefetch import GenericPrefetch
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -249,6 +250,31 @@ def generic_fixed(request: HttpRequest) -> HttpResponse:
     pizzas = Pizza.objects.prefetch_related("reviews").order_by("pk")
     tables = [_review_targets(reviews), _pizza_reviews(pizzas)]
     return _render(request, "generic", "fixed", tables)
+
+
+# generic-path: a generic foreign key in the middle of the path
+
+
+def _customer_reviews(customers: QuerySet[Customer]) -> Table:
+    rows: list[Row] = []
+    for customer in customers:
+        about = []
+        for review in customer.review_set.all():
+            target = review.target  # a Pizza, or None for a review of the shop
+            about.append(f"{target.name} ({target.category.name})" if target is not None else "the shop")
+        rows.append((customer.name, _joined(about)))
+    return Table("Customers' reviews and what they are about", ("customer", "reviewed"), rows)
+
+
+def generic_path_bad(request: HttpRequest) -> HttpResponse:
+    customers = Customer.objects.order_by("pk")
+    return _render(request, "generic-path", "bad", [_customer_reviews(customers)])
+
+
+def generic_path_fixed(request: HttpRequest) -> HttpResponse:
+    customers = Customer.objects.order_by("pk").prefetch_related(
+        GenericPrefetch("review_set__target", [Pizza.objects.select_related("category")]))
+    return _render(request, "generic-path", "fixed", [_customer_reviews(customers)])
 
 
 # nested
