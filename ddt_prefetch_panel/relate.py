@@ -383,22 +383,23 @@ def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
     Linked to the most recent such looped root: ``{id(root): Refetch}``.
     """
     found: dict[int, Refetch] = {}
-    shared: dict[tuple[int, type], Refetch] = {}
-    looped: list[tuple[int, Root]] = []
-    for seq, root in roots_by_seq:
+    # (looped root, model) -> its Refetch, or None when that root's rows do not lead to the model:
+    # a thousand loads of one model cost one look at each looped root, not a thousand.
+    known: dict[tuple[int, type], Refetch | None] = {}
+    looped: list[Root] = []
+    for _seq, root in roots_by_seq:
         if root.rows > 1 and root.base is None:
-            looped.append((seq, root))
+            looped.append(root)
             continue
         if root.via is not None or root.query is None or root.record is None or not _by_own_key(root):
             continue
         model = root.model
-        for _seq, outer in reversed(looped):
-            if (id(outer), model) in shared:
-                found[id(root)] = shared[(id(outer), model)]
-                break
-            refetch = _refetch_from(outer, root)
-            if refetch is not None:
-                found[id(root)] = shared[(id(outer), model)] = refetch
+        for outer in reversed(looped):
+            key = (id(outer), model)
+            if key not in known:
+                known[key] = _refetch_from(outer, root)
+            if known[key] is not None:
+                found[id(root)] = known[key]
                 break
     return found
 
