@@ -34,7 +34,7 @@ from django.db.models.fields import related_descriptors as rd
 from django.db.models.query_utils import DeferredAttribute
 
 from . import sqlshape
-from .capture import Call, Root, Source
+from .capture import Call, Root, Source, params_hash
 from .frames import declaration_line
 from .frameworks import registered_admin
 from .group import Group, most_common
@@ -386,6 +386,7 @@ def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
     # (looped root, model) -> its Refetch, or None when that root's rows do not lead to the model:
     # a thousand loads of one model cost one look at each looped root, not a thousand.
     known: dict[tuple[int, type], Refetch | None] = {}
+    keys: dict[int, set] = {}  # id(Refetch) -> the parameters its loads ran with
     looped: list[Root] = []
     for _seq, root in roots_by_seq:
         if root.rows > 1 and root.base is None:
@@ -400,8 +401,11 @@ def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
                 known[key] = _refetch_from(outer, root)
             if known[key] is not None:
                 found[id(root)] = known[key]
+                keys.setdefault(id(known[key]), set()).add(params_hash(root.record.params))
                 break
-    return found
+    # One object loaded once (the request's user) is no re-fetch of the looped rows: a link needs
+    # loads of at least two different keys.
+    return {root_id: refetch for root_id, refetch in found.items() if len(keys[id(refetch)]) > 1}
 
 
 def _refetch_from(outer: Root, root: Root) -> Refetch | None:

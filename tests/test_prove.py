@@ -602,3 +602,17 @@ def test_a_child_query_on_a_line_other_pages_share_is_replayed_on_them_rebased()
     [hurt] = downcast.proof["hurts"]
     assert hurt["request"] == "GET /titles/" and "Only 1 of the first 2 Page rows are ArticlePage rows" in hurt["error"]
     assert "line" not in downcast.snippets and "fix" not in downcast.snippets
+
+
+def test_one_object_loaded_once_by_key_is_no_refetch_of_the_looped_rows():
+    """The loop reads a relation of one author loaded once by its key (not per post): the same
+    statement per post, a duplicate, never an N+1 through Post.author."""
+    seed(3)
+    with detect() as report:
+        posts = list(Post.objects.order_by("pk"))
+        author = Author.objects.get(pk=posts[0].author_id)
+        for _post in posts:
+            list(author.coauthored.all())
+    assert report.by_kind("n_plus_one") == []
+    [duplicate] = report.by_kind("duplicate")
+    assert duplicate.count == 3
