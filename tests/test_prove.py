@@ -16,6 +16,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils.html import escape
 
 from ddt_prefetch_panel import detect, prove
 from tests.proofs import scenarios
@@ -616,3 +617,20 @@ def test_one_object_loaded_once_by_key_is_no_refetch_of_the_looped_rows():
     assert report.by_kind("n_plus_one") == []
     [duplicate] = report.by_kind("duplicate")
     assert duplicate.count == 3
+
+
+def test_the_panel_shows_a_downcast_and_its_child_query_fix(client):
+    """Through the toolbar: the stored stats (a JSON round trip) keep the downcast and the one fix
+    that queries ArticlePage, and the panel names the downcast and shows that line to copy."""
+    from tests.toolbar import get_with_toolbar, render_panel, stored_stats
+
+    seed(3)
+    _response, request_id = get_with_toolbar(client, "/proofs/specific/")
+    report = stored_stats(request_id)["report"]
+    [fix] = report["fixes"]
+    line = 'pages = ArticlePage.objects.filter(live=True).order_by("pk").select_related("image").prefetch_related("authors")'
+    assert fix["line"] == line and fix["proof"]["status"] == "verified"
+    assert {f["relation_kind"] for f in report["findings"] if f["relation"] == "proofs.Page.articlepage"} == {"downcast"}
+    html = render_panel(client, request_id)
+    assert '<code class="ddtpp-subject">proofs.Page.articlepage (downcast)</code>' in html
+    assert escape(line) in html
