@@ -113,7 +113,15 @@ def share_removed(members: list[Finding], removed: int) -> None:
     for finding in counted:
         finding.avoidable = removed * finding.count // total
         given += finding.avoidable
-    counted[0].avoidable += removed - given  # the remainder of the integer shares
+    # The remainder of the integer shares, one statement each, never above a finding's own count.
+    left = removed - given
+    for finding in counted:
+        if left <= 0:
+            break
+        if finding.avoidable < finding.count:
+            finding.avoidable += 1
+            left -= 1
+    counted[0].avoidable += left  # a fix that removes more than its findings' statements
 
 
 def reportable_buckets(capture: cap.Capture) -> list[cap.Bucket]:

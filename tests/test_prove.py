@@ -457,8 +457,10 @@ def test_a_per_row_downcast_and_the_relations_read_off_it_are_one_fix_on_the_chi
     assert fix["import"] == "from tests.proofs.models import ArticlePage"
     assert fix["proof"]["status"] == "verified", fix["proof"]
     assert sorted(fix["findings"]) == sorted(report.findings.index(f) for f in n_plus_ones)
+    assert sum(f.avoidable for f in n_plus_ones) == fix["proof"]["page_before"] - fix["proof"]["page_after"]
     for finding in n_plus_ones:
         assert finding.fix_id == 0 and finding.snippets["fix"] == shown and finding.proof["status"] == "verified"
+        assert finding.avoidable <= finding.count, (finding.relation, finding.avoidable, finding.count)
         assert finding.place["kind"] == "queryset" and finding.place["code"].startswith("pages = Page.objects")
 
     module = patched_module(report, tmp_path, "specific_pages")
