@@ -76,6 +76,8 @@ def advise_relation(relation: Relation, origin_code: str | None, callsite_code: 
 
 
 def _advise(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+    if relation.refetch is not None:
+        return _advise_refetch(relation, origin_code, callsite_code)
     if relation.model is None or not relation.hops or not relation.path:
         return Advice(None, note=relation.note)
     last = relation.last
@@ -109,6 +111,57 @@ def _advise(relation: Relation, origin_code: str | None, callsite_code: str | No
                 f"The fix uses {names} for the value(s) your loop filters by: define them where the queryset is built.")
         return advice
     return _advise_lookup(relation, origin_code, callsite_code)
+
+
+def _advise_refetch(relation: Relation, origin_code: str | None, callsite_code: str | None) -> Advice:
+    """Rows the loop re-fetches one by one as a child model (``page.specific``), and the relations
+    it reads off them: query the child model at the looped queryset's line, with the same calls
+    (``ArticlePage.objects.filter(live=True)`` for ``Page.objects.filter(live=True)``), plus the
+    eager loads of the relations read off it. A select_related on the parent cannot help: the
+    loop loads the row again anyway. ``proof_call`` is what the replay applies to the rebased root.
+    """
+    refetch = relation.refetch
+    if refetch.rebased is None:  # loaded by a foreign key's value: the fix goes through that key
+        return _advise(replace(relation, refetch=None), origin_code, callsite_code)
+    swapped = swap_model(origin_code, refetch.outer.model.__name__, refetch.model.__name__) if origin_code else None
+    if relation.path:
+        advice = _advise(replace(relation, refetch=None), swapped, callsite_code)
+        if advice.method is None:
+            return advice
+    else:
+        advice = Advice("select_related", {"fix": ".all()", "queryset": f"{manager_expr(refetch.model)}.all()"},
+                        proof_call=".all()")
+        if swapped:
+            advice.snippets["line"] = swapped
+    if not swapped:
+        advice.snippets.pop("line", None)
+    return advice
+
+
+def swap_model(code: str, model_name: str, new_name: str) -> str | None:
+    """The line with its queryset's ``Model.<manager>`` naming another model (``Page.objects...`` ->
+    ``ArticlePage.objects...``), or None when the line has no manager of ``model_name``."""
+    text = code.strip()
+    tree, suffix = _parse(text)
+    if tree is None:
+        return None
+    manager = _manager_of(tree, model_name)
+    if manager is None:
+        return None
+    node = manager.value
+    end = node.end_col_offset
+    return _splice(text + suffix, suffix, end - len(model_name.encode()), end, new_name)
+
+
+def queryset_expression(line: str, model_name: str) -> str | None:
+    """The queryset-producing expression of a line (``ArticlePage.objects.filter(live=True)`` of
+    ``pages = ArticlePage.objects.filter(live=True)``)."""
+    text = line.strip()
+    tree, suffix = _parse(text)
+    chain = _find_chain(tree, model_name) if tree is not None else None
+    if chain is None:
+        return None
+    return ast.get_source_segment(text + suffix, chain)
 
 
 def _advise_prefetch_objects(relation: Relation, origin_code: str | None) -> Advice:
@@ -146,27 +199,102 @@ class BulkGet:
     model: type
     field: str  # field name compared per row ("pk" for the primary key)
     values: list  # sample values of this request, for the replay
+    per: str | None = None  # what the loop iterates, from its variable (``hit`` for ``for hit_id in ids``)
 
 
-def advise_in_bulk(bulk: BulkGet, callsite_code: str | None) -> Advice:
-    """One ``in_bulk()`` before the loop, a dict lookup in it (the rewritten loop line)."""
+def advise_in_bulk(bulk: BulkGet, callsite: Any = None) -> Advice:
+    """One ``in_bulk()`` before the loop, a dict lookup in it (the rewritten loop line).
+
+    ``callsite`` is the loop line's :class:`~.frames.Frame`: when the looked-up value is the
+    loop's own variable (``for hit_id in ids: Product.objects.get(pk=hit_id)``), the fix loads
+    that loop's iterable (``in_bulk(ids)``) and :attr:`BulkGet.per` names what it iterates.
+    """
     model = bulk.model
     name = f"{model.__name__.lower()}_by_{bulk.field}"
+    code = callsite.code if callsite is not None else None
+    access, value = _bulk_access(code, model.__name__, name) if code else (None, None)
+    loop = bulk_loop(callsite, value) if value else None
+    values = loop[1] if loop else "values"
+    if loop:
+        bulk.per = _item_name(loop[0])
     field_arg = "" if bulk.field == "pk" else f", field_name={_quote(bulk.field)}"
     snippets = {
-        "fix": f"{name} = {manager_expr(model)}.in_bulk(values{field_arg})  # once, before the loop",
-        "bulk": f"{manager_expr(model)}.filter({bulk.field}__in=values)",
+        "fix": f"{name} = {manager_expr(model)}.in_bulk({values}{field_arg})  # once, before the loop",
+        "bulk": f"{manager_expr(model)}.filter({bulk.field}__in={values})",
     }
-    access = _bulk_access(callsite_code, model.__name__, name) if callsite_code else None
     if access:
         snippets["access"] = access
     note = (f"{manager_expr(model)} is queried once per row by {bulk.field}: load them all at once with "
-            f"in_bulk() on the values the loop reads (values), then read {name}[value] in the loop.")
+            f"in_bulk() on the values the loop reads ({values}), then read {name}[value] in the loop.")
     return Advice("in_bulk", snippets, after_queries=1, note=note)
 
 
-def _bulk_access(code: str, model_name: str, name: str) -> str | None:
-    """``Model.objects.get(pk=x)`` (or ``.filter(pk=x).first()``) in the loop line -> ``name[x]``."""
+def bulk_loop(callsite: Any, value: str) -> tuple[str, str] | None:
+    """(loop variable, iterable source) of the loop whose variable is the looked-up ``value``:
+    a comprehension on the call site's line, or the innermost ``for`` around it."""
+    if callsite is None or getattr(callsite, "template", False) or not value.isidentifier():
+        return None
+    parsed = source_tree(callsite.filename)
+    if parsed is None:
+        return None
+    source, tree = parsed
+    line = callsite.lineno
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)) and \
+                node.lineno <= line <= (node.end_lineno or node.lineno):
+            generators = [g for g in node.generators if isinstance(g.target, ast.Name) and g.target.id == value]
+            if generators:
+                found = generators[0].iter
+        elif loop_holds(node, line) and isinstance(node, (ast.For, ast.AsyncFor)) and \
+                isinstance(node.target, ast.Name) and node.target.id == value and found is None:
+            found = node.iter
+    # Only a name (``ids``, ``self.hits``) is read twice as it was read once: an expression
+    # (a generator, a query) would be consumed, or run again, by the in_bulk() before the loop.
+    if not isinstance(found, (ast.Name, ast.Attribute)):
+        return None
+    return value, ast.get_source_segment(source, found)
+
+
+def _item_name(variable: str) -> str:
+    """What one loop variable stands for: ``hit_id`` -> ``hit``."""
+    for suffix in ("_ids", "_id", "_pks", "_pk"):
+        if variable.endswith(suffix) and len(variable) > len(suffix):
+            return variable[: -len(suffix)]
+    return variable
+
+
+def _bulk_access(code: str, model_name: str, name: str) -> tuple[str | None, str | None]:
+    """``Model.objects.get(pk=x)`` (or ``.filter(pk=x).first()``) in the loop line -> (``name[x]``, ``x``)."""
+    found = _single_get(code, model_name)
+    if found is None:
+        return None, None
+    source, suffix, start, end, keyword = found
+    inner = ast.get_source_segment(source, keyword.value)
+    return _splice(source, suffix, start, end, f"{name}[{inner}]"), inner
+
+
+def refetch_access(code: str, model: type) -> str | None:
+    """``article = ArticlePage.objects.get(id=page.id)`` -> ``article = page``: the loop's row is
+    already the ``model`` row once the loop's queryset queries ``model``. Only for a load by the
+    row's own key (``pk``, the primary key's name or attname, read off one name)."""
+    found = _single_get(code, model.__name__)
+    if found is None:
+        return None
+    source, suffix, start, end, keyword = found
+    value = keyword.value
+    keys = {"pk", model._meta.pk.name, model._meta.pk.attname}
+    for parent in model._meta.get_parent_list():
+        keys |= {parent._meta.pk.name, parent._meta.pk.attname}
+    if keyword.arg not in keys or not (isinstance(value, ast.Attribute) and value.attr in keys
+                                       and isinstance(value.value, ast.Name)):
+        return None
+    return _splice(source, suffix, start, end, value.value.id)
+
+
+def _single_get(code: str, model_name: str) -> tuple[str, str, int, int, ast.keyword] | None:
+    """(source, parse suffix, start, end, keyword) of ``Model.objects.get(key=x)`` (or
+    ``.filter(key=x).first()``) on a line: the span of the chain giving one object, and its one filter."""
     text = code.strip()
     tree, suffix = _parse(text)
     if tree is None:
@@ -176,28 +304,26 @@ def _bulk_access(code: str, model_name: str, name: str) -> str | None:
         return None
     parents = _parent_map(tree)
     node: ast.expr = chain
-    value = None
-    single = False  # the chain ends in .get() / .first(): one object, what name[value] gives
+    keyword = None
+    single = False  # the chain ends in .get() / .first(): one object
     while True:
         parent = parents.get(id(node))
         if isinstance(parent, ast.Attribute) and parent.value is node:
             node = parent
         elif isinstance(parent, ast.Call) and parent.func is node:
             if isinstance(node, ast.Attribute) and node.attr in ("get", "filter") and len(parent.keywords) == 1:
-                value = parent.keywords[0].value
+                keyword = parent.keywords[0]
             elif isinstance(node, ast.Attribute) and node.attr not in ("all", "first", "using"):
-                return None  # values(), select_related()...: a dict lookup would not be the same
+                return None  # values(), select_related()...: not the plain object
             node = parent
             if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "first"):
                 single = True
                 break
         else:
             break
-    if value is None or not single:
-        return None  # list(Model.objects.filter(pk=x)) is a list: a dict lookup is not the same
-    source = text + suffix
-    inner = ast.get_source_segment(source, value)
-    return _splice(source, suffix, chain.value.col_offset, node.end_col_offset, f"{name}[{inner}]")
+    if keyword is None or not single:
+        return None  # list(Model.objects.filter(pk=x)) is a list, not one object
+    return text + suffix, suffix, chain.value.col_offset, node.end_col_offset, keyword
 
 
 @dataclass

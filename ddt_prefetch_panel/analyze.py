@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_in_bulk, advise_relation, advise_write, rewrite_access
+from .advise import Advice, advise_in_bulk, advise_relation, advise_write, refetch_access, rewrite_access
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .duplicates import duplicate_findings, scoped_allowed, table_model
@@ -36,7 +36,7 @@ from .patch import attach_patches
 from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
 from .prove import Budget, Limits
 from .pysource import python_literal
-from .relate import KIND_LABELS, Relation, definition_site, locate, model_for_table, relate
+from .relate import KIND_LABELS, Relation, definition_site, find_refetches, locate, model_for_table, relate
 from .shared import prove_shared
 from .unused import prove_removals, unused_prefetch_findings
 from .writes import build_write, prove_writes, public_method
@@ -114,7 +114,15 @@ def share_removed(members: list[Finding], removed: int) -> None:
     for finding in counted:
         finding.avoidable = removed * finding.count // total
         given += finding.avoidable
-    counted[0].avoidable += removed - given  # the remainder of the integer shares
+    # The remainder of the integer shares, one statement each, never above a finding's own count.
+    left = removed - given
+    for finding in counted:
+        if left <= 0:
+            break
+        if finding.avoidable < finding.count:
+            finding.avoidable += 1
+            left -= 1
+    counted[0].avoidable += left  # a fix that removes more than its findings' statements
 
 
 def reportable_buckets(capture: cap.Capture) -> list[cap.Bucket]:
@@ -147,6 +155,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
     roots_by_seq = sorted(
         ((root.record.seq, root) for root in capture.roots if root.record is not None), key=lambda item: item[0]
     )
+    refetches = find_refetches(roots_by_seq)
     candidates: list[tuple[Group, Relation | None]] = []
     for group in groups:
         # prefetch_related's own statements are not repeats, unless the user's code called
@@ -163,7 +172,7 @@ def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context)
         same_statement = write is None and group.count > 1 and group.distinct_params() == 1
         if same_statement and not group.hops:
             continue  # the same statement again and again: reported as a duplicate
-        relation = None if write else relate(group, roots_by_seq)
+        relation = None if write else relate(group, roots_by_seq, refetches)
         if relation is not None:
             relation = climb(relation)
         if per_instance and relation is None:
@@ -531,7 +540,9 @@ def _merge_nested(candidates: list[tuple[Group, Relation | None]]):
     )
     kept: list[tuple[Group, list[Group], Relation | None, list]] = []
     for group, relation in ordered:
-        if relation is not None and relation.root is not None and relation.path:
+        # A hand-written query that mirrors a level (Author.objects.get(pk=post.author_id)) keeps its own
+        # finding: its fix rewrites its loop line, which the deeper level's fix needs as well.
+        if relation is not None and relation.root is not None and relation.path and not relation.via_sql:
             host = next(
                 (
                     item for item in kept
@@ -584,11 +595,11 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
             # (e.g. .get(pk=...) over values): the bulk rewrite of the loop is what holds.
             bulk = bulk_get(group)
             if bulk is not None:
-                advice = advise_in_bulk(bulk, callsite.code if callsite else None)
+                advice = advise_in_bulk(bulk, callsite)
     elif write is not None:
         advice = advise_write(write)
     elif bulk is not None:
-        advice = advise_in_bulk(bulk, callsite.code if callsite else None)
+        advice = advise_in_bulk(bulk, callsite)
     else:
         advice = Advice(None)
     advice.snippets.update(fix_snippets(site.frame, advice.snippets.get("fix")))
@@ -615,7 +626,7 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         stack=[frame_dict(f) for f in group.stack[: context.max_frames]],
         origin=origin,
         snippets=advice.snippets,
-        relation_kind=KIND_LABELS.get(last.kind) if last else None,
+        relation_kind=last.kind_label if last else None,
         related_model=_label(last.target) if last else None,
         defined_at=_definition(last),
         evaluated_at=evaluated,
@@ -638,12 +649,66 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         finding.note = (finding.note + " " if finding.note else "") + (
             "Mapped from the SQL: these statements mirror this relation but did not go through it."
         )
+    if relation is not None and relation.refetch is not None:
+        _name_refetch(finding, relation, group.callsite)
+    downcasts = [h for h in (relation.hops[:-1] if relation is not None else []) if h.downcast]
+    if downcasts and absorbed:
+        named = ", ".join(f"{h.label} (downcast)" for h in downcasts)
+        finding.note = (finding.note + " " if finding.note else "") + (
+            f"The loop also loads each row's child row through {named}, one query per row: those queries are "
+            "counted here, and the same fix loads them.")
+    if relation is None and bulk is not None and advice.method == "in_bulk":
+        # Rows loaded one by one by key from a list of keys (search hits): named as the load it is.
+        finding.relation_kind = f"loaded by {bulk.field} per {bulk.per or 'row'}"
+        finding.related_model = finding.model
     if relation is not None and relation.climbed_from and place is not None and place.pasteable:
         finding.note = (finding.note + " " if finding.note else "") + (
             f"The loop's own queryset (.{relation.climbed_from.replace('__', '.')}) is built in a template or "
             f"a library, where nothing can be pasted: the fix goes on the queryset the "
             f"{relation.model.__name__} came from, as {relation.lookup!r}.")
     return finding, advice
+
+
+def _name_refetch(finding: Finding, relation: Relation, callsite: Frame | None) -> None:
+    """A finding on rows the loop re-fetched one by one: the loop iterated the outer model, and the
+    lookup runs from it through the downcast (``articlepage__authors``); the re-fetch itself is
+    named as the downcast it is (``proofs.Page.articlepage``, kind ``downcast``). When the loop
+    itself re-fetches (``ArticlePage.objects.get(id=page.id)`` in its body), that line becomes the
+    row itself (``snippets["access"]``): with the child query, the row already is the child."""
+    refetch = relation.refetch
+    finding.model = _label(refetch.outer.model)
+    finding.lookup = "__".join((refetch.link if refetch.rebased is not None else ()) + relation.path)
+    site = build_site(refetch.evaluated).frame
+    loaded_at = f" at {where(frame_dict(site))}" if site is not None else ""
+    parent, child = refetch.outer.model.__name__, refetch.model.__name__
+    if refetch.rebased is None:
+        said = (f"Read off the {child} rows the loop loads one by one by key{loaded_at} (the {refetch.label} it "
+                f"mirrors): the fix loads them through {refetch.label} where the {parent} queryset is built, and the "
+                f"loop reads .{refetch.link[-1]} instead of loading each {child} by its key.")
+        finding.note = f"{said} {finding.note}" if finding.note else said
+        return
+    loop = build_site(refetch.outer.evaluated).frame
+    # The loop's own body loads the row again (not a method it calls, such as page.specific).
+    in_loop = (site is not None and loop is not None and not site.template
+               and (site.filename, site.function) == (loop.filename, loop.function))
+    if not relation.path:
+        finding.relation_kind = KIND_LABELS["downcast"]
+        finding.related_model = _label(refetch.model)
+        finding.defined_at = None
+        access = refetch_access(callsite.code, refetch.model) if in_loop and callsite is not None else None
+        if access and finding.snippets.get("fix"):
+            finding.snippets["access"] = access
+        said = (f"Each {parent} row is loaded again as {child} by its key{loaded_at}: one query per row, "
+                f"not through the relation, so a select_related on the {parent} queryset cannot serve it.")
+    else:
+        said = f"Read off the {child} rows the loop loads again one by one{loaded_at} ({refetch.label} (downcast))."
+    said += f" The fix queries {child} with the same calls where the {parent} queryset is built"
+    if in_loop:
+        said += f"; the loop then reads each row itself instead of loading it again ({site.code.strip()})."
+    else:
+        said += (f"; the code that loads the row again ({site.function if site else 'unknown'}) must then return "
+                 f"the row itself when it already is an instance of {child}.")
+    finding.note = f"{said} {finding.note}" if finding.note else said
 
 
 def hand_written_note(record: cap.Record, callsite: dict | None) -> str:

@@ -60,6 +60,9 @@ class Root:
     queryset_class: type | None = None
     hints: dict | None = None
     marks: tuple = (0, None)  # the query's (low mark, high mark)
+    # Set on a root the analysis builds, never captured: the looped root whose rows the loop
+    # re-fetched one by one as this root's model (relate.find_refetches); its baseline is that root.
+    base: Root | None = None
 
     def looped(self) -> bool:
         """Whether this root, or one it was loaded through, gave more than one row."""

@@ -179,7 +179,8 @@ class Finding:
 
     @property
     def title(self) -> str:
-        subject = self.relation or self.model or "query"
+        subject = finding_subject({"relation": self.relation, "model": self.model,
+                                   "relation_kind": self.relation_kind}) or "query"
         return f"{kind_title(self.kind)}: {subject}" + (f" [{self.variant}]" if self.variant else "")
 
     def to_markdown(self) -> str:
@@ -189,6 +190,18 @@ class Finding:
         """One numbered list item for a report, below the summary table that already gives the
         kind, relation, counts, proof and call site: the origin, the fix and the shortened SQL."""
         return _markdown_item(self, number)
+
+
+def finding_subject(finding: dict) -> str | None:
+    """What a finding is about, as titles and tables name it: the relation (``proofs.Page.articlepage
+    (downcast)`` for a row loaded again as its child model), else the model (``proofs.Product loaded
+    by pk per hit`` for rows loaded one by one by key)."""
+    relation, model, kind = finding.get("relation"), finding.get("model"), finding.get("relation_kind") or ""
+    if relation:
+        return f"{relation} (downcast)" if kind == "downcast" else relation
+    if model and kind.startswith("loaded by "):
+        return f"{model} {kind}"
+    return model
 
 
 def finding_fingerprint(finding: dict) -> str:
@@ -550,7 +563,7 @@ def markdown_table(findings: list[dict], seen: bool = False) -> list[str]:
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for number, finding in enumerate(findings, 1):
         cells = [str(number), kind_title(finding.get("kind", "")),
-                 f"`{finding.get('relation') or finding.get('model') or '?'}`"
+                 f"`{finding_subject(finding) or '?'}`"
                  + (f" [{finding['variant']}]" if finding.get("variant") else "")]
         if seen:
             cells.append(str(finding.get("occurrences", 1)))

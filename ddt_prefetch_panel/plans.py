@@ -21,7 +21,8 @@ from .findings import PASTEABLE, Finding, frame_dict, where, withdraw_fix
 from .frames import build_site
 from .frameworks import override_snippets
 from .place import Place, installed
-from .prove import Budget, Limits, Step, imports_for, namespace, prove, steps_for
+from .advise import queryset_expression, swap_model
+from .prove import Budget, Limits, Step, imports_for, namespace, prove, refetch_step, steps_for
 from .relate import Relation
 from .writes import public_method
 
@@ -43,6 +44,9 @@ class FixPlan:
     origin: dict | None
     paths: list = field(default_factory=list)  # the access paths the proof walked (with the fix)
     names: dict = field(default_factory=dict)  # the proof's namespace
+    # On a rebased root, ``fix`` is the child model's whole queryset; this is the call the replay
+    # applied to the rebased root (``.prefetch_related("authors")``, ``.all()``).
+    call: str | None = None
 
     @property
     def access(self) -> list[dict]:
@@ -59,12 +63,27 @@ class FixPlan:
 
 def _walks(relation: Relation, advice: Advice) -> tuple[list[list[Step]], list[list[Step]]]:
     """(access paths with the fix, access paths as the loop read them)."""
-    as_read = steps_for(relation.hops, relation.call, relation.aggregate)
+    refetch = relation.refetch
+    if refetch is not None and refetch.key is not None:
+        # Loaded by a foreign key's value: the loop loaded each object by its key, the fix reads
+        # it through the foreign key (and the loop line reads it so, snippets["access"]).
+        as_read = [refetch_step(refetch.model, refetch.key)] + steps_for(
+            relation.hops[len(refetch.link):], relation.call, relation.aggregate)
+        return _fixed_walks(relation.hops, relation, advice, []), [as_read]
+    # A downcast: the walk loads each row again as the loop did (the rows of the rebased root
+    # already are the child: read as themselves).
+    head = [refetch_step(refetch.model)] if refetch is not None else []
+    as_read = head + steps_for(relation.hops, relation.call, relation.aggregate)
+    return _fixed_walks(relation.hops, relation, advice, head), [as_read]
+
+
+def _fixed_walks(hops: list, relation: Relation, advice: Advice, head: list[Step]) -> list[list[Step]]:
+    """How the loop reads once fixed: the manager, a to_attr list or an annotation."""
     if advice.to_attr:
-        return [steps_for(relation.hops, to_attr=advice.to_attr)], [as_read]
+        return [head + steps_for(hops, to_attr=advice.to_attr)]
     if advice.annotation:
-        return [steps_for(relation.hops[:-1]) + [Step(advice.annotation, many=False)]], [as_read]
-    return [as_read], [as_read]
+        return [head + steps_for(hops[:-1]) + [Step(advice.annotation, many=False)]]
+    return [head + steps_for(hops, relation.call, relation.aggregate)]
 
 
 def _generic(relation: Relation) -> bool:
@@ -131,7 +150,7 @@ def prove_fixes(items: list[NPlusOne], config: dict, budget: Budget) -> list[Fix
                 finding.snippets["import"] = "\n".join(needed)
     for entries in _by_root(proven):
         plans += _plans_for_root(entries, limits, budget)
-    return plans
+    return show_rebased(plans)
 
 
 def _by_root(entries: list[tuple[NPlusOne, list, list]]) -> list[list[tuple[NPlusOne, list, list]]]:
@@ -162,7 +181,7 @@ def _first_proven(item: NPlusOne, limits: Limits, budget: Budget) -> tuple[dict,
         after, as_read = _walks(relation, candidate)
         proof = prove(relation.root, fix, after, limits, budget, {**names, **candidate.bindings}, as_read,
                       generic=_generic(relation))
-        proof["fix"] = fix
+        proof["fix"] = _tried(relation, candidate, fix)
         if proof["status"] != "failed":
             break
         failures.append(f"{fix} failed: {proof['detail']}")
@@ -204,8 +223,7 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     proof["fix"] = nested
     plan.fix, plan.proof = nested, proof
     plan.imports = imports_for(nested, names)
-    origin = plan.origin
-    plan.line = fix_line(origin["code"], plan.root.model.__name__, nested) if origin and origin.get("code") else None
+    plan.line = _plan_line(plan.root, plan.origin, nested)
     for finding in plan.findings:  # each finding shows the fix its card shows, and that proof
         finding.proof = proof
         snippets = finding.snippets
@@ -234,10 +252,14 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     """The findings' fixes merged into one call on their root, if the replay verifies it."""
     first = entries[0][0]
     root = first.relation.root
-    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item, _a, _r in entries]
-    proof_calls = {item.advice.proof_call for item, _a, _r in entries}
-    shown = {item.advice.snippets.get("fix") for item, _a, _r in entries}
-    if proof_calls != {None}:
+    # A re-fetch's own fix is the rebased root itself (its line queries the child model): it adds no call.
+    calls = [item for item, _a, _r in entries if not _rebase_only(item)]
+    fixes = [item.advice.proof_call or item.advice.snippets.get("fix") or "" for item in calls]
+    proof_calls = {item.advice.proof_call for item in calls}
+    shown = {item.advice.snippets.get("fix") for item in calls}
+    if not calls:
+        combined = replayed = ".all()"
+    elif proof_calls != {None}:
         # A fix proven through its own call (one that replaces a lookup of the root) combines only
         # with findings that advise the very same one (one loop through a generic FK, per type).
         if len(proof_calls) != 1 or len(shown) != 1:
@@ -259,10 +281,73 @@ def _prove_combined(entries: list[tuple[NPlusOne, list, list]], limits: Limits, 
     if replayed != combined:
         line = first.advice.snippets.get("line")
     else:
-        line = fix_line(origin["code"], root.model.__name__, combined) if origin and origin.get("code") else None
+        line = _plan_line(root, origin, combined)
     return FixPlan(root, combined, line, imports_for(combined, names),
-                   [item.relation.lookup for item, _a, _r in entries],
+                   [item.relation.lookup for item, _a, _r in entries if item.relation.lookup],
                    [item.finding for item, _a, _r in entries], proof, origin, after, names)
+
+
+def _tried(relation: Relation, advice: Advice, fix: str) -> str:
+    """The fix as the user would see it: on a rebased root, the child model's queryset."""
+    line = advice.snippets.get("line")
+    if relation.refetch is None:
+        return fix
+    expression = queryset_expression(line, relation.refetch.model.__name__) if line else None
+    return expression or f"a {relation.refetch.model.__name__} query"
+
+
+def _rebase_only(item: NPlusOne) -> bool:
+    """The per-row re-fetch itself (no relation read off it): its fix is the rebased root."""
+    return item.relation.refetch is not None and not item.relation.path
+
+
+def _plan_line(root: cap.Root, origin: dict | None, fix: str) -> str | None:
+    """The origin line with ``fix`` applied; on a rebased root, the line queries its model."""
+    code = origin.get("code") if origin else None
+    if not code:
+        return None
+    if root.base is not None:
+        code = swap_model(code, root.base.model.__name__, root.model.__name__)
+        if code is None:
+            return None
+        if fix == ".all()":
+            return code.strip()
+    return fix_line(code, root.model.__name__, fix)
+
+
+def show_rebased(plans: list[FixPlan]) -> list[FixPlan]:
+    """A proven fix on a rebased root is a query of the child model at the looped queryset's line:
+    shown as that whole queryset (``ArticlePage.objects.filter(live=True).prefetch_related("authors")``),
+    with the child model's import. Without a line to rewrite there is nothing to show as is: that
+    plan is dropped (its findings say why)."""
+    kept = []
+    for plan in plans:
+        if plan.root is None or plan.root.base is None:
+            kept.append(plan)
+            continue
+        model = plan.root.model
+        expression = queryset_expression(plan.line, model.__name__) if plan.line else None
+        if expression is None:
+            proof = {**plan.proof, "status": "skipped", "detail": (
+                f"The fix queries {model.__name__} instead of {plan.root.base.model.__name__}, which only the "
+                f"line that builds the queryset can say, and that line could not be rewritten.")}
+            plan.proof = proof
+            for finding in plan.findings:
+                finding.proof = proof
+                withdraw_fix(finding, proof)
+            continue
+        kept.append(plan)
+        plan.call, plan.fix = plan.fix, expression
+        plan.imports = sorted({*plan.imports, f"from {model.__module__} import {model.__name__}"})
+        for finding in plan.findings:
+            finding.snippets["fix"] = expression
+            finding.snippets["line"] = plan.line
+            finding.snippets["queryset"] = expression
+            finding.snippets["import"] = "\n".join(plan.imports)
+            if finding.proof:
+                finding.proof = {**finding.proof, "fix": expression}
+        plan.proof = {**plan.proof, "fix": expression}
+    return kept
 
 
 def _distinct(paths) -> list[list[Step]]:
@@ -288,7 +373,7 @@ def _single_plan(item: NPlusOne, paths: list) -> FixPlan:
     advice, finding = item.advice, item.finding
     imports = [line for line in finding.snippets.get("import", "").splitlines() if line]
     return FixPlan(item.relation.root, advice.snippets["fix"], advice.snippets.get("line"), imports,
-                   [item.relation.lookup], [finding], finding.proof, finding.origin, paths,
+                   [item.relation.lookup] if item.relation.lookup else [], [finding], finding.proof, finding.origin, paths,
                    {**_proof_names(item.relation), **advice.bindings})
 
 

@@ -10,7 +10,9 @@ the loop iterated) replay does, on the same database alias:
    ``.filter(...)``, ``[:2]``, ``.count()``, the attribute read), recording what it read;
 4. count the statements.
 
-It runs once without the fix (the baseline) and with the fix at two row counts. A fix is
+It runs once without the fix (the baseline) and with the fix at two row counts. A root
+rebased on a child model (relate.find_refetches) has its baseline on the looped root it
+replaces, whose rows the walk re-fetches one by one as the loop did. A fix is
 ``verified`` when its count does not grow with the rows, is below the baseline, and the walk
 read the same related objects; ``failed`` when it raises or still repeats; ``skipped`` when
 it cannot be replayed (locking query, broken transaction, budget spent, proofs off).
@@ -110,6 +112,15 @@ class Step:
     call: Call | None = None  # filters / ordering / slice the loop added (last hop)
     aggregate: str | None = None  # count / exists / sum ... per row (last hop)
     to_attr: str | None = None  # read a Prefetch(to_attr=...) list instead of the manager
+    # Load the row again as this model by its key, as the loop did (``page.specific``); a row
+    # that already is one is read as itself (the loop over the rebased root reads it so). With
+    # ``key``, load the object whose primary key is that attribute's value (``post.author_id``).
+    refetch: type | None = None
+    key: str | None = None
+
+
+def refetch_step(model: type, key: str | None = None) -> Step:
+    return Step(model.__name__, many=False, refetch=model, key=key)
 
 
 def steps_for(hops: list[HopInfo], call: Call | None = None, aggregate: str | None = None,
@@ -191,6 +202,8 @@ def apply_fix(queryset: Any, fix: str, names: dict[str, Any]) -> Any:
 
 
 def why_not_replayable(root: Root | None) -> str | None:
+    if root is not None and root.base is not None:
+        return why_not_replayable(root.base)
     if root is None:
         return "the loop's queryset was not seen being evaluated (loaded by other code)"
     if (root.query is None or root.queryset_class is None) and root.via is not None:
@@ -266,7 +279,20 @@ def isolated(alias: str) -> Iterator[list[str]]:
         connection.queries_log.extend(log)
 
 
-def _read(obj: Any, step: Step) -> Any:
+def _read(obj: Any, step: Step, loaded: dict) -> Any:
+    if step.refetch is not None:
+        if step.key is None and isinstance(obj, step.refetch):
+            return obj
+        value = getattr(obj, step.key) if step.key else obj.pk
+        # Once per row, as the loop did, however many paths go through the re-fetched row.
+        cached = (id(obj), step.refetch)
+        if cached not in loaded:
+            try:
+                loaded[cached] = None if value is None else (
+                    step.refetch._default_manager.db_manager(obj._state.db).get(pk=value))
+            except ObjectDoesNotExist:
+                loaded[cached] = None
+        return loaded[cached]
     if step.to_attr:
         return list(getattr(obj, step.to_attr))
     try:
@@ -306,6 +332,7 @@ def _signature(value: Any) -> Any:
 def walk(rows: list[Any], paths: list[list[Step]]) -> list[Any]:
     """Follow every path from every row, the way the loop did; what was read, as keys."""
     read: list[Any] = []
+    loaded: dict = {}  # rows re-fetched by key (Step.refetch)
     for path in paths:
         for row in rows:
             level = [row]
@@ -314,7 +341,7 @@ def walk(rows: list[Any], paths: list[list[Step]]) -> list[Any]:
                 for obj in level:
                     if obj is None:
                         continue
-                    value = _read(obj, step)
+                    value = _read(obj, step, loaded)
                     # Keyed by the row and the depth, not the attribute name: a to_attr list or an
                     # annotation read instead of the manager must give the same objects/values.
                     read.append((depth, getattr(obj, "pk", None), _signature(value)))
@@ -364,33 +391,37 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     if budget.exhausted():
         proof["detail"] = f"Not replayed: the replay budget of {limits.budget_s * 1000:.0f} ms for this request is spent."
         return proof
+    base = root.base or root  # the unfixed loop ran on the looped root, not on a rebased one
     large = min(max(root.rows, 1), limits.max_rows)
     small = min(large, max(2, large // 2))  # one row cannot show an N+1 (1 + 1 either way)
     # The unfixed replay (the costly one: it is the N+1) runs at the smaller count only; the
     # fix runs at both, and its growth is compared with the unfixed growth only if it grows.
     with budget.timed():
         try:
-            before, read_before, loaded = budget.baseline(root, baseline_paths or paths, names, small)
+            before, read_before, loaded = budget.baseline(base, baseline_paths or paths, names, small)
         except PROOF_ERRORS as exc:
             proof["detail"] = f"Not replayed: the original queryset could not be re-run ({type(exc).__name__}: {exc})."
             return proof
         proof.update(before=before, rows=loaded)
-        if id(root) in budget.loading:
-            proof["loading"] = budget.loading[id(root)]
+        if id(base) in budget.loading:
+            proof["loading"] = budget.loading[id(base)]
         try:
-            after, read_after, _ = run(root, fix, paths, names, small)
+            after, read_after, loaded_after = run(root, fix, paths, names, small)
             after_large, _, loaded_large = run(root, fix, paths, names, large) if large > loaded else (after, None, loaded)
         except PROOF_ERRORS as exc:
             proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
             return proof
     proof["after"] = after
-    changed = _data_changed(root, large, names, budget) if limits.opened else None
-    if read_after != read_before:
+    dropped = dropped_rows(root, names, large, budget) if root.base is not None else None
+    changed = _data_changed(base, large, names, budget) if limits.opened else None
+    if dropped:
+        proof.update(status="failed", detail=dropped)
+    elif read_after != read_before:
         proof.update(status="failed", detail="With the fix the loop read different related objects.")
     elif after >= before:
         proof.update(status="failed", detail=f"The fix did not remove the repeated queries ({before} -> {after}).")
     elif after_large != after and (not generic or still_repeats(
-            before, _baseline_at(root, baseline_paths or paths, names, large, budget), after, after_large)):
+            before, _baseline_at(base, baseline_paths or paths, names, large, budget), after, after_large)):
         proof.update(status="failed", detail=(
             f"The count still grows with the rows ({after} at {loaded} rows, {after_large} at {loaded_large}): "
             "the loop reads something this fix does not load."))
@@ -402,6 +433,20 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
     if changed:
         proof["detail"] = f"{changed} {proof['detail']}"
     return proof
+
+
+def dropped_rows(root: Root, names: dict[str, Any], rows: int, budget: Budget) -> str | None:
+    """Why a root rebased on a child model is not the loop's rows: some of the looped root's rows
+    (the first ``rows``, in its order) are not rows of the child model."""
+    with budget.timed(), isolated(_alias(root)):
+        looped = list(rebuild(root.base, None, names, rows).values_list("pk", flat=True))
+        child = list(rebuild(root, None, names, rows).values_list("pk", flat=True))
+    if looped == child:
+        return None
+    kept = len(set(child) & set(looped))
+    parent, model = root.base.model.__name__, root.model.__name__
+    return (f"Only {kept} of the first {len(looped)} {parent} rows are {model} rows: a {model} query would drop "
+            f"the others from the page (or change their order).")
 
 
 def _data_changed(root: Root, rows: int, names: dict[str, Any], budget: Budget) -> str | None:

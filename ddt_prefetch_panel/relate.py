@@ -6,6 +6,18 @@ ORM events come first: a statement issued while a relation was read carries a
 event explains a group (hand-written loops, raw cursors), the SQL itself is mapped back to
 models through ``_meta``: the table gives the model, a filtered foreign-key column gives
 the relation it mirrors.
+
+A loop may also load its rows again one by one by key (a CMS's ``page.specific``:
+``ArticlePage.objects.get(id=page.id)`` per page; ``Author.objects.get(pk=post.author_id)``).
+Each such load is a root queryset of one row that no relation links to the looped rows, so
+:func:`find_refetches` links it by key and model to the looped root it came from. The
+re-fetch is a hop the ORM did not take, and the relations read off the re-fetched rows climb
+through it: for a downcast (a multi-table-inheritance child of the looped model) to one
+*rebased* root, the looped root's query run on the child model
+(``ArticlePage.objects.filter(pk__in=<the pages' query>)``), which is what the fix at the
+looped root's line (``ArticlePage.objects.filter(live=True)``) returns and what the proof
+replays; for a load by a foreign key's value, to the looped root through that foreign key
+(``author__posts``).
 """
 
 from __future__ import annotations
@@ -17,12 +29,12 @@ from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Field, ForeignKey
+from django.db.models import Field, ForeignKey, QuerySet
 from django.db.models.fields import related_descriptors as rd
 from django.db.models.query_utils import DeferredAttribute
 
 from . import sqlshape
-from .capture import Call, Root, Source
+from .capture import Call, Root, Source, params_hash
 from .frames import declaration_line
 from .frameworks import registered_admin
 from .group import Group, most_common
@@ -38,6 +50,7 @@ KIND_LABELS = {
     "generic_fk": "generic FK",
     "generic_relation": "generic relation",
     "deferred": "deferred field",
+    "downcast": "downcast",
 }
 SINGLE_VALUED = frozenset({"forward_fk", "forward_o2o", "reverse_o2o"})
 
@@ -59,6 +72,15 @@ class HopInfo:
     @property
     def label(self) -> str:
         return f"{self.model._meta.label}.{self.accessor}"
+
+    @property
+    def downcast(self) -> bool:
+        """The reverse one-to-one of a multi-table-inheritance parent link: the row as its child model."""
+        return self.kind == "reverse_o2o" and bool(getattr(self.field.remote_field, "parent_link", False))
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS["downcast"] if self.downcast else KIND_LABELS[self.kind]
 
 
 @dataclass
@@ -82,6 +104,9 @@ class Relation:
     # The lookup from the loop's own queryset when place.climb re-rooted the relation on the
     # queryset its parent object came from (the loop's queryset was built in a template or library).
     climbed_from: str | None = None
+    # The rows were re-fetched one by one from a looped root's rows (find_refetches): ``root`` is
+    # then the rebased root on ``refetch.model``, and ``path`` starts at that model.
+    refetch: Refetch | None = None
 
     @property
     def last(self) -> HopInfo | None:
@@ -93,7 +118,30 @@ class Relation:
 
     @property
     def relation(self) -> str | None:
-        return self.last.label if self.last else None
+        if self.last:
+            return self.last.label
+        return self.refetch.label if self.refetch else None
+
+
+@dataclass(eq=False)
+class Refetch:
+    """Rows a loop loaded one by one by key from the rows of a looped root: a hop the ORM did
+    not take (``ArticlePage.objects.get(id=page.id)`` for each page of ``Page.objects.filter(...)``)."""
+
+    outer: Root  # the looped root whose rows gave the keys
+    model: type  # the model loaded per row
+    # Accessors from outer.model to model: parent links for a downcast (("articlepage",)), the
+    # foreign key whose value was the key for a load by key (("author",)).
+    link: tuple[str, ...]
+    # A downcast: outer's query run on ``model``, what the fix at outer's line returns. None for a
+    # load by a foreign key's value: the fix goes on outer itself, through the foreign key.
+    rebased: Root | None
+    evaluated: tuple  # raw stack where the first per-row load ran (the re-fetch's line)
+    key: str | None = None  # the foreign key's attname on outer.model (``author_id``), for a load by key
+
+    @property
+    def label(self) -> str:
+        return f"{self.outer.model._meta.label}.{self.link[-1]}"
 
 
 def classify(descriptor: Any) -> tuple[str, type | None, Any] | None:
@@ -161,23 +209,29 @@ def locate(source: Source | None) -> tuple[Root | None, tuple[str, ...]]:
     return root, path
 
 
-def relate(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
-    """The relation behind a group: ORM events first, then the SQL."""
+def relate(group: Group, roots_by_seq: list[tuple[int, Root]],
+           refetches: dict[int, Refetch] | None = None) -> Relation | None:
+    """The relation behind a group: ORM events first, then the SQL.
+
+    ``refetches`` (:func:`find_refetches`) links the roots of per-row loads to the looped
+    root they re-fetched rows of.
+    """
+    refetches = refetches or {}
     hops = group.hops
     per_instance = group.per_instance_prefetch
     if per_instance is not None:
         relation = _from_prefetch(per_instance, roots_by_seq)
     elif hops:
-        relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None])
+        relation = _from_events(hops, group.calls, [r for r in group.records if r.hop is not None], refetches)
     else:
-        relation = _downcast(group, roots_by_seq) or _from_sql(group, group.first_seq, roots_by_seq)
+        relation = _refetched(group, refetches) or _from_sql(group, group.first_seq, roots_by_seq)
     if relation is not None:
         record = group.records[0]
         shape = sqlshape.shape_on(record.sql, record.alias)
         if shape is not None and shape.aggregate:
             relation.aggregate = shape.aggregate
             relation.aggregate_column = shape.aggregate_column
-        if relation.root is not None:
+        if relation.root is not None and relation.refetch is None:  # a rebased root is no changelist's
             relation.model_admin = changelist_admin(relation.root)
     return relation
 
@@ -207,17 +261,21 @@ def changelist_admin(root: Root) -> Any:
 _CHANGELIST_CODE = frozenset({"get_queryset", "get_results", "changelist_view", "__init__"})
 
 
-def _from_events(hops: list, calls: set, records: list) -> Relation | None:
+def _from_events(hops: list, calls: set, records: list, refetches: dict[int, Refetch]) -> Relation | None:
     descriptor = most_common(h.descriptor for h in hops)
-    relation = _relation_for([h for h in hops if h.descriptor is descriptor], descriptor)
+    relation = _relation_for([h for h in hops if h.descriptor is descriptor], descriptor, refetches)
     if relation is not None:
         relation.call = most_common(r.call for r in records if r.hop.descriptor is descriptor)
         relation.calls_vary = len(calls) > 1
     return relation
 
 
-def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
+def _relation_for(chosen: list, descriptor: Any, refetches: dict[int, Refetch]) -> Relation | None:
     located = [locate(h.source) for h in chosen]
+    # Rows re-fetched one by one (each its own root): the rebased root of the loop they came from,
+    # or that loop's root through the foreign key that gave the key.
+    linked = {id(root): refetches[id(root)] for root, _path in located if id(root) in refetches}
+    located = [_through(linked[id(root)], path) if id(root) in linked else (root, path) for root, path in located]
     by_root: dict[int, tuple[Root | None, tuple[str, ...]]] = {}
     for item in located:
         by_root.setdefault((id(item[0]), item[1]), item)
@@ -226,6 +284,12 @@ def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
     accessor = accessor_name(descriptor)
     path = prefix + (accessor,)
     hop_model = chosen[0].model
+    refetch = next((r for r in linked.values() if (r.rebased or r.outer) is root), None)
+    if refetch is not None:
+        hops_info = describe_path(root.model, path)
+        if hops_info is None:
+            return None
+        return Relation(root, root.model, path, hops_info, refetch=refetch)
     if root is None:
         # Parent loaded without a queryset we saw (e.g. created in the request).
         hops_info = describe_path(hop_model, (accessor,))
@@ -241,6 +305,14 @@ def _relation_for(chosen: list, descriptor: Any) -> Relation | None:
         return Relation(root, root.model, path, last,
                         note="The path goes through an attribute the ORM cannot follow.")
     return Relation(root, root.model, path, hops_info)
+
+
+def _through(refetch: Refetch, path: tuple[str, ...]) -> tuple[Root, tuple[str, ...]]:
+    """(root, path) of a relation read off a re-fetched row: from the rebased root for a downcast,
+    from the looped root through the foreign key for a load by key (``author__posts``)."""
+    if refetch.rebased is not None:
+        return refetch.rebased, path
+    return refetch.outer, refetch.link + path
 
 
 def _through_generic_fk(model: type, path: tuple[str, ...], last_model: type) -> list[HopInfo] | None:
@@ -297,30 +369,112 @@ def model_for_table(table: str) -> type | None:
     return _tables().get(table.strip('"`[]').lower())
 
 
-def _downcast(group: Group, roots_by_seq: list[tuple[int, Root]]) -> Relation | None:
-    """A per-row load of a multi-table-inheritance child by its primary key (a CMS's
-    ``page.specific``): the reverse one-to-one from the looped parent model to the child."""
-    record = group.records[0]
-    child = record.model
-    if child is None or not child._meta.parents:
-        return None
-    shape = sqlshape.shape_on(record.sql, record.alias)
-    if shape is None or not any(
-        c.column == child._meta.pk.column and c.op in ("eq", "in") for c in shape.conditions
-    ):
-        return None
-    recent = [root for seq, root in reversed(roots_by_seq) if seq < group.first_seq and root.rows > 1]
-    for root in recent:
-        if root.model is child or not issubclass(child, root.model):
+def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
+    """Roots of per-row loads by key, linked to the looped root whose rows they re-fetched.
+
+    A root of at most one row, loaded by nothing (no relation, no prefetch), whose statement
+    selects on its model's primary key, after a looped root whose rows lead there:
+
+    * a downcast (``page.specific``): the model is a multi-table-inheritance child of the looped
+      model; one rebased root per (looped root, child model);
+    * a load by key (``Author.objects.get(pk=post.author_id)``): the looped model has exactly one
+      foreign key (or one-to-one) to the model, whose value is the key.
+
+    Linked to the most recent such looped root: ``{id(root): Refetch}``.
+    """
+    found: dict[int, Refetch] = {}
+    # (looped root, model) -> its Refetch, or None when that root's rows do not lead to the model:
+    # a thousand loads of one model cost one look at each looped root, not a thousand.
+    known: dict[tuple[int, type], Refetch | None] = {}
+    keys: dict[int, set] = {}  # id(Refetch) -> the parameters its loads ran with
+    looped: list[Root] = []
+    for _seq, root in roots_by_seq:
+        if root.rows > 1 and root.base is None:
+            looped.append(root)
             continue
-        path = _parent_link_path(root.model, child)
-        hops = describe_path(root.model, path) if path else None
-        if hops:
-            return Relation(root, root.model, path, hops, via_sql=True)
+        if root.via is not None or root.query is None or root.record is None or not _by_own_key(root):
+            continue
+        model = root.model
+        for outer in reversed(looped):
+            key = (id(outer), model)
+            if key not in known:
+                known[key] = _refetch_from(outer, root)
+            if known[key] is not None:
+                found[id(root)] = known[key]
+                keys.setdefault(id(known[key]), set()).add(params_hash(root.record.params))
+                break
+    # One object loaded once (the request's user) is no re-fetch of the looped rows: a link needs
+    # loads of at least two different keys.
+    return {root_id: refetch for root_id, refetch in found.items() if len(keys[id(refetch)]) > 1}
+
+
+def _refetch_from(outer: Root, root: Root) -> Refetch | None:
+    """How ``root``'s row (loaded by its key) leads back to the rows of ``outer``, if it does."""
+    model = root.model
+    if outer.query is None or outer.queryset_class is None or outer.model is model:
+        return None
+    if issubclass(model, outer.model):
+        link = parent_link_path(outer.model, model)
+        rebased = rebase(outer, model) if link else None
+        return Refetch(outer, model, link, rebased, root.evaluated) if rebased is not None else None
+    keys = [f for f in outer.model._meta.concrete_fields
+            if (f.many_to_one or f.one_to_one) and f.remote_field.model is model and f.target_field.primary_key]
+    if len(keys) != 1:
+        return None  # two foreign keys to the model (a/z ends): which one gave the key is unknown
+    return Refetch(outer, model, (keys[0].name,), None, root.evaluated, key=keys[0].attname)
+
+
+def _by_own_key(root: Root) -> bool:
+    """The root's statement selects on its model's primary key (or a parent's, the same value)."""
+    record = root.record
+    shape = sqlshape.shape_on(record.sql, record.alias)
+    if shape is None or shape.has_or or shape.aggregate:
+        return False
+    keys = {root.model._meta.pk.column} | {p._meta.pk.column for p in root.model._meta.get_parent_list()}
+    return any(c.column in keys and c.op == "eq" for c in shape.conditions)
+
+
+def rebase(outer: Root, child: type) -> Root | None:
+    """``outer``'s own query run on ``child``: the same filters (as a subquery on the primary
+    key), the same ordering and slice. What ``Child.objects.<the same calls>`` returns at
+    outer's line when every row is a child (the proof checks that on the request's rows)."""
+    try:
+        query = outer.query.chain()
+        query.clear_limits()
+        query.clear_ordering(force=True)
+        keys = outer.queryset_class(model=outer.model, query=query, hints=dict(outer.hints or {})).values("pk")
+        rebased = child._default_manager.filter(pk__in=keys)
+        # The rewritten line keeps the user's own eager loads: inherited relations, valid on the child.
+        rebased.query.select_related = outer.query.select_related
+        if outer.query.order_by:
+            rebased = rebased.order_by(*outer.query.order_by)
+        elif not outer.query.default_ordering:
+            rebased = rebased.order_by()
+        low, high = outer.marks
+        rebased.query.set_limits(low, high)
+    except Exception:  # an ordering or a query the child cannot take: nothing to rebase on
+        return None
+    if not isinstance(rebased, QuerySet):
+        return None
+    return Root(
+        model=child, origin=outer.origin, evaluated=outer.evaluated, prefetch_lookups=outer.prefetch_lookups,
+        select_related=outer.select_related, deferred=rebased.query.deferred_loading, rows=outer.rows,
+        record=outer.record, query=rebased.query, queryset_class=type(rebased), hints={},
+        marks=outer.marks, base=outer,
+    )
+
+
+def _refetched(group: Group, refetches: dict[int, Refetch]) -> Relation | None:
+    """The per-row downcasts themselves, on the rebased root (the fix's own root). A load by key
+    is left to :func:`_from_sql`, which names the foreign key it mirrors."""
+    for record in group.records:
+        refetch = refetches.get(id(record.root)) if record.root is not None else None
+        if refetch is not None and refetch.rebased is not None:
+            return Relation(refetch.rebased, refetch.model, (), [], refetch=refetch)
     return None
 
 
-def _parent_link_path(parent: type, child: type) -> tuple[str, ...]:
+def parent_link_path(parent: type, child: type) -> tuple[str, ...]:
     """Accessors from ``parent`` down to ``child`` through parent links (``("articlepage",)``)."""
     path: list[str] = []
     current = child

@@ -29,8 +29,8 @@ from . import capture as cap
 from .findings import withdraw_fix
 from .frames import build_site
 from .hooks import accessor_name
-from .prove import PROOF_ERRORS, Budget, Limits, run, steps_for
-from .relate import describe_path
+from .prove import PROOF_ERRORS, Budget, Limits, dropped_rows, run, steps_for
+from .relate import describe_path, parent_link_path, rebase
 
 if TYPE_CHECKING:
     from .analyze import NPlusOne
@@ -134,10 +134,12 @@ def _line_key(frame: object | None) -> tuple | None:
 
 
 def roots_through(held: Held, key: tuple, exclude: cap.Root) -> list[cap.Root]:
-    """The replayable roots a request built on the line ``key``, largest first."""
+    """The replayable roots a request built on the line ``key``, largest first (``exclude``, the
+    fix's own root, and the looped root a rebased one stands for, are not others)."""
+    mine = (exclude, exclude.base)
     roots = [root for root in held.capture.roots
-             if root is not exclude and root.rows and root.query is not None and root.queryset_class is not None
-             and _line_key(build_site(root.origin).frame) == key]
+             if all(root is not own for own in mine) and root.rows and root.query is not None
+             and root.queryset_class is not None and _line_key(build_site(root.origin).frame) == key]
     return sorted(roots, key=lambda root: -root.rows)
 
 
@@ -159,6 +161,8 @@ def _reads(held: Held, root: cap.Root) -> list:
 def replay_elsewhere(plan: FixPlan, held: Held, root: cap.Root, limits: Limits, budget: Budget) -> tuple | None:
     """``(label, before, after, error)`` when the fix makes that request's root run more
     statements or fail; None when it does not."""
+    if plan.root.base is not None:
+        return _replay_rebased(plan, held, root, limits, budget)
     walks = _reads(held, root)
     rows = min(max(root.rows, 1), limits.max_rows)
     try:
@@ -171,6 +175,33 @@ def replay_elsewhere(plan: FixPlan, held: Held, root: cap.Root, limits: Limits, 
         return held.label, before, after, None
     if read_after != read_before:
         return held.label, before, after, "it read other related objects"
+    return None
+
+
+def _replay_rebased(plan: FixPlan, held: Held, root: cap.Root, limits: Limits, budget: Budget) -> tuple | None:
+    """A fix that queries a child model (the line's ``Page.objects`` becomes ``ArticlePage.objects``)
+    on another request's root built on that line: that root rebased on the child, with the call,
+    must return the same rows and run no more statements for what that request read."""
+    child, link = plan.root.model, parent_link_path(plan.root.base.model, plan.root.model)
+    rebased = rebase(root, child)
+    if rebased is None:
+        return held.label, None, None, f"its queryset cannot be run on {child.__name__}"
+    paths = sorted(read_paths(held.capture, root))
+    as_read = [steps_for(hops) for hops in (describe_path(root.model, path) for path in paths) if hops]
+    on_child = (path[len(link):] if path[:len(link)] == link else path for path in paths)
+    fixed = [steps_for(hops) for hops in (describe_path(child, path) for path in on_child if path) if hops]
+    rows = min(max(root.rows, 1), limits.max_rows)
+    try:
+        with budget.timed():
+            before, _, _ = run(root, None, as_read, plan.names, rows)
+            after, _, _ = run(rebased, plan.call, fixed, plan.names, rows)
+        dropped = dropped_rows(rebased, plan.names, rows, budget)
+    except PROOF_ERRORS as exc:
+        return held.label, None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if dropped:
+        return held.label, before, after, dropped
+    if after > before:
+        return held.label, before, after, None
     return None
 
 

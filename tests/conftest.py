@@ -22,6 +22,17 @@ def pizzeria(db):
 
 
 @pytest.fixture(autouse=True)
+def no_requests_held_from_other_tests():
+    """The panel holds each request's capture for the shared-line proofs (shared.py): a request
+    another test made in this process is never one of "the other requests" of this test's fix
+    (under xdist, which tests share a process varies from run to run)."""
+    from ddt_prefetch_panel import shared
+
+    shared._held.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def every_finding_with_a_user_frame_has_a_call_site(monkeypatch):
     """Suite-wide (issue 20): no finding has ``callsite`` None while a frame of the project (or
     one of its templates) is on its stack: every report any test makes is checked."""

@@ -64,10 +64,22 @@ def test_validate_lookup_uses_the_orm(model, lookup, method, ok):
 def test_in_bulk_access_rewrites_only_single_object_reads():
     from ddt_prefetch_panel.advise import _bulk_access
 
-    assert _bulk_access("Customer.objects.get(pk=customer_id).name", "Customer", "by_pk") == "by_pk[customer_id].name"
-    assert _bulk_access("c = Customer.objects.filter(email=e).first()", "Customer", "by_email") == "c = by_email[e]"
-    assert _bulk_access("list(Customer.objects.filter(pk=i))", "Customer", "by_pk") is None  # a list, not one object
-    assert _bulk_access("Customer.objects.values('name').get(pk=i)", "Customer", "by_pk") is None  # a dict
+    assert _bulk_access("Customer.objects.get(pk=customer_id).name", "Customer", "by_pk") == (
+        "by_pk[customer_id].name", "customer_id")
+    assert _bulk_access("c = Customer.objects.filter(email=e).first()", "Customer", "by_email") == ("c = by_email[e]", "e")
+    assert _bulk_access("list(Customer.objects.filter(pk=i))", "Customer", "by_pk") == (None, None)  # a list
+    assert _bulk_access("Customer.objects.values('name').get(pk=i)", "Customer", "by_pk") == (None, None)  # a dict
+
+
+def test_a_refetch_by_the_rows_own_key_becomes_the_row():
+    from ddt_prefetch_panel.advise import refetch_access
+    from tests.proofs.models import ArticlePage
+
+    assert refetch_access("article = ArticlePage.objects.get(id=page.id)", ArticlePage) == "article = page"
+    assert refetch_access("a = ArticlePage.objects.filter(pk=p.pk).first()", ArticlePage) == "a = p"
+    assert refetch_access("a = ArticlePage.objects.get(page_ptr_id=p.id)", ArticlePage) == "a = p"
+    assert refetch_access("a = ArticlePage.objects.get(title=p.title)", ArticlePage) is None  # not the key
+    assert refetch_access("a = ArticlePage.objects.get(id=ids[0])", ArticlePage) is None  # not a row's key
 
 
 # --------------------------------------------------------------------------- duplicates in a template loop

@@ -39,6 +39,7 @@ def test_get_by_a_unique_field_gets_in_bulk_with_field_name(pizzeria):
             Customer.objects.filter(email=email).first()
     [finding] = _n_plus_ones(report)
     assert finding.method == "in_bulk"
-    assert 'in_bulk(values, field_name="email")' in finding.snippets["fix"]
+    assert 'in_bulk(emails, field_name="email")' in finding.snippets["fix"]  # the loop's own list
+    assert finding.title == "N+1: shop.Customer loaded by email per email"
     assert finding.snippets["access"] == "customer_by_email[email]"
     assert finding.proof["status"] == "verified"

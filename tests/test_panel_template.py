@@ -245,3 +245,12 @@ def test_disabled_hooks_banner_says_what_each_hook_detects():
     assert text(item) == f"{spec.detects} ({spec.name}: AttributeError: gone)"
     assert "No repeated queries." in html  # the banner does not hide the empty state
     assert "data-ddtpp-disabled-hooks" not in render_report([])
+
+
+def test_a_downcast_and_a_load_by_key_are_named_as_such():
+    downcast = {**finding("n_plus_one"), "model": "proofs.Page", "relation": "proofs.Page.articlepage",
+                "relation_kind": "downcast", "related_model": "proofs.ArticlePage"}
+    by_key = {**finding("n_plus_one"), "model": "proofs.Product", "relation": None,
+              "relation_kind": "loaded by pk per hit"}
+    subjects = re.findall(r'<code class="ddtpp-subject">([^<]*)</code>', render({"queries": 8}, [downcast, by_key]))
+    assert subjects == ["proofs.Page.articlepage (downcast)", "proofs.Product loaded by pk per hit"]

@@ -16,12 +16,13 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils.html import escape
 
 from ddt_prefetch_panel import detect, prove
 from tests.proofs import scenarios
 from tests.proofs.models import (
     ArticlePage, Author, Bookmark, Cable, CableTermination, Circuit, Comment, ConsolePort, Device, GalleryImage, Image,
-    Interface, Post, Site, Tag, Termination,
+    Interface, Page, Post, Product, Site, Tag, Termination,
 )
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,8 @@ def seed(n: int, start: int = 0) -> None:
             Comment.objects.create(post=post, body=f"c{i}{j}")
             image = Image.objects.create(file=f"img{i}-{j}.jpg", credit=author)
             GalleryImage.objects.create(post=post, image=image, sort_order=2 - j)
-        ArticlePage.objects.create(title=f"page {i}", author=author)
+        article = ArticlePage.objects.create(title=f"page {i}", author=author, image=image)
+        article.authors.set([author, Author.objects.create(name=f"co-author {i}")])
         Circuit.objects.create(
             cid=f"c{i}",
             term_a=Termination.objects.create(site=Site.objects.create(name=f"a{i}")),
@@ -97,6 +99,12 @@ SHAPES = {
                       '.prefetch_related(Prefetch("gallery_images", queryset=GalleryImage.objects.select_related("image")))'),
     # Joining the author in the Post queryset runs one statement fewer than the plain lookup.
     "bookmarks": ("proofs.Post.author", '.prefetch_related(GenericPrefetch("target", [Post.objects.select_related("author")]))'),
+    # Relations read off a downcast through the reverse one-to-one: one fix through it.
+    "article_pages": ("proofs.ArticlePage.authors",
+                      '.select_related("articlepage__image").prefetch_related("articlepage__authors")'),
+    # Author.objects.get(pk=post.author_id) per post, then author.posts: one fix through Post.author,
+    # with the loop line reading post.author.
+    "author_cards": ("proofs.Author.posts", '.select_related("author").prefetch_related("author__posts")'),
 }
 
 
@@ -417,3 +425,214 @@ def test_every_fix_shown_on_the_demo_pages_is_verified(client):
                 assert finding.proof["status"] == "verified", (pattern.name, finding.relation, finding.proof)
         assert all(fix["proof"]["status"] == "verified" for fix in report.fixes), pattern.name
     assert checked >= 15
+
+
+def within_page_count(fix: dict, real: int) -> bool:
+    """The proof's whole-page count with the fix is the count of the page once it is pasted."""
+    return abs(fix["proof"]["page_after"] - real) <= max(2, real // 10)
+
+
+def test_a_per_row_downcast_and_the_relations_read_off_it_are_one_fix_on_the_child_model(tmp_path):
+    """``page.specific`` loads each page again as an ArticlePage by its key, then the loop reads
+    the article's authors and image. The re-fetch is reported as the downcast it is, and all
+    three N+1s get one fix at the pages' line: query ArticlePage with the same filters (a
+    select_related on Page cannot help: the loop loads the row again anyway)."""
+    seed(4)
+    ArticlePage.objects.create(title="draft", author=Author.objects.first(), live=False)  # the filter must stay
+    report, original = analyse("specific_pages")
+    n_plus_ones = report.by_kind("n_plus_one")
+    by_relation = {f.relation: f for f in n_plus_ones}
+    assert set(by_relation) == {"proofs.Page.articlepage", "proofs.ArticlePage.authors", "proofs.ArticlePage.image"}
+    downcast = by_relation["proofs.Page.articlepage"]
+    assert downcast.title == "N+1: proofs.Page.articlepage (downcast)"
+    assert (downcast.model, downcast.lookup, downcast.relation_kind) == ("proofs.Page", "articlepage", "downcast")
+    assert downcast.count == 4 and downcast.related_model == "proofs.ArticlePage"
+    assert "loaded again as ArticlePage by its key at tests/proofs/models.py" in downcast.note
+    assert by_relation["proofs.ArticlePage.authors"].lookup == "articlepage__authors"
+    assert by_relation["proofs.ArticlePage.authors"].model == "proofs.Page"
+    [fix] = report.fixes
+    shown = 'ArticlePage.objects.filter(live=True).order_by("pk").select_related("image").prefetch_related("authors")'
+    assert fix["fix"] == shown
+    assert fix["line"] == f"pages = {shown}"
+    assert fix["import"] == "from tests.proofs.models import ArticlePage"
+    assert fix["proof"]["status"] == "verified", fix["proof"]
+    assert sorted(fix["findings"]) == sorted(report.findings.index(f) for f in n_plus_ones)
+    assert sum(f.avoidable for f in n_plus_ones) == fix["proof"]["page_before"] - fix["proof"]["page_after"]
+    for finding in n_plus_ones:
+        assert finding.fix_id == 0 and finding.snippets["fix"] == shown and finding.proof["status"] == "verified"
+        assert finding.avoidable <= finding.count, (finding.relation, finding.avoidable, finding.count)
+        assert finding.place["kind"] == "queryset" and finding.place["code"].startswith("pages = Page.objects")
+
+    module = patched_module(report, tmp_path, "specific_pages")
+    count_small, result_small = queries(module.specific_pages)
+    assert result_small == original
+    assert within_page_count(fix, count_small), (fix["proof"], count_small)
+    seed(4, start=4)
+    count_large, result_large = queries(module.specific_pages)
+    assert count_large == count_small, "the pasted fix must make the query count constant"
+    assert result_large == scenarios.specific_pages()
+    unfixed, _ = queries(scenarios.specific_pages)
+    assert count_large < unfixed
+
+
+def test_relations_read_through_the_reverse_one_to_one_downcast_count_as_the_page_runs(tmp_path):
+    seed(4)
+    report, _ = analyse("article_pages")
+    [fix] = report.fixes
+    module = patched_module(report, tmp_path, "article_pages")
+    count, _ = queries(module.article_pages)
+    assert within_page_count(fix, count), (fix["proof"], count)
+    authors = next(f for f in report.findings if f.relation == "proofs.ArticlePage.authors")
+    assert any("page.articlepage" in c["code"] for c in authors.callsites)  # the downcast level is counted in
+    assert "through proofs.Page.articlepage (downcast), one query per row" in authors.note
+
+
+def test_a_downcast_that_would_drop_rows_shows_no_line_and_says_why():
+    """Some pages are not articles: querying ArticlePage instead would drop them from the page."""
+    seed(3)
+    Page.objects.create(title="plain page")
+    report, _ = analyse("specific_titles")
+    [downcast] = report.by_kind("n_plus_one")
+    assert downcast.relation == "proofs.Page.articlepage" and downcast.relation_kind == "downcast"
+    assert downcast.proof["status"] == "failed"
+    assert "Only 3 of the first 4 Page rows are ArticlePage rows" in downcast.proof["detail"]
+    assert "line" not in downcast.snippets and "fix" not in downcast.snippets and downcast.method is None
+    assert "No fix is shown" in downcast.note and report.fixes == []
+
+
+def test_only_the_downcast(tmp_path):
+    """Nothing read off the re-fetched rows but their own fields: the fix is the child query alone."""
+    seed(4)
+    report, original = analyse("specific_titles")
+    [downcast] = report.by_kind("n_plus_one")
+    assert downcast.relation == "proofs.Page.articlepage"
+    [fix] = report.fixes
+    assert fix["line"] == 'pages = ArticlePage.objects.filter(live=True).order_by("pk")'
+    assert fix["proof"]["status"] == "verified" and fix["proof"]["after"] == 1
+    module = patched_module(report, tmp_path, "specific_titles")
+    count, result = queries(module.specific_titles)
+    assert (count, result) == (1, original)
+    assert within_page_count(fix, count)
+
+
+def test_rows_loaded_by_key_per_search_hit_get_in_bulk_on_the_hits(tmp_path):
+    """``for hit_id in ids: Product.objects.get(pk=hit_id)``: named as the per-row load it is,
+    and fixed with one ``in_bulk(ids)`` on the loop's own list, proven on this request's keys."""
+    ids = [Product.objects.create(name=f"product {i}").pk for i in range(6)][::-1]
+    with detect() as report:
+        names = scenarios.search_hits(ids)
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.title == "N+1: proofs.Product loaded by pk per hit"
+    assert (finding.model, finding.relation, finding.method) == ("proofs.Product", None, "in_bulk")
+    assert finding.snippets["fix"] == "product_by_pk = Product.objects.in_bulk(ids)  # once, before the loop"
+    assert finding.snippets["access"] == "return [product_by_pk[hit_id].name for hit_id in ids]"
+    assert finding.proof["status"] == "verified" and finding.proof["after"] == 1
+
+    lines = SCENARIOS.read_text().splitlines()
+    lineno = finding.callsite["lineno"]
+    indent = lines[lineno - 1][: len(lines[lineno - 1]) - len(lines[lineno - 1].lstrip())]
+    lines[lineno - 1: lineno] = [indent + finding.snippets["fix"], indent + finding.snippets["access"]]
+    path = tmp_path / "patched_search_hits.py"
+    path.write_text("\n".join(lines) + "\n")
+    spec = importlib.util.spec_from_file_location("patched_search_hits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    count, result = queries(lambda: module.search_hits(ids))
+    assert (count, result) == (1, names)
+    more = ids + [Product.objects.create(name=f"product {i}").pk for i in range(6, 12)]
+    count, result = queries(lambda: module.search_hits(more))
+    assert (count, result) == (1, scenarios.search_hits(more))
+
+
+def test_a_downcast_written_in_the_loop_becomes_the_row_itself(tmp_path):
+    """``article = ArticlePage.objects.get(id=page.id)`` in the loop body: the fix queries
+    ArticlePage at the pages' line and the loop line reads the row itself (``article = page``);
+    both edits are part of the one fix, proven and pasted together."""
+    seed(4)
+    report, original = analyse("hand_downcast")
+    downcast = next(f for f in report.findings if f.relation == "proofs.Page.articlepage")
+    assert downcast.snippets["access"] == "article = page"
+    [fix] = report.fixes
+    assert fix["line"] == 'pages = ArticlePage.objects.filter(live=True).order_by("pk").select_related("image")'
+    assert [a["line"] for a in fix["access"]] == ["article = page"]
+    assert fix["proof"]["status"] == "verified"
+    module = patched_module(report, tmp_path, "hand_downcast")
+    count_small, result = queries(module.hand_downcast)
+    assert (count_small, result) == (1, original)
+    assert within_page_count(fix, count_small), (fix["proof"], count_small)
+    seed(4, start=4)
+    assert queries(module.hand_downcast) == (1, scenarios.hand_downcast())
+
+
+def test_relations_read_off_rows_loaded_by_key_climb_to_the_looped_queryset():
+    seed(3)
+    report, _ = analyse("author_cards")
+    posts = next(f for f in report.findings if f.relation == "proofs.Author.posts")
+    assert (posts.model, posts.lookup) == ("proofs.Post", "author__posts")
+    assert "loads one by one by key at tests/proofs/scenarios.py" in posts.note
+    [fix] = report.fixes
+    assert [a["line"] for a in fix["access"]] == ["author = post.author"]
+
+
+def test_a_child_query_on_a_line_other_pages_share_is_replayed_on_them_rebased():
+    """``pages_of(live)`` builds the pages of a page that downcasts each page (and reads its
+    image) and of one that reads titles only. The child query costs the titles page nothing (a
+    join it does not read), so it is shown; where that page lists pages that are not articles
+    (the drafts), the child query would drop them there, so it is withheld and says so."""
+    from ddt_prefetch_panel import shared
+    from ddt_prefetch_panel.capture import capturing
+
+    seed(3)
+
+    def cards_beside_titles(live: bool):
+        with shared.crawling() as pages:
+            with capturing() as other:
+                scenarios.page_titles(live)
+            pages.append(shared.Held(other, "GET /titles/"))
+            report, _ = analyse("page_cards")
+        return report
+
+    report = cards_beside_titles(True)
+    [fix] = report.fixes
+    assert fix["line"] == 'return ArticlePage.objects.filter(live=live).order_by("pk").select_related("image")'
+    assert fix["proof"]["shared"] == ["GET /titles/"]
+
+    Page.objects.create(title="a plain draft", live=False)
+    ArticlePage.objects.create(title="an article draft", author=Author.objects.first(), live=False)
+    report = cards_beside_titles(False)
+    assert report.fixes == []
+    downcast = next(f for f in report.findings if f.relation == "proofs.Page.articlepage")
+    [hurt] = downcast.proof["hurts"]
+    assert hurt["request"] == "GET /titles/" and "Only 1 of the first 2 Page rows are ArticlePage rows" in hurt["error"]
+    assert "line" not in downcast.snippets and "fix" not in downcast.snippets
+
+
+def test_one_object_loaded_once_by_key_is_no_refetch_of_the_looped_rows():
+    """The loop reads a relation of one author loaded once by its key (not per post): the same
+    statement per post, a duplicate, never an N+1 through Post.author."""
+    seed(3)
+    with detect() as report:
+        posts = list(Post.objects.order_by("pk"))
+        author = Author.objects.get(pk=posts[0].author_id)
+        for _post in posts:
+            list(author.coauthored.all())
+    assert report.by_kind("n_plus_one") == []
+    [duplicate] = report.by_kind("duplicate")
+    assert duplicate.count == 3
+
+
+def test_the_panel_shows_a_downcast_and_its_child_query_fix(client):
+    """Through the toolbar: the stored stats (a JSON round trip) keep the downcast and the one fix
+    that queries ArticlePage, and the panel names the downcast and shows that line to copy."""
+    from tests.toolbar import get_with_toolbar, render_panel, stored_stats
+
+    seed(3)
+    _response, request_id = get_with_toolbar(client, "/proofs/specific/")
+    report = stored_stats(request_id)["report"]
+    [fix] = report["fixes"]
+    line = 'pages = ArticlePage.objects.filter(live=True).order_by("pk").select_related("image").prefetch_related("authors")'
+    assert fix["line"] == line and fix["proof"]["status"] == "verified"
+    assert {f["relation_kind"] for f in report["findings"] if f["relation"] == "proofs.Page.articlepage"} == {"downcast"}
+    html = render_panel(client, request_id)
+    assert '<code class="ddtpp-subject">proofs.Page.articlepage (downcast)</code>' in html
+    assert escape(line) in html

@@ -13,5 +13,6 @@ urlpatterns = [
     path("faults/", include("tests.faults.urls")),
     path("fw/", include("tests.frameworks.catalog.urls")),
     path("places/", include("tests.places.urls")),
+    path("proofs/", include("tests.proofs.urls")),
     path("", include("shop.urls")),
 ]

@@ -2,9 +2,10 @@
 
 A blog with a gallery accessor ending in ``.first()``, a multi-table-inheritance page tree,
 circuits with two paths to one model, a custom manager that filters, a generic foreign key
-followed by a foreign key, a library accessor that reads ``.all()[0]``, and cables whose
+followed by a foreign key, a library accessor that reads ``.all()[0]``, cables whose
 ends point generically at interfaces or console ports of devices (a generic key in the
-middle of a path).
+middle of a path), a CMS-style ``page.specific`` that re-fetches the child row by key, and
+products a search returns as ids.
 """
 
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -61,10 +62,24 @@ class Comment(models.Model):
 
 class Page(models.Model):
     title = models.CharField(max_length=50)
+    live = models.BooleanField(default=True)
+
+    @property
+    def specific(self):
+        """The most specific page, as a CMS's ``page.specific`` gives it: one query per call,
+        unless the page already is one."""
+        if isinstance(self, ArticlePage):
+            return self
+        try:
+            return ArticlePage._default_manager.get(id=self.id)
+        except ArticlePage.DoesNotExist:
+            return self
 
 
 class ArticlePage(Page):
     author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="articles")
+    authors = models.ManyToManyField(Author, related_name="coauthored", blank=True)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
 
 class Site(models.Model):
@@ -113,3 +128,7 @@ class CableTermination(models.Model):
     termination_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
     termination_id = models.PositiveIntegerField()
     termination = GenericForeignKey("termination_type", "termination_id")
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=50)

@@ -7,7 +7,9 @@ so every loop keeps its queryset on one line of its own.
 from django.db.models import Prefetch
 
 from tests.proofs.libaccessor import primary_image
-from tests.proofs.models import Bookmark, Cable, CableTermination, Circuit, Comment, GalleryImage, Page, Post
+from tests.proofs.models import (
+    ArticlePage, Author, Bookmark, Cable, CableTermination, Circuit, Comment, GalleryImage, Page, Post, Product,
+)
 
 
 def gallery_index():
@@ -126,3 +128,60 @@ def deferred_among_lookups():
 def deferred_filtered():
     posts = Post.objects.prefetch_related(Prefetch("comments", queryset=Comment.objects.filter(body__endswith="0").only("id", "post"))).order_by("pk")
     return [[comment.body for comment in post.comments.all()] for post in posts]
+
+
+def article_pages():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    out = []
+    for page in pages:
+        article = page.articlepage
+        out.append((article.title, sorted(a.name for a in article.authors.all()), article.image.file))
+    return out
+
+
+def specific_pages():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    out = []
+    for page in pages:
+        article = page.specific
+        out.append((article.title, sorted(a.name for a in article.authors.all()), article.image.file))
+    return out
+
+
+def specific_titles():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    return [page.specific.title for page in pages]
+
+
+def hand_downcast():
+    pages = Page.objects.filter(live=True).order_by("pk")
+    out = []
+    for page in pages:
+        article = ArticlePage.objects.get(id=page.id)
+        out.append((article.title, article.image.file))
+    return out
+
+
+def author_cards():
+    posts = Post.objects.order_by("pk")
+    out = []
+    for post in posts:
+        author = Author.objects.get(pk=post.author_id)
+        out.append((post.title, author.name, sorted(p.title for p in author.posts.all())))
+    return out
+
+
+def search_hits(ids):
+    return [Product.objects.get(pk=hit_id).name for hit_id in ids]
+
+
+def pages_of(live):
+    return Page.objects.filter(live=live).order_by("pk")
+
+
+def page_cards():
+    return [(page.specific.title, page.specific.image.file) for page in pages_of(True)]
+
+
+def page_titles(live):
+    return [page.title for page in pages_of(live)]
