@@ -81,3 +81,25 @@ class Pizza(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Promotion(models.Model):
+    """A promotion of any kind; each kind is a child table (multi-table inheritance)."""
+
+    title = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+
+    def specific(self) -> "Promotion":
+        """The promotion as its own kind, loaded again by its key (as a CMS's ``page.specific``
+        does); an instance that already is one is returned as it is."""
+        if isinstance(self, PizzaPromotion):
+            return self
+        return PizzaPromotion._default_manager.get(pk=self.pk)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PizzaPromotion(Promotion):
+    pizza = models.ForeignKey(Pizza, on_delete=models.CASCADE, related_name="promotions")
+    categories = models.ManyToManyField(Category, blank=True)

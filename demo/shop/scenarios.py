@@ -81,6 +81,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         note="One queryset per content type the page met, each joining what is read after the generic key.",
     ),
     Scenario(
+        "downcast",
+        "Downcast per row",
+        "Each promotion is loaded again as its kind by its key (promotion.specific(), as a CMS's "
+        "page.specific does), then its pizza and categories are read off the child row.",
+        'PizzaPromotion.objects.filter(active=True).select_related("pizza").prefetch_related("categories")',
+        note="The re-fetch and what is read off the child are one fix: query the child model with the same calls.",
+    ),
+    Scenario(
         "nested",
         "Nested relations",
         "Orders are prefetched one level, but every pizza then loads its category.",

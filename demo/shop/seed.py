@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
-from .models import Category, Customer, LoyaltyCard, Order, Pizza, Review, Topping
+from .models import Category, Customer, LoyaltyCard, Order, Pizza, PizzaPromotion, Review, Topping
 
 # A fixed seed and a fixed "now" make every run produce identical rows, so
 # screenshots and test expectations don't drift.
@@ -160,6 +160,13 @@ def seed(orders: int = 30) -> bool:
             for text in UNTARGETED_REVIEWS
         ]
         Review.objects.bulk_create(reviews)
+
+        # Promotions: a multi-table child each (bulk_create cannot write those), one inactive.
+        category_list = list(categories.values())
+        for i, pizza in enumerate(pizzas[: min(8, len(pizzas))]):
+            promotion = PizzaPromotion.objects.create(
+                title=f"{pizza.name} week {i + 1}", active=i != 7, pizza=pizza)
+            promotion.categories.set(category_list[i % len(category_list): i % len(category_list) + 2])
     return True
 
 

@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.generic import ListView
 
-from .models import Category, Customer, LoyaltyCard, Order, Pizza, Review, Topping
+from .models import Category, Customer, LoyaltyCard, Order, Pizza, PizzaPromotion, Promotion, Review, Topping
 from .scenarios import SCENARIOS, SCENARIOS_BY_SLUG
 from .serializers import OrderSerializer
 from .seed import STATUSES
@@ -275,6 +275,28 @@ def generic_path_fixed(request: HttpRequest) -> HttpResponse:
     customers = Customer.objects.order_by("pk").prefetch_related(
         GenericPrefetch("review_set__target", [Pizza.objects.select_related("category")]))
     return _render(request, "generic-path", "fixed", [_review_targets_per_customer(customers)])
+
+
+# downcast: each row loaded again as its multi-table child
+
+
+def _promotions(promotions: Iterable[Promotion]) -> Table:
+    rows: list[Row] = []
+    for promotion in promotions:
+        promotion = promotion.specific()  # one query per row: the row loaded again as its kind
+        rows.append((promotion.title, promotion.pizza.name, _joined(c.name for c in promotion.categories.all())))
+    return Table("Active promotions", ("promotion", "pizza", "categories"), rows)
+
+
+def downcast_bad(request: HttpRequest) -> HttpResponse:
+    promotions = Promotion.objects.filter(active=True).order_by("pk")
+    return _render(request, "downcast", "bad", [_promotions(promotions)])
+
+
+def downcast_fixed(request: HttpRequest) -> HttpResponse:
+    promotions = PizzaPromotion.objects.filter(active=True).order_by("pk").select_related("pizza").prefetch_related(
+        "categories")
+    return _render(request, "downcast", "fixed", [_promotions(promotions)])
 
 
 # nested
