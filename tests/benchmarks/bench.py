@@ -694,6 +694,39 @@ def categorise(frames: list[str]) -> str:
     return CATEGORIES[5]
 
 
+# Our per-statement work by step: a capture or hook sample goes to the step of its innermost frame
+# of the package that belongs to a step (helpers such as ``is_library_code`` count for their caller).
+STEPS = (
+    ("stack walk to the toolbar's frame (`Capture.stack`, `stack_key`)", ("stack_key", "Capture.stack")),
+    ("build and evaluation stacks of querysets (`first_frame`, `build_stack`)",
+     ("build_stack", "Capture.first_frame")),
+    ("tagging loaded instances (`ModelIterable`, `_source_for`, new roots)",
+     ("_tagging_iter", "_source_for", "_tag_selected", "_wrap_model_iterable.<locals>.__iter__")),
+    ("origin stamp of a manager's queryset (`_stamp_origin`)", ("_stamp_origin", "_wrap_get_queryset.<locals>.get_queryset")),
+    ("relation descriptors and related managers (hops)",
+     ("_wrap_many_get.<locals>.__get__", "_with_hop.<locals>.wrapper", "_wrap_forward_get.<locals>.__get__",
+      "_wrap_deferred_get.<locals>.__get__", "_hopping_get_queryset.<locals>.get_queryset", "_tag_related_queryset",
+      "_run_with_manager_hop.<locals>.wrapper", "_tag_manager")),
+    ("cursor wrapper: bucket and totals (`_record` without the stack walk)",
+     ("execute_wrapper", "_record", "bucket_key", "Bucket.tally", "params_hash")),
+    ("`execute_sql`, `_fetch_all`, cursor wrappers", ("_wrap_execute_sql.<locals>.execute_sql",
+                                                        "_wrap_fetch_all.<locals>._fetch_all",
+                                                        "_wrap_prepare_cursor.<locals>._prepare_cursor")),
+)
+
+
+STEP_OF = {function: step for step, functions in STEPS for function in functions}
+
+
+def step_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        if "ddt_prefetch_panel/" in frame.replace(os.sep, "/"):
+            step = STEP_OF.get(frame.rsplit(" (", 1)[0])
+            if step is not None:
+                return step
+    return "other capture and hook code"
+
+
 def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: int, name: str = "") -> dict | None:
     """py-spy samples of ``requests`` GETs of ``path`` in ``worker``, by category."""
     spy = Path(sys.executable).parent / "py-spy"
@@ -721,6 +754,7 @@ def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: in
         return None
     by_category: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
+    by_step: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -735,13 +769,17 @@ def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: in
         by_category[category] += samples
         if category in CATEGORIES[:4]:
             by_function[re.sub(r":\d+\)$", ")", frames[-1])] += samples  # per function, not per line
+        if category in CATEGORIES[:2]:
+            by_step[step_of(frames)] += samples
     if not total:
         return None
     per_request_ms = statistics.fmean(r["wall"] for r in rows) * 1000
     return {"label": worker.config.label, "path": path, "n": queries, "requests": requests, "samples": total, "elapsed": elapsed, "request_ms": per_request_ms,
             "cpu_ms": statistics.fmean(r["cpu"] for r in rows) * 1000,
             "categories": {c: by_category[c] / total for c in CATEGORIES},
-            "functions": [(f, s / total) for f, s in by_function.most_common(15)]}
+            "functions": [(f, s / total) for f, s in by_function.most_common(15)],
+            "steps": [(step, by_step[step] / total) for step in [*(name for name, _ in STEPS),
+                                                                  "other capture and hook code"]]}
 
 
 # --------------------------------------------------------------------------- report
@@ -1022,6 +1060,11 @@ def render(r: Results) -> str:
         for category, share in p["categories"].items():
             ms = share * p["cpu_ms"]
             out.append(f"| {category} | {share * 100:.1f} % | {ms:.1f} | {ms / p['n'] * 1000:.1f} |")
+        out += ["", "Capture and ORM hooks by step (the innermost frame of the package that belongs to a step; "
+                "µs per query = share × CPU time under py-spy / queries):", "",
+                "| step | share of the samples | µs per query |", "|---|---:|---:|"]
+        out += [f"| {step} | {share * 100:.1f} % | {share * p['cpu_ms'] / p['n'] * 1000:.1f} |"
+                for step, share in p["steps"]]
         out += ["", "Hottest leaf functions in our parts (share of all samples):", ""]
         out += [f"- `{name}`: {share * 100:.1f} %" for name, share in p["functions"]]
         out.append("")
