@@ -27,14 +27,25 @@ How it measures (issue 15):
   ``generate_stats``, the store's ``save_panel`` for our panel, and replay proofs when
   ``ddt_prefetch_panel.prove`` exists.
 - Peak memory: one request per configuration under ``tracemalloc`` (peak above the level
-  before it), plus the peak RSS of the process during a request without tracemalloc.
+  before it), plus the peak RSS of the process during a request without tracemalloc. With
+  lazy proofs a full store holds the last RESULTS_CACHE_SIZE requests' captures: that peak is
+  the request's own plus what each other held request keeps (traced after a collection),
+  since filling the store under tracemalloc at N = 10,000 would take minutes.
 - "Proofs off" configurations (``DDT_PREFETCH_PANEL["PROOFS"] = False``) show what the
-  replay proofs cost.
+  replay proofs cost; "ours" rows pin ``PROOF_MODE="eager"`` (proofs with every request, the
+  worst case) and "lazy proofs" rows run the default (analysis only; the capture held until
+  the panel is opened, which no benchmark request does).
+- Loop shapes (issue 23, ``SHAPES``, pages in ``urls.py``): the forward FK runs at every N;
+  the reverse FK through the manager (iterated, ``len()``), an M2M ``.all()``, a ``.count()``
+  per row, a template loop and a DRF nested serializer list run at N = 1,000 with every
+  configuration but the forward FK's breakdown rows (``SHAPE_SKIPS``). What each peer
+  reported on each shape is kept from the checked request.
 - Real pages: the demo's page with the most queries (found by the harness) and a DRF list
   with nested serializers (``api.py``), default panels with and without ours.
-- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000 and of default
-  panels + ours on the DRF page, each sample attributed to capture, ORM hooks, analysis,
-  store serialisation, DDT or the rest (``categorise``).
+- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000 (forward FK,
+  manager and template shapes) and of default panels + ours on the DRF page, each sample
+  attributed to capture, ORM hooks, analysis, store serialisation, DDT or the rest
+  (``categorise``), and our capture and hook samples to a per-statement step (``step_of``).
 
 Progress goes to stderr; the Markdown report goes to stdout and to ``--output``.
 """
@@ -869,7 +880,8 @@ def render(r: Results) -> str:
     out += machine(r.info)
     out += [
         f"- Page `/orders/?n=N`: N orders each with its own customer, `order.customer.name` read for each "
-        f"(1 + N queries). Long-lived worker process per configuration calling Django's WSGIHandler; "
+        f"(1 + N queries); the other loop shapes below. \"ours\" rows: PROOF_MODE \"eager\"; \"lazy proofs\": "
+        f"the default. Long-lived worker process per configuration calling Django's WSGIHandler; "
         f"configurations in a fresh random order each round; turns of {r.args.turn} requests "
         f"({r.args.linearity_turn} at N ≥ 10,000), the mean of a turn is one sample; no forced "
         "`gc.collect()`; DDT's MemoryStore kept across requests (RESULTS_CACHE_SIZE 25).",
