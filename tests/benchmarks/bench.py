@@ -994,9 +994,10 @@ def render(r: Results) -> str:
                 + "".join(f"| N+1 reported by {BY_KEY[k].label.split()[0]} " for k in peers) + "|",
                 "|---|---:|---:|---:|---:|" + "---:|" * len(peers)]
         for shape in shapes:
-            page = synthetic(at, shape)
+            shape_page = synthetic(at, shape)  # not ``page``: ratio_of() and the targets below read that one
             added = " / ".join(fmt(shape_ratio(k, "none", shape, ratio=False)) for k in ("ours", "ours-lazy", *peers))
-            gcs = " / ".join(f"{s.gc2_per_request(k, page):.2f}" if s.has(k, page) else "n/a" for k in gc_keys)
+            gcs = " / ".join(f"{s.gc2_per_request(k, shape_page):.2f}" if s.has(k, shape_page) else "n/a"
+                             for k in gc_keys)
             out.append(f"| {shape.label} | {added} | {fmt(shape_ratio('sql+ours', 'sql', shape, ratio=False))} "
                        f"| {fmt(shape_ratio('default+ours', 'default', shape, ratio=False))} | {gcs} "
                        + "".join(f"| {reported(k, shape)} " for k in peers) + "|")
@@ -1032,8 +1033,8 @@ def render(r: Results) -> str:
         if full is not None:
             out += [f"With a full DDT store (ours alone, lazy proofs): each request leaves its capture held for "
                     f"its proofs and its stats in the store, {full['held'] / 2**20:.2f} MiB more than a request "
-                    f"without the toolbar leaves (traced, after a collection; of which the held capture, over "
-                    f"proofs off: {fmt(full['capture'] / 2**20, 2)} MiB); the last "
+                    f"without the toolbar leaves (traced, after a collection; with proofs off, nothing held: "
+                    f"{fmt(full['store'] / 2**20, 2)} MiB); the last "
                     f"{RESULTS_CACHE_SIZE} requests are held, so a request's peak with the store full is its own "
                     f"peak plus {RESULTS_CACHE_SIZE - 1} of those: {full['peak'] / 2**20:.1f} MiB, "
                     f"{full['ratio']:.3f}x no toolbar's {r.memory['none']['traced_peak'] / 2**20:.1f} MiB. "
@@ -1162,10 +1163,10 @@ def full_store_peak(memory: dict[str, dict]) -> dict | None:
     lazy, none = memory["ours-lazy"], memory["none"]
     held = max(0, lazy["traced_kept"] - none["traced_kept"])
     peak = lazy["traced_peak"] + (RESULTS_CACHE_SIZE - 1) * held
-    # Of that, what lazy.py holds (the capture) beyond what the store keeps of a request with proofs off.
-    store = memory.get("ours-noproofs")
-    capture = max(0, lazy["traced_kept"] - store["traced_kept"]) if store else math.nan
-    return {"held": held, "peak": peak, "ratio": peak / none["traced_peak"], "capture": capture}
+    # The same difference with proofs off (the store's entry, no capture held), for comparison.
+    off = memory.get("ours-noproofs")
+    store = off["traced_kept"] - none["traced_kept"] if off else math.nan
+    return {"held": held, "peak": peak, "ratio": peak / none["traced_peak"], "store": store}
 
 
 # --------------------------------------------------------------------------- main
@@ -1190,7 +1191,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shapes", default=",".join(shape.key for shape in SHAPES),
                         help="loop shapes (default: all: %(default)s); the forward FK (fk) runs at every N, "
                              "the others at N = 1,000 (the largest --sizes below it)")
-    parser.add_argument("--shape-rounds", type=int, default=4, help="rounds per loop shape (default %(default)s)")
+    parser.add_argument("--shape-rounds", type=int, default=6, help="rounds per loop shape (default %(default)s)")
     parser.add_argument("--shape-turn", type=int, default=3,
                         help="requests per turn on the loop shapes other than fk (default %(default)s)")
     parser.add_argument("--configs", default=",".join(c.key for c in CONFIGS),
