@@ -2,8 +2,8 @@
 
 The full benchmark takes minutes and does not run in CI; this only proves that the harness
 still starts a worker per configuration, checks each (panels ran, queries seen, N+1
-reported), times the shuffled turns, runs the memory pass and the real pages, and prints
-its report. The peers (django-zeal, nplusone) live in make bench's own venv: left out here.
+reported) on every loop shape, times the shuffled turns, runs the memory pass and the real
+pages, and prints its report. The peers (django-zeal, nplusone) live in make bench's own venv: left out here.
 """
 
 from __future__ import annotations
@@ -41,5 +41,11 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert "### Memory: one request at N = 50" in stdout
     assert "| demo's heaviest page, `/shop/" in stdout, stdout
     assert "### Targets (issue 15)" in stdout
+    assert "### Loop shapes at N = 10\n" in stdout, stdout
+    for shape in ("forward FK", "reverse FK, manager iterated", "reverse FK, len()", "M2M .all()",
+                  ".count() per row", "template loop", "DRF nested serializer list"):
+        assert f"\n| {shape} | " in stdout, f"loop shape {shape!r} missing:\n{stdout}"
+        assert f"\n- {shape}: below both peers" in stdout, stdout
+    assert "### Targets per loop shape (issue 23)" in stdout
     assert "- Machine: " in stdout and "django-debug-toolbar " in stdout
     assert output.read_text(encoding="utf-8") == stdout

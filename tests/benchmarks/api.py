@@ -53,3 +53,29 @@ class OrderList(generics.ListAPIView):
     queryset = Order.objects.order_by("pk")
     serializer_class = OrderSerializer
     renderer_classes = [JSONRenderer]
+
+
+class PizzaBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Pizza
+        fields = ["id", "name", "price"]
+
+
+class OrderShapeSerializer(serializers.ModelSerializer):
+    customer = CustomerSerializer()
+    pizzas = PizzaBriefSerializer(many=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "status", "customer", "pizzas"]
+
+
+class OrderShapeList(generics.ListAPIView):
+    """The loop shape of a nested serializer list on the synthetic data (``/shape/drf/?n=N``):
+    1 + 2N queries, a customer and a pizzas query per order."""
+
+    serializer_class = OrderShapeSerializer
+    renderer_classes = [JSONRenderer]
+
+    def get_queryset(self):
+        return Order.objects.order_by("pk")[: int(self.request.GET.get("n", "10"))]

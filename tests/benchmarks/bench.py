@@ -27,14 +27,25 @@ How it measures (issue 15):
   ``generate_stats``, the store's ``save_panel`` for our panel, and replay proofs when
   ``ddt_prefetch_panel.prove`` exists.
 - Peak memory: one request per configuration under ``tracemalloc`` (peak above the level
-  before it), plus the peak RSS of the process during a request without tracemalloc.
+  before it), plus the peak RSS of the process during a request without tracemalloc. With
+  lazy proofs a full store holds the last RESULTS_CACHE_SIZE requests' captures: that peak is
+  the request's own plus what each other held request keeps (traced after a collection),
+  since filling the store under tracemalloc at N = 10,000 would take minutes.
 - "Proofs off" configurations (``DDT_PREFETCH_PANEL["PROOFS"] = False``) show what the
-  replay proofs cost.
+  replay proofs cost; "ours" rows pin ``PROOF_MODE="eager"`` (proofs with every request, the
+  worst case) and "lazy proofs" rows run the default (analysis only; the capture held until
+  the panel is opened, which no benchmark request does).
+- Loop shapes (issue 23, ``SHAPES``, pages in ``urls.py``): the forward FK runs at every N;
+  the reverse FK through the manager (iterated, ``len()``), an M2M ``.all()``, a ``.count()``
+  per row, a template loop and a DRF nested serializer list run at N = 1,000 with every
+  configuration but the forward FK's breakdown rows (``SHAPE_SKIPS``). What each peer
+  reported on each shape is kept from the checked request.
 - Real pages: the demo's page with the most queries (found by the harness) and a DRF list
   with nested serializers (``api.py``), default panels with and without ours.
-- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000 and of default
-  panels + ours on the DRF page, each sample attributed to capture, ORM hooks, analysis,
-  store serialisation, DDT or the rest (``categorise``).
+- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000 (forward FK,
+  manager and template shapes) and of default panels + ours on the DRF page, each sample
+  attributed to capture, ORM hooks, analysis, store serialisation, DDT or the rest
+  (``categorise``), and our capture and hook samples to a per-statement step (``step_of``).
 
 Progress goes to stderr; the Markdown report goes to stdout and to ``--output``.
 """
@@ -42,6 +53,7 @@ Progress goes to stderr; the Markdown report goes to stdout and to ``--output``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -72,9 +84,36 @@ DEFAULT_SIZES = (10, 100, 1_000)
 DEFAULT_LINEARITY = (10_000, 20_000)
 TURN = 6
 PEERS = ("zeal", "nplusone")
-PAGE_CONFIGS = ("none", "default", "default+ours", "default+ours-noproofs")  # on the real pages
-PAGE_ONLY = ("default+ours-noproofs",)  # not run on the synthetic page
+PAGE_CONFIGS = ("none", "default", "default+ours", "default+ours-noproofs", "default+ours-lazy")  # real pages
+PAGE_ONLY = ("default+ours-noproofs", "default+ours-lazy")  # not run on the synthetic pages
+SHAPE_SKIPS = ("ddt", "ours-noproofs")  # the forward FK's breakdown only: not run on the other shapes
 OUR_PANEL_ID = "PrefetchPanel"
+RESULTS_CACHE_SIZE = 25  # DDT's default, which settings.py keeps: the requests its store (and lazy.py) holds
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One loop shape of the synthetic N+1 (``urls.py``): its page runs 1 + per_row × N queries."""
+
+    key: str
+    label: str
+    path: str
+    loop: str
+    per_row: int = 1
+    needs: str = ""  # a module the page needs (DRF)
+
+
+SHAPES = (
+    Shape("fk", "forward FK", "/orders/", "`order.customer.name`"),
+    Shape("manager", "reverse FK, manager iterated", "/shape/manager/", "`for p in order.pizzas.all()`"),
+    Shape("len", "reverse FK, len()", "/shape/len/", "`len(order.pizzas.all())`"),
+    Shape("m2m", "M2M .all()", "/shape/m2m/", "`for t in customer.favorite_toppings.all()`"),
+    Shape("count", ".count() per row", "/shape/count/", "`order.pizzas.count()`"),
+    Shape("template", "template loop", "/shape/template/", "`{% for o in orders %}{{ o.customer.name }}`"),
+    Shape("drf", "DRF nested serializer list", "/shape/drf/",
+          "`OrderSerializer`: nested `CustomerSerializer()`, `PizzaSerializer(many=True)`", 2, "rest_framework"),
+)
+SHAPE_BY_KEY = {shape.key: shape for shape in SHAPES}
 
 # Issue 15's targets.
 TARGET_ALONE = 1.08  # ours alone / no toolbar at N = 1,000, and below django-zeal's ratio
@@ -82,6 +121,9 @@ TARGET_OVER_SQL = 1.05  # (SQL + ours) / SQL at N = 1,000
 TARGET_AT = 1_000
 TARGET_LINEAR = 1.25  # µs/query added at the largest N <= this x the figure at N = 1,000
 TARGET_MEMORY = 1.10  # peak memory of ours alone / no toolbar at N = 10,000
+# Issue 23's, per loop shape at N = 1,000: ours alone below both peers, and over DDT's panels.
+TARGET_SHAPE_OVER = 1.05  # (SQL + ours) / SQL and (default panels + ours) / default panels
+TARGET_LAZY_PAGES = 1.10  # (default panels + ours, lazy proofs) / default panels on the real pages
 TARGET_PROOF_MS = 20.0  # replay proofs per request at N = 1,000
 
 _STARTED = time.perf_counter()
@@ -240,8 +282,10 @@ class Server:
             return
         from datetime import UTC, datetime, timedelta
 
+        from decimal import Decimal
+
         from django.db import transaction
-        from shop.models import Customer, Order
+        from shop.models import Category, Customer, Order, Pizza, Topping
 
         now = datetime(2025, 3, 1, 18, 0, tzinfo=UTC)
         with transaction.atomic():
@@ -250,9 +294,24 @@ class Server:
                 batch_size=2_000,
             )
             # Order i belongs to customer i: every order.customer access is a query of its own.
-            Order.objects.bulk_create(
+            orders = Order.objects.bulk_create(
                 (Order(customer_id=c.pk, status="new", created=now - timedelta(minutes=i))
                  for i, c in enumerate(customers)),
+                batch_size=2_000,
+            )
+            # Two pizzas per order and two favourite toppings per customer: the reverse-FK,
+            # count and M2M loops read a few rows per query, as real pages do.
+            category = Category.objects.create(name="Bench")
+            toppings = Topping.objects.bulk_create(Topping(name=f"Topping {i}") for i in range(5))
+            Pizza.objects.bulk_create(
+                (Pizza(order_id=o.pk, category_id=category.pk, name=f"Pizza {i}.{k}", price=Decimal("9.50"))
+                 for i, o in enumerate(orders) for k in range(2)),
+                batch_size=2_000,
+            )
+            through = Customer.favorite_toppings.through
+            through.objects.bulk_create(
+                (through(customer_id=c.pk, topping_id=toppings[(i + k) % len(toppings)].pk)
+                 for i, c in enumerate(customers) for k in range(2)),
                 batch_size=2_000,
             )
 
@@ -335,6 +394,8 @@ class Server:
             current, peak = tracemalloc.get_traced_memory()
             result["traced_peak"] = peak - base
             result["traced_retained"] = current - base
+            gc.collect()  # what stays once the request's cycles are gone: what the next requests live with
+            result["traced_kept"] = tracemalloc.get_traced_memory()[0] - base
         finally:
             tracemalloc.stop()
         return result
@@ -411,6 +472,7 @@ class Server:
             report = stats["report"]
             out["ours_queries"] = report["summary"]["queries"]
             out["ours_n_plus_one"] = [f["count"] for f in report["findings"] if f["kind"] == "n_plus_one"]
+            out["ours_findings"] = [[f["kind"], f["count"]] for f in report["findings"]]
         return out
 
     def op_pages(self) -> dict:
@@ -573,20 +635,23 @@ def warm_up(workers: dict[str, Worker], page: str, requests: int) -> None:
         worker.call("turn", path=page, requests=requests)
 
 
-def check_synthetic(worker: Worker, n: int) -> dict:
-    result = worker.call("check", path=f"/orders/?n={n}")
+def check_synthetic(worker: Worker, n: int, shape: Shape = SHAPES[0]) -> dict:
+    """One checked request of ``shape``'s page. A peer that reports nothing fails the forward
+    FK (the shape both document); on the other shapes what it reported is kept for the report."""
+    result = worker.call("check", path=synthetic(n, shape))
     config = worker.config
+    queries = 1 + shape.per_row * n
     problems = []
-    if result["queries"] != n + 1:
-        problems.append(f"{result['queries']} queries instead of {n + 1}")
-    if config.sql and result.get("sql_panel_queries") != n + 1:
+    if result["queries"] != queries:
+        problems.append(f"{result['queries']} queries instead of {queries}")
+    if config.sql and result.get("sql_panel_queries") != queries:
         problems.append(f"SQL panel saw {result.get('sql_panel_queries')} queries")
-    if config.ours and (result.get("ours_queries") != n + 1 or result.get("ours_n_plus_one") != [n]):
-        problems.append(f"our panel: {result.get('ours_queries')} queries, N+1 counts {result.get('ours_n_plus_one')}")
-    if config.peer and not result.get("peer_reports"):
+    if config.ours and (result.get("ours_queries") != queries or result.get("ours_n_plus_one") != [n] * shape.per_row):
+        problems.append(f"our panel: {result.get('ours_queries')} queries, findings {result.get('ours_findings')}")
+    if config.peer and not result.get("peer_reports") and shape is SHAPES[0]:
         problems.append(f"{config.peer} reported nothing")
     if problems:
-        raise WorkerError(f"check of {worker.name} at N={n}: " + "; ".join(problems))
+        raise WorkerError(f"check of {worker.name} on {shape.label} at N={n}: " + "; ".join(problems))
     return result
 
 
@@ -640,7 +705,40 @@ def categorise(frames: list[str]) -> str:
     return CATEGORIES[5]
 
 
-def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: int) -> dict | None:
+# Our per-statement work by step: a capture or hook sample goes to the step of its innermost frame
+# of the package that belongs to a step (helpers such as ``is_library_code`` count for their caller).
+STEPS = (
+    ("stack walk to the toolbar's frame (`Capture.stack`, `stack_key`)", ("stack_key", "Capture.stack")),
+    ("build and evaluation stacks of querysets (`first_frame`, `build_stack`)",
+     ("build_stack", "Capture.first_frame")),
+    ("tagging loaded instances (`ModelIterable`, `_source_for`, new roots)",
+     ("_tagging_iter", "_source_for", "_tag_selected", "_wrap_model_iterable.<locals>.__iter__")),
+    ("origin stamp of a manager's queryset (`_stamp_origin`)", ("_stamp_origin", "_wrap_get_queryset.<locals>.get_queryset")),
+    ("relation descriptors and related managers (hops)",
+     ("_wrap_many_get.<locals>.__get__", "_with_hop.<locals>.wrapper", "_wrap_forward_get.<locals>.__get__",
+      "_wrap_deferred_get.<locals>.__get__", "_hopping_get_queryset.<locals>.get_queryset", "_tag_related_queryset",
+      "_run_with_manager_hop.<locals>.wrapper", "_tag_manager")),
+    ("cursor wrapper: bucket and totals (`_record` without the stack walk)",
+     ("execute_wrapper", "_record", "bucket_key", "Bucket.tally", "params_hash")),
+    ("`execute_sql`, `_fetch_all`, cursor wrappers", ("_wrap_execute_sql.<locals>.execute_sql",
+                                                        "_wrap_fetch_all.<locals>._fetch_all",
+                                                        "_wrap_prepare_cursor.<locals>._prepare_cursor")),
+)
+
+
+STEP_OF = {function: step for step, functions in STEPS for function in functions}
+
+
+def step_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        if "ddt_prefetch_panel/" in frame.replace(os.sep, "/"):
+            step = STEP_OF.get(frame.rsplit(" (", 1)[0])
+            if step is not None:
+                return step
+    return "other capture and hook code"
+
+
+def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: int, name: str = "") -> dict | None:
     """py-spy samples of ``requests`` GETs of ``path`` in ``worker``, by category."""
     spy = Path(sys.executable).parent / "py-spy"
     spy_path = str(spy) if spy.exists() else shutil.which("py-spy")
@@ -648,7 +746,7 @@ def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: in
         log("profile skipped: py-spy is not installed (make bench installs it into .venv-bench)")
         return None
     pid = worker.call("info")["pid"]
-    raw = out_dir / f"profile-{worker.config.key}-{worker.data}.txt"
+    raw = out_dir / f"profile-{worker.config.key}-{worker.data}{'-' + name if name else ''}.txt"
     spy_proc = subprocess.Popen([spy_path, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
                                  "--nonblocking", "--output", str(raw)],
                                 stdout=subprocess.DEVNULL, stderr=(out_dir / "py-spy.log").open("w"))
@@ -667,6 +765,7 @@ def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: in
         return None
     by_category: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
+    by_step: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -681,13 +780,17 @@ def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: in
         by_category[category] += samples
         if category in CATEGORIES[:4]:
             by_function[re.sub(r":\d+\)$", ")", frames[-1])] += samples  # per function, not per line
+        if category in CATEGORIES[:2]:
+            by_step[step_of(frames)] += samples
     if not total:
         return None
     per_request_ms = statistics.fmean(r["wall"] for r in rows) * 1000
     return {"label": worker.config.label, "path": path, "n": queries, "requests": requests, "samples": total, "elapsed": elapsed, "request_ms": per_request_ms,
             "cpu_ms": statistics.fmean(r["cpu"] for r in rows) * 1000,
             "categories": {c: by_category[c] / total for c in CATEGORIES},
-            "functions": [(f, s / total) for f, s in by_function.most_common(15)]}
+            "functions": [(f, s / total) for f, s in by_function.most_common(15)],
+            "steps": [(step, by_step[step] / total) for step in [*(name for name, _ in STEPS),
+                                                                  "other capture and hook code"]]}
 
 
 # --------------------------------------------------------------------------- report
@@ -762,11 +865,13 @@ class Results:
     page_keys: list[str]
     page_info: dict[str, dict]
     profiles: list[dict]
+    shapes: list[Shape]
+    reports: dict[tuple[str, str], int | None]  # (configuration, shape key) -> N+1 reports of a peer
     elapsed: float = 0.0
 
 
-def synthetic(n: int) -> str:
-    return f"/orders/?n={n}"
+def synthetic(n: int, shape: Shape = SHAPES[0]) -> str:
+    return f"{shape.path}?n={n}"
 
 
 def render(r: Results) -> str:
@@ -775,7 +880,8 @@ def render(r: Results) -> str:
     out += machine(r.info)
     out += [
         f"- Page `/orders/?n=N`: N orders each with its own customer, `order.customer.name` read for each "
-        f"(1 + N queries). Long-lived worker process per configuration calling Django's WSGIHandler; "
+        f"(1 + N queries); the other loop shapes below. \"ours\" rows: PROOF_MODE \"eager\"; \"lazy proofs\": "
+        f"the default. Long-lived worker process per configuration calling Django's WSGIHandler; "
         f"configurations in a fresh random order each round; turns of {r.args.turn} requests "
         f"({r.args.linearity_turn} at N ≥ 10,000), the mean of a turn is one sample; no forced "
         "`gc.collect()`; DDT's MemoryStore kept across requests (RESULTS_CACHE_SIZE 25).",
@@ -839,6 +945,7 @@ def render(r: Results) -> str:
 
     out += [f"### Summary at N = {at:,}", "", "| configuration | ratio | µs per query added |", "|---|---:|---:|"]
     for a, b, label in (("ours", "none", "ours alone"), ("ours-noproofs", "none", "ours alone, proofs off"),
+                        ("ours-lazy", "none", "ours alone, lazy proofs"),
                         ("zeal", "none", "django-zeal alone"),
                         ("nplusone", "none", "nplusone alone"), ("sql", "none", "DDT SQL panel alone"),
                         ("default", "none", "DDT default panels"),
@@ -847,6 +954,54 @@ def render(r: Results) -> str:
         if a in r.keys and b in r.keys:
             out.append(f"| {label} | {ratio_of(a, b):.3f} | {fmt(added_of(a, b))} |")
     out.append("")
+    # ------------------------------------------------------------ loop shapes
+    shapes = [shape for shape in r.shapes if s.has("none", synthetic(at, shape))]
+
+    def shape_ratio(a: str, b: str, shape: Shape, ratio: bool = True) -> float:
+        page = synthetic(at, shape)
+        if not (s.has(a, page) and s.has(b, page)):
+            return math.nan
+        value = statistics.median(s.paired(a, b, page, ratio=ratio))
+        return value if ratio else value / (shape.per_row * at) * 1e6  # µs per query of the loop
+
+    def reported(key: str, shape: Shape) -> str:
+        count = r.reports.get((key, shape.key))
+        return "n/a" if count is None and (key, shape.key) not in r.reports else ("yes" if count else "**no**")
+
+    if len(shapes) > 1 or shapes and shapes[0].key != "fk":
+        peers = [k for k in PEERS if k in r.keys]
+        out += [f"### Loop shapes at N = {at:,}", "",
+                "Each page loops over N rows and runs one query per row (the DRF list two: customer and "
+                f"pizzas); {r.args.shape_rounds} rounds of {r.args.shape_turn} requests per shape (the forward "
+                "FK: the rounds of the table above). Ratios over the row's baseline, paired within a round, "
+                "median over rounds.", "",
+                "| shape | loop | queries | no toolbar ms | ours alone | ours alone, lazy proofs "
+                + "".join(f"| {BY_KEY[k].label} " for k in peers)
+                + "| (SQL + ours) / SQL | (default + ours) / default |",
+                "|---|---|---:|---:|---:|---:|" + "---:|" * len(peers) + "---:|---:|"]
+        for shape in shapes:
+            cells = [fmt(shape_ratio(a, b, shape), 3) for a, b in
+                     (("ours", "none"), ("ours-lazy", "none"), *((k, "none") for k in peers),
+                      ("sql+ours", "sql"), ("default+ours", "default"))]
+            out.append(f"| {shape.label} | {shape.loop} | {1 + shape.per_row * at:,} "
+                       f"| {fmt(s.median('none', synthetic(at, shape)) * 1000, 1)} | " + " | ".join(cells) + " |")
+        gc_keys = [k for k in ("none", "ours", "ours-lazy", *peers, "sql", "sql+ours", "default", "default+ours")
+                   if k in r.keys]
+        out += ["", "| shape | µs per query added: ours alone / lazy "
+                + "".join(f"/ {BY_KEY[k].label.split()[0]} " for k in peers)
+                + "| over SQL panel: ours | over default panels: ours | full GCs per request: "
+                + " / ".join(BY_KEY[k].label for k in gc_keys) + " "
+                + "".join(f"| N+1 reported by {BY_KEY[k].label.split()[0]} " for k in peers) + "|",
+                "|---|---:|---:|---:|---:|" + "---:|" * len(peers)]
+        for shape in shapes:
+            shape_page = synthetic(at, shape)  # not ``page``: ratio_of() and the targets below read that one
+            added = " / ".join(fmt(shape_ratio(k, "none", shape, ratio=False)) for k in ("ours", "ours-lazy", *peers))
+            gcs = " / ".join(f"{s.gc2_per_request(k, shape_page):.2f}" if s.has(k, shape_page) else "n/a"
+                             for k in gc_keys)
+            out.append(f"| {shape.label} | {added} | {fmt(shape_ratio('sql+ours', 'sql', shape, ratio=False))} "
+                       f"| {fmt(shape_ratio('default+ours', 'default', shape, ratio=False))} | {gcs} "
+                       + "".join(f"| {reported(k, shape)} " for k in peers) + "|")
+        out.append("")
     # ------------------------------------------------------------ linearity
     lin = [n for n in r.sizes + r.linearity if s.has("ours", synthetic(n)) and s.has("none", synthetic(n))]
     if len(lin) > 1:
@@ -874,6 +1029,17 @@ def render(r: Results) -> str:
         out += ["", "tracemalloc: highest traced allocation during the request above the level before it "
                 "(separate request after a collection); retained includes what the panels stored. "
                 "RSS: the process's VmHWM reset just before a request without tracemalloc.", ""]
+        full = full_store_peak(r.memory)
+        if full is not None:
+            out += [f"With a full DDT store (ours alone, lazy proofs): each request leaves its capture held for "
+                    f"its proofs and its stats in the store, {full['held'] / 2**20:.2f} MiB more than a request "
+                    f"without the toolbar leaves (traced, after a collection; with proofs off, nothing held: "
+                    f"{fmt(full['store'] / 2**20, 2)} MiB); the last "
+                    f"{RESULTS_CACHE_SIZE} requests are held, so a request's peak with the store full is its own "
+                    f"peak plus {RESULTS_CACHE_SIZE - 1} of those: {full['peak'] / 2**20:.1f} MiB, "
+                    f"{full['ratio']:.3f}x no toolbar's {r.memory['none']['traced_peak'] / 2**20:.1f} MiB. "
+                    "(Computed from the traced request above: filling the store under tracemalloc takes "
+                    f"{RESULTS_CACHE_SIZE} traced requests of about 10 s each at N = 10,000.)", ""]
     # ------------------------------------------------------------ real pages
     if r.pages:
         out += ["### Real pages: DDT default panels with and without ours", "",
@@ -907,6 +1073,11 @@ def render(r: Results) -> str:
         for category, share in p["categories"].items():
             ms = share * p["cpu_ms"]
             out.append(f"| {category} | {share * 100:.1f} % | {ms:.1f} | {ms / p['n'] * 1000:.1f} |")
+        out += ["", "Capture and ORM hooks by step (the innermost frame of the package that belongs to a step; "
+                "µs per query = share × CPU time under py-spy / queries):", "",
+                "| step | share of the samples | µs per query |", "|---|---:|---:|"]
+        out += [f"| {step} | {share * 100:.1f} % | {share * p['cpu_ms'] / p['n'] * 1000:.1f} |"
+                for step, share in p["steps"]]
         out += ["", "Hottest leaf functions in our parts (share of all samples):", ""]
         out += [f"- `{name}`: {share * 100:.1f} %" for name, share in p["functions"]]
         out.append("")
@@ -952,7 +1123,50 @@ def render(r: Results) -> str:
         out.append("- replay proofs ≤ 20 ms per request: n/a (no `ddt_prefetch_panel.prove` in this checkout)")
     if at != TARGET_AT:
         out.append(f"- (N={TARGET_AT:,} not measured: the verdicts above are at N={at:,}, indicative only)")
+    out += ["", "### Targets per loop shape (issue 23)", ""]
+    for shape in shapes:
+        peer_ratios = {k: shape_ratio(k, "none", shape) for k in PEERS if k in r.keys}
+        cells = []
+        for key in ("ours", "ours-lazy"):
+            alone = shape_ratio(key, "none", shape)
+            ok = None if math.isnan(alone) or not peer_ratios else all(alone < v for v in peer_ratios.values())
+            cells.append(f"{BY_KEY[key].label} {fmt(alone, 3)} {verdict(ok)}")
+        peers_text = ", ".join(f"{BY_KEY[k].label.split()[0]} {fmt(v, 3)}" for k, v in peer_ratios.items()) \
+            or "peers not measured"
+        overs = []
+        for a, b, label in (("sql+ours", "sql", "(SQL + ours) / SQL"),
+                            ("default+ours", "default", "(default + ours) / default")):
+            value = shape_ratio(a, b, shape)
+            overs.append(f"{label} {fmt(value, 3)} {verdict(None if math.isnan(value) else value <= TARGET_SHAPE_OVER)}")
+        out.append(f"- {shape.label}: below both peers ({peers_text}): {'; '.join(cells)}. "
+                   f"≤ {TARGET_SHAPE_OVER}: {'; '.join(overs)}")
+    full = full_store_peak(r.memory)
+    if full is not None:
+        out.append(f"- peak memory at N={r.args.memory_n:,}, ours alone with lazy proofs and a full store "
+                   f"({RESULTS_CACHE_SIZE} held requests) / no toolbar: {full['ratio']:.3f} (≤ {TARGET_MEMORY}): "
+                   f"{verdict(full['ratio'] <= TARGET_MEMORY)}")
+    for label, path in r.pages.items():
+        if s.has("default+ours-lazy", path) and s.has("default", path):
+            lazy = statistics.median(s.paired("default+ours-lazy", "default", path, ratio=True))
+            out.append(f"- {label} `{path}`, (default panels + ours, lazy proofs) / default panels: {lazy:.3f} "
+                       f"(≤ {TARGET_LAZY_PAGES}): {verdict(lazy <= TARGET_LAZY_PAGES)}")
+    if at != TARGET_AT:
+        out.append(f"- (N={TARGET_AT:,} not measured: the verdicts above are at N={at:,}, indicative only)")
     return "\n".join(out) + "\n"
+
+
+def full_store_peak(memory: dict[str, dict]) -> dict | None:
+    """Peak traced memory of a lazy request when DDT's store (and lazy.py) hold the last
+    RESULTS_CACHE_SIZE requests: its own peak plus what each of the other held requests keeps."""
+    if "ours-lazy" not in memory or "none" not in memory:
+        return None
+    lazy, none = memory["ours-lazy"], memory["none"]
+    held = max(0, lazy["traced_kept"] - none["traced_kept"])
+    peak = lazy["traced_peak"] + (RESULTS_CACHE_SIZE - 1) * held
+    # The same difference with proofs off (the store's entry, no capture held), for comparison.
+    off = memory.get("ours-noproofs")
+    store = off["traced_kept"] - none["traced_kept"] if off else math.nan
+    return {"held": held, "peak": peak, "ratio": peak / none["traced_peak"], "store": store}
 
 
 # --------------------------------------------------------------------------- main
@@ -974,6 +1188,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--turn", type=int, default=TURN, help="requests per turn (default %(default)s)")
     parser.add_argument("--linearity-turn", type=int, default=3,
                         help="requests per turn at the linearity sizes (default %(default)s)")
+    parser.add_argument("--shapes", default=",".join(shape.key for shape in SHAPES),
+                        help="loop shapes (default: all: %(default)s); the forward FK (fk) runs at every N, "
+                             "the others at N = 1,000 (the largest --sizes below it)")
+    parser.add_argument("--shape-rounds", type=int, default=6, help="rounds per loop shape (default %(default)s)")
+    parser.add_argument("--shape-turn", type=int, default=3,
+                        help="requests per turn on the loop shapes other than fk (default %(default)s)")
     parser.add_argument("--configs", default=",".join(c.key for c in CONFIGS),
                         help="configurations (default: all: %(default)s)")
     parser.add_argument("--no-peers", action="store_true", help="leave out django-zeal and nplusone")
@@ -983,7 +1203,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-n", type=int, default=1_000, help="N of the py-spy profile (0: skip)")
     parser.add_argument("--profile-requests", type=int, default=30, help="requests profiled (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: N=10 only, 2 rounds of 2 requests, small memory pass, no linearity or profile")
+                        help="smoke run: N=10 only (every shape), 2 rounds of 2 requests, small memory pass, "
+                             "no linearity or profile")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs after a good run")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffles (default: random, printed)")
     parser.add_argument("--output", default=str(ROOT / "build" / "bench.md"),
@@ -1008,6 +1229,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.sizes, args.linearity = args.sizes[:1], []
         args.rounds, args.turn, args.page_rounds = args.rounds or 2, 2, 2
+        args.shape_rounds, args.shape_turn = 2, 2
         args.memory_n = min(args.memory_n, 100)
         args.profile_n = 0
     if not args.sizes and not args.worker:
@@ -1018,6 +1240,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown configurations {unknown}; known: {', '.join(BY_KEY)}")
     if "none" not in keys:
         keys.insert(0, "none")
+    shapes = [k.strip() for k in args.shapes.split(",") if k.strip()]
+    if [k for k in shapes if k not in SHAPE_BY_KEY]:
+        parser.error(f"unknown shapes in {shapes}; known: {', '.join(SHAPE_BY_KEY)}")
+    args.shapes = [shape for shape in SHAPES if shape.key in shapes or shape.key == "fk"]  # fk: the N sweep
     args.keys = [c.key for c in CONFIGS if c.key in keys]  # canonical order for the report
     return args
 
@@ -1050,6 +1276,11 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     keys, notes = peers_available(args.keys, args.no_peers)
+    shapes = [shape for shape in args.shapes if not shape.needs or importlib.util.find_spec(shape.needs)]
+    notes += [f"loop shape {shape.label}: skipped, `{shape.needs}` is not installed in {sys.prefix}"
+              for shape in args.shapes if shape not in shapes]
+    at = TARGET_AT if TARGET_AT in args.sizes else max(args.sizes)  # as render() picks it
+    reports: dict[tuple[str, str], int | None] = {}  # (configuration, shape) -> the peer's N+1 reports
     page_keys = [k for k in PAGE_CONFIGS if k in keys] if args.pages else []
     keys = [k for k in keys if k not in PAGE_ONLY]
     log_dir = Path(tempfile.mkdtemp(prefix="ddtpp-bench-"))
@@ -1072,12 +1303,19 @@ def main(argv: list[str] | None = None) -> int:
         info["versions"].update(ours_info.get("versions", {}))
         log("checking every configuration: panels ran, queries seen, N+1 reported")
         for worker in workers.values():
-            check_synthetic(worker, min(args.sizes))
+            reports[(worker.config.key, "fk")] = check_synthetic(worker, min(args.sizes)).get("peer_reports")
         for n in args.sizes:
             page = synthetic(n)
             warm_up(workers, page, 2 if n == min(args.sizes) else 1)
             rounds = args.rounds or default_rounds(n)
             run_rounds(workers, page, rounds, args.turn, samples, rng, f"N={n:,}")
+        shape_workers = {k: w for k, w in workers.items() if k not in SHAPE_SKIPS}
+        for shape in shapes[1:]:  # the forward FK ran above, at every N
+            log(f"loop shape {shape.label} at N={at:,}: checking every configuration")
+            for worker in shape_workers.values():
+                reports[(worker.config.key, shape.key)] = check_synthetic(worker, at, shape).get("peer_reports")
+            page = synthetic(at, shape)  # the checked request warmed each worker up for this page
+            run_rounds(shape_workers, page, args.shape_rounds, args.shape_turn, samples, rng, f"{shape.label} N={at:,}")
         big = {k: w for k, w in workers.items() if k in ("none", "ours")}
         for n in args.linearity if len(big) == 2 else []:
             page = synthetic(n)
@@ -1085,7 +1323,7 @@ def main(argv: list[str] | None = None) -> int:
             run_rounds(big, page, args.linearity_rounds, args.linearity_turn, samples, rng, f"N={n:,} (linearity)")
         if args.memory_n:
             log(f"memory pass at N={args.memory_n:,}")
-            for key in [k for k in ("none", "ours") if k in workers]:  # the target compares these two
+            for key in [k for k in ("none", "ours", "ours-noproofs", "ours-lazy") if k in workers]:
                 memory[key] = workers[key].call("memory", path=synthetic(args.memory_n))
         if page_workers:
             found = page_workers["none"].call("pages")["pages"] if "none" in page_workers else \
@@ -1112,6 +1350,11 @@ def main(argv: list[str] | None = None) -> int:
             prof = profile(workers["ours"], synthetic(args.profile_n), args.profile_requests, log_dir,
                            args.profile_n + 1)
             profiles += [prof] if prof else []
+            for shape in [shape for shape in shapes if shape.key in ("manager", "template")]:
+                log(f"profiling ours alone on the {shape.label} shape at N={args.profile_n:,} with py-spy")
+                prof = profile(workers["ours"], synthetic(args.profile_n, shape), args.profile_requests, log_dir,
+                               1 + shape.per_row * args.profile_n, shape.key)
+                profiles += [prof] if prof else []
             if "default+ours" in page_workers and "DRF nested serializers" in pages:
                 drf = pages["DRF nested serializers"]
                 log(f"profiling default panels + ours on {drf} with py-spy")
@@ -1126,7 +1369,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.close()
     results = Results(args, info, keys, samples, args.sizes,
                       [n for n in args.linearity if samples.has("ours", synthetic(n))], memory, pages,
-                      list(page_workers), page_info, profiles, time.perf_counter() - _STARTED)
+                      list(page_workers), page_info, profiles, shapes, reports, time.perf_counter() - _STARTED)
     text = render(results)
     if notes:
         text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"

@@ -2,7 +2,7 @@
 
 A worker is a long-lived process serving one configuration, like a development server with
 one settings module: ``DDTPP_BENCH_CONFIG`` names the configuration (``configs.py``),
-``DDTPP_BENCH_DATA`` the data set (``synthetic``: the N+1 loop at ``/orders/?n=N``; ``demo``:
+``DDTPP_BENCH_DATA`` the data set (``synthetic``: the N+1 loops of ``urls.py``, one per loop shape; ``demo``:
 the demo pizzeria's pages and a DRF API with nested serializers). In-memory SQLite; only
 the middleware a configuration needs, so what is measured is the tool, its panels and the
 view. DDT's store and its ``RESULTS_CACHE_SIZE`` are left at their defaults, as a dev server
@@ -43,7 +43,7 @@ ROOT_URLCONF = "tests.benchmarks.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "tests" / "benchmarks" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     },
