@@ -33,7 +33,7 @@ from .place import Place, climb, place_of, test_code
 from .group import Group, group_buckets, is_transaction_control, statement_shape, write_of
 from .indexes import index_findings
 from .patch import attach_patches
-from .plans import FixPlan, number_fixes, place_fixes, prove_fixes
+from .plans import FixPlan, number_fixes, pasteable_plans, place_fixes, prove_fixes
 from .prove import Budget, Limits
 from .pysource import python_literal
 from .relate import KIND_LABELS, Relation, definition_site, find_refetches, locate, model_for_table, relate
@@ -72,7 +72,8 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings, allowed = apply_allowlist(findings, config.get("ALLOW") or [])
     allowed += sum(1 for item in n_plus_ones if item.scoped)
     findings.sort(key=lambda f: (-f.avoidable, -f.duration_ms, f.kind))
-    report = Report(findings, summarize(capture, findings, allowed), number_fixes(plans, findings))
+    report = Report(findings, summarize(capture, findings, allowed),
+                    number_fixes(pasteable_plans(plans, n_plus_ones), findings))
     place_fixes(n_plus_ones, report.fixes)
     attach_patches(report.findings, report.fixes)
     in_page_terms(report)

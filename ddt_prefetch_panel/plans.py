@@ -377,6 +377,16 @@ def _single_plan(item: NPlusOne, paths: list) -> FixPlan:
                    {**_proof_names(item.relation), **advice.bindings})
 
 
+def pasteable_plans(plans: list[FixPlan], items: list[NPlusOne]) -> list[FixPlan]:
+    """The plans a project line can take: a fix whose place is upstream (built and looped inside
+    an installed package) is no ``Report.fixes`` entry, so no card, export or patch offers its
+    call or its loop rewrite (which, pasted in the project's own method alone, would read a
+    list nothing loads)."""
+    upstream = {id(item.finding) for item in items
+                if item.finding is not None and item.place is not None and item.place.kind == "upstream"}
+    return [plan for plan in plans if not any(id(f) in upstream for f in plan.findings)]
+
+
 def number_fixes(plans: list[FixPlan], findings: list[Finding]) -> list[dict]:
     """``Report.fixes`` as plain data, and each finding's ``fix_id``."""
     position = {id(f): i for i, f in enumerate(findings)}

@@ -166,6 +166,27 @@ def test_a_library_view_used_as_is_is_upstream_with_nothing_to_paste(client):
     assert "ddtpp-fakelib 1.0.0" in finding.note and "nothing to paste" in finding.note
 
 
+def test_an_upstream_loop_reading_a_project_property_offers_no_fix_and_no_loop_rewrite(client):
+    """A library view builds and loops the queryset; per row it reads a property of the project's
+    model that filters a relation (the shape of a CMS or shop framework calling an overridden
+    model method). The to_attr rewrite of the property proves on the library's queryset, but
+    pasted alone (the library's queryset cannot take the Prefetch) it reads a list nothing loads
+    on every page: no fix card, no loop line, nothing to copy."""
+    from ddt_prefetch_panel.panel import panel_context
+    from django.template.loader import render_to_string
+
+    seed(3)
+    report = report_for(client, "/places/threads/table/first/")
+    [finding] = n_plus_ones(report)
+    assert finding.callsite["code"] == 'return self.posts.filter(draft=False).order_by("pk").first()'
+    assert finding.place["kind"] == "upstream" and finding.library is True
+    assert finding.fix_id is None and report.fixes == []
+    assert not {"line", "fix", "access", "patch", "import"} & set(finding.snippets), finding.snippets
+    html = render_to_string("ddt_prefetch_panel/panel.html", panel_context({"report": report.to_dict(), "error": None}))
+    assert "data-ddtpp-snippet" not in html and "And in the loop" not in html  # nothing to copy
+    assert "first_1_" not in report.to_markdown()
+
+
 def test_a_loop_with_no_line_of_the_project_on_its_stack_gets_nothing_to_paste(client):
     """A library view wired as is loads each row by its key (as a sitemap or a search backend
     does): no frame of the project is on the loop's stack, so an ``in_bulk`` line written with

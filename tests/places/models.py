@@ -30,6 +30,11 @@ class Thread(models.Model):
     def __str__(self):
         return self.title
 
+    @property
+    def first_published(self):
+        """The thread's first published post: one query per thread wherever it is read."""
+        return self.posts.filter(draft=False).order_by("pk").first()
+
 
 class PublishedManager(models.Manager):
     def get_queryset(self):

@@ -14,6 +14,8 @@ urlpatterns = [
     path("threads/tagged/", views.ThreadTaggedView.as_view(), name="thread-tagged"),
     path("threads/search/", views.ThreadSearchView.as_view(), name="thread-search"),
     path("threads/table/", model_table, {"model": Thread, "columns": ["title", "author__name"]}, name="thread-table"),
+    path("threads/table/first/", model_table, {"model": Thread, "columns": ["title", "first_published"]},
+         name="thread-table-first"),
     path("threads/by-key/", rows_by_key, {"model": Thread}, name="thread-by-key"),
     path("posts/recent/", views.RecentPostsView.as_view(), name="recent-posts"),
     path("posts/published/", views.published_posts, name="published-posts"),
