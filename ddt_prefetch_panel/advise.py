@@ -1695,10 +1695,13 @@ def advise_admin_choices(forms: list[tuple[type, str, int]]) -> tuple[dict[str, 
     return snippets, note
 
 
-def advise_full_count(model_admin: Any, project_class: bool, project_model: bool) -> tuple[dict[str, str], str]:
+def advise_full_count(model_admin: Any, project_class: bool, registered_here: bool) -> tuple[dict[str, str], str]:
     """The changelist's second ``COUNT`` (the full count beside filtered results): off on the
-    project's ModelAdmin, or by the registration's options for a project model registered with
-    Django's default ModelAdmin."""
+    project's ModelAdmin; by the registration's options where the project's own
+    ``admin.site.register(...)`` line registers the model (with Django's ModelAdmin or a
+    library's class); else (a library registers it) a subclass registered in its place."""
+    from django.contrib import admin
+
     name, model = type(model_admin).__name__, model_admin.model.__name__
     note = ("Django admin's changelist ran the same COUNT twice: the page's count, and the full count "
             "shown beside filtered results (show_full_result_count, on by default). ")
@@ -1706,14 +1709,19 @@ def advise_full_count(model_admin: Any, project_class: bool, project_model: bool
     if project_class:
         return {"fix": "show_full_result_count = False"}, note + (
             f"`show_full_result_count = False` on {name} skips the second" + after)
-    if project_model:
-        fix = f"admin.site.register({model}, show_full_result_count=False)"
+    if registered_here:
+        default = type(model_admin) is admin.ModelAdmin
+        fix = (f"admin.site.register({model}, show_full_result_count=False)" if default
+               else f"admin.site.register({model}, {name}, show_full_result_count=False)")
+        registered = "Django's default ModelAdmin" if default else name
         return {"fix": fix}, note + (
-            f"{model} is registered with Django's default ModelAdmin: `{fix}` (taken out of any list that "
+            f"{model} is registered with {registered} on your line: `{fix}` (taken out of any list that "
             "registers it now) skips the second" + after)
-    return {"fix": f"# your own ModelAdmin for {model} (a subclass of {name}) with show_full_result_count = False"}, \
-        note + (f"{name} is not the project's: register a subclass of it with `show_full_result_count = False` "
-                "instead, if the second count matters.")
+    return {"fix": f"# admin.site.unregister({model}), then register your own subclass of {name} "
+                   "with show_full_result_count = False"}, note + (
+        f"{name} is not the project's and your project does not register {model}: unregister it and register "
+        f"a subclass of {name} with `show_full_result_count = False`, if the second count matters "
+        f"(registering {model} again as it is raises AlreadyRegistered).")
 
 
 def _admin_relation(admin: type, name: str) -> Any:

@@ -152,9 +152,10 @@ def duplicate_advice(duplicate: Any, frames: list[dict], stack: list[dict],
     counting = changelist_counting(model, record.stack)
     if counting is not None:
         project = is_project_class(type(counting))
-        declared = class_line(type(counting)) if project else registration_line(model)
-        return (advise_full_count(counting, project, is_project_class(model)),
-                [frame_dict(declared)] if declared is not None else frames, is_project_class(model))
+        registered = None if project else registration_line(model)  # the project's register(...) line
+        declared = class_line(type(counting)) if project else registered
+        return (advise_full_count(counting, project, registered is not None),
+                [frame_dict(declared)] if declared is not None else frames, project or registered is not None)
     return None, frames, False
 
 

@@ -458,6 +458,7 @@ def test_an_inlines_repeated_choices_name_the_inline_and_load_them_once(admin_cl
 
     before, page = choice_lists()
     source = Path(places_admin.__file__).read_text().replace("@admin.register(Thread)\n", "")
+    source = source.replace("admin.site.register(Category, MPTTModelAdmin)\n", "")  # registered once already
     source = source.replace("    extra = 1\n", "    extra = 1\n" + "".join(f"    {line}\n" for line in body))
     pasted = {"__name__": "tests.places._pasted_admin"}
     exec(compile(source, "pasted_admin.py", "exec"), pasted)  # noqa: S102 (the project's file, with the paste)
@@ -515,7 +516,46 @@ def test_a_project_model_on_the_default_model_admin_gets_the_registration_option
     with detect() as report:
         assert admin_client.get("/admin/auth/group/").status_code == 200
     [duplicate] = [f for f in report.findings if f.kind == "duplicate"]
-    assert duplicate.library and duplicate.snippets["fix"].startswith("# your own ModelAdmin for Group")
+    assert duplicate.library and duplicate.snippets["fix"].startswith("# admin.site.unregister(Group), then register")
+    assert "registering Group again as it is raises AlreadyRegistered" in duplicate.note
+
+
+def test_a_project_registration_with_a_librarys_model_admin_keeps_that_class(admin_client, monkeypatch):
+    """``admin.site.register(Category, MPTTModelAdmin)`` (django-mptt's docs): the option goes on
+    that line with the class kept; pasted, the changelist counts once and the tree admin stays."""
+    from django.contrib import admin
+    from mptt.admin import MPTTModelAdmin
+
+    from tests.places.models import Category
+
+    seed(2)
+
+    def counts() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get("/admin/places/category/").status_code == 200
+        return sum(q["sql"].startswith('SELECT COUNT(*) AS "__count" FROM "places_category"')
+                   for q in captured.captured_queries)
+
+    with detect() as report:
+        assert admin_client.get("/admin/places/category/").status_code == 200
+    [duplicate] = [f for f in report.findings if f.kind == "duplicate" and f.model == "places.Category"]
+    fix = duplicate.snippets["fix"]
+    assert fix == "admin.site.register(Category, MPTTModelAdmin, show_full_result_count=False)"
+    assert not duplicate.library
+    assert duplicate.callsite["code"] == "admin.site.register(Category, MPTTModelAdmin)"
+    assert counts() == 2
+    original = admin.site._registry[Category]
+    admin.site.unregister(Category)
+    try:
+        eval(fix, {"admin": admin, "Category": Category, "MPTTModelAdmin": MPTTModelAdmin})  # the line, pasted
+        pasted = admin.site._registry[Category]
+    finally:
+        admin.site._registry[Category] = original
+    assert isinstance(pasted, MPTTModelAdmin) and pasted.show_full_result_count is False
+    # The admin's URLs were bound to the registered instance when the URLconf loaded: give it the
+    # pasted registration's option to count what that registration serves.
+    monkeypatch.setattr(original, "show_full_result_count", pasted.show_full_result_count)
+    assert counts() == 1
 
 
 def test_a_repeated_content_type_lookup_gets_the_cached_lookup_on_its_line():

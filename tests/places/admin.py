@@ -2,7 +2,9 @@
 
 from django.contrib import admin
 
-from .models import Post, Thread
+from mptt.admin import MPTTModelAdmin
+
+from .models import Category, Post, Thread
 
 
 class PostInline(admin.TabularInline):
@@ -14,3 +16,7 @@ class PostInline(admin.TabularInline):
 @admin.register(Thread)
 class ThreadAdmin(admin.ModelAdmin):
     inlines = [PostInline]
+
+
+# django-mptt's documentation registers a tree with its ModelAdmin class.
+admin.site.register(Category, MPTTModelAdmin)
