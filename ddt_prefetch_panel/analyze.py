@@ -59,6 +59,7 @@ def analyze(capture: cap.Capture, config: dict | None = None) -> Report:
     findings, plans = retry_outer_levels(n_plus_ones, findings, plans, context, config, budget)
     plans = tell_siblings_apart(n_plus_ones, plans)
     plans = prove_shared(plans, n_plus_ones, capture, config, budget)
+    plans = gains_on_this_page(plans, capture.seq)
     prove_bulk_gets(n_plus_ones, config)
     prove_writes(n_plus_ones, config)
     findings += duplicate_findings(buckets, {id(b) for item in n_plus_ones for g in item.members for b in g.buckets},
@@ -94,14 +95,45 @@ def in_page_terms(report: Report) -> None:
         if proof.get("status") != "verified" or not isinstance(proof.get("after"), int):
             continue
         members = [report.findings[i] for i in fix["findings"] if i < len(report.findings)]
-        removed = sum(f.count for f in members if f.kind in ("n_plus_one", "unused_prefetch"))
-        after = max(0, queries - removed + proof["after"] - proof.get("loading", 1))
+        after = page_after(queries, members, proof)
         fix["proof"] = {**proof, "page_before": queries, "page_after": after}
         for finding in members:
             if finding.proof and finding.proof.get("status") == "verified":
                 finding.proof = {**finding.proof, "page_before": queries, "page_after": after}
         share_removed(members, queries - after)
     report.summary["avoidable"] = min(queries, sum(f.avoidable for f in report.findings))
+
+
+def page_after(queries: int, members: list[Finding], proof: dict) -> int:
+    """The page's count with a verified fix: its findings' statements gone, the replay's in their
+    place, less the statements that loaded the root's rows (the page ran those already)."""
+    removed = sum(f.count for f in members if f.kind in ("n_plus_one", "unused_prefetch"))
+    return max(0, queries - removed + proof["after"] - proof.get("loading", 1))
+
+
+def gains_on_this_page(plans: list[FixPlan], queries: int) -> list[FixPlan]:
+    """The plans that make this page run fewer queries. A fix proven on the loop's rows can
+    still cost the page what it saves (3 queries per row on 3 rows here, a prefetch of 4
+    statements): then it is no fix for this page, and says so."""
+    kept = []
+    for plan in plans:
+        proof = plan.proof or {}
+        if proof.get("status") != "verified" or not isinstance(proof.get("after"), int):
+            kept.append(plan)
+            continue
+        after = page_after(queries, plan.findings, proof)
+        if after < queries:
+            kept.append(plan)
+            continue
+        detail = (f"{plan.fix} removes the loop's repeats ({proof.get('before')} -> {proof['after']} on the replayed "
+                  f"rows), but on this page it costs what it saves: {queries} -> {after} queries.")
+        failed = {**proof, "status": "failed", "detail": detail, "fix": plan.fix, "page_before": queries,
+                  "page_after": after}
+        for finding in plan.findings:
+            finding.proof = failed
+            withdraw_fix(finding, {"status": "skipped", "detail": detail})
+            finding.fix_id = None
+    return kept
 
 
 def share_removed(members: list[Finding], removed: int) -> None:

@@ -317,3 +317,20 @@ def test_a_partly_served_read_is_not_verified_by_a_fix_that_leaves_it_repeating(
             assert "latest" not in (finding.callsite or {}).get("code", ""), finding.to_dict()
     [latest] = [f for f in report.by_kind("n_plus_one") if "latest" in (f.callsite or {}).get("code", "")]
     assert latest.proof["status"] == "failed" and "still grows with the rows" in latest.proof["detail"]
+
+
+def test_a_fix_that_costs_the_page_what_it_saves_is_not_shown(pizzeria):
+    """nplusone's mode (THRESHOLD=1): one order of ten reads its pizzas. The prefetch is proven on
+    the replayed rows (each read there), but on this page it runs one query to save one: the
+    page would not run fewer, so no fix is shown and the note says so."""
+    first = Order.objects.order_by("pk").first()
+    with detect(THRESHOLD=1) as report:
+        for order in Order.objects.order_by("pk"):
+            if order.pk == first.pk:
+                list(order.pizzas.all())
+    [finding] = report.by_kind("n_plus_one")
+    assert finding.relation == "shop.Order.pizzas" and finding.count == 1
+    assert "fix" not in finding.snippets and finding.fix_id is None and report.fixes == []
+    assert finding.proof["status"] == "failed"
+    assert finding.proof["page_after"] >= finding.proof["page_before"] == report.summary["queries"]
+    assert "on this page it costs what it saves" in finding.note
