@@ -1841,3 +1841,45 @@ def advise_content_type(code: str | None) -> tuple[dict[str, str], str] | None:
                     f"ContentType.objects.{method}() answers from the content-type cache after its first query "
                     "(per process): the same lookup no longer reaches the database. Not replayed: a change of your line.")
     return None
+
+
+def bypassed_prefetch(relation: Relation) -> str | None:
+    """The root prefetches the relation already, but the loop reads it through ``filter()``,
+    ``order_by()`` or a slice (``.first()``), which runs a query per row anyway: say so, with the
+    read over the prefetched rows in Python (not replayed: a change to the loop's own code)."""
+    root, call, last = relation.root, relation.call, relation.last
+    if root is None or call is None or last is None or last.single or call.excludes or call.unreadable:
+        return None
+    if not (call.filters or call.order_by or call.high is not None):
+        return None
+    prefetched = {item.prefetch_through if isinstance(item, Prefetch) and not item.to_attr else str(item)
+                  for item in root.prefetch_lookups if not (isinstance(item, Prefetch) and item.to_attr)}
+    if relation.lookup not in prefetched:
+        return None
+    parent, item = last.model.__name__.lower(), (last.target.__name__.lower() if last.target else "obj")
+    if item == parent:
+        item = f"{item}_item"
+    rows = f"{parent}.{relation.path[-1]}.all()"
+    conditions = [f"{item}.{keyword} == {source}" for keyword, source, _value in call.filters if "__" not in keyword]
+    if len(conditions) != len(call.filters):
+        return None  # a lookup through a relation or a comparison: not written out here
+    ordering = [field for field in call.order_by if field.lstrip("-") not in ("pk", "id")]
+    if len(ordering) > 1:
+        return None
+    if ordering:
+        field = ordering[0]
+        reverse = ", reverse=True" if field.startswith("-") else ""
+        rows = f"sorted({rows}, key=lambda {item}: {item}.{field.lstrip('-')}{reverse})"
+    elif call.order_by and call.order_by[0].startswith("-"):
+        rows = f"reversed({rows})"
+    where = f" if {' and '.join(conditions)}" if conditions else ""
+    if call.high == 1 and not call.low:
+        read = f"next(({item} for {item} in {rows}{where}), None)"
+    else:
+        read = f"[{item} for {item} in {rows}{where}]"
+        if call.low or call.high is not None:
+            read += f"[{call.low or ''}:{'' if call.high is None else call.high}]"
+    return (f"The queryset already prefetches {relation.lookup!r}, but the loop reads it through "
+            f"filter()/order_by()/a slice, which runs its own query per row anyway: read the prefetched rows "
+            f"and pick in Python instead, e.g. `{read}` (not replayed: a change to your loop's code).")
+

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Iterator
 
 from . import capture as cap
 from . import hooks, sqlshape
-from .advise import Advice, advise_in_bulk, advise_relation, advise_write, refetch_access, rewrite_access
+from .advise import (Advice, advise_in_bulk, advise_relation, advise_write, bypassed_prefetch, refetch_access,
+                     rewrite_access)
 from .bulk import bulk_get, prove_bulk_gets
 from .conf import get_config, is_allowed
 from .duplicates import duplicate_findings, scoped_allowed, table_model
@@ -669,6 +670,9 @@ def _n_plus_one(group: Group, absorbed: list[Group], relation: Relation | None,
         library=_library_only(site, relation),
         access_at=frame_dict(access) if access is not None and advice.snippets.get("access") else None,
     )
+    bypass = bypassed_prefetch(relation) if relation is not None else None
+    if bypass:
+        finding.note = (finding.note + " " if finding.note else "") + bypass
     which = place_note(site)
     if which and advice.snippets.get("line"):
         finding.note = (finding.note + " " if finding.note else "") + which

@@ -334,3 +334,27 @@ def test_a_fix_that_costs_the_page_what_it_saves_is_not_shown(pizzeria):
     assert finding.proof["status"] == "failed"
     assert finding.proof["page_after"] >= finding.proof["page_before"] == report.summary["queries"]
     assert "on this page it costs what it saves" in finding.note
+
+
+def test_a_loop_that_filters_a_prefetched_relation_is_told_to_pick_in_python(pizzeria):
+    """The classic "I prefetched and it still repeats": ``order.pizzas.filter(...).order_by(...)
+    .first()`` runs its own query per row although the queryset prefetches ``pizzas``. The note
+    gives the read over the prefetched rows; evaluated, it picks what the loop picked, with no
+    query per row."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with detect() as report:
+        picked = [order.pizzas.filter(vegetarian=True).order_by("name").first()
+                  for order in Order.objects.order_by("pk").prefetch_related("pizzas")]
+    [finding] = report.by_kind("n_plus_one")
+    assert "The queryset already prefetches 'pizzas'" in finding.note
+    read = re.search(r"e\.g\. `([^`]+)`", finding.note).group(1)
+    assert read == ("next((pizza for pizza in sorted(order.pizzas.all(), key=lambda pizza: pizza.name) "
+                    "if pizza.vegetarian == True), None)")
+    with CaptureQueriesContext(connection) as queries:
+        in_python = [eval(read, {"order": order}) for order in Order.objects.order_by("pk").prefetch_related("pizzas")]
+    names = [pizza.name if pizza else None for pizza in picked]  # ties on name may pick either row
+    assert [pizza.name if pizza else None for pizza in in_python] == names and len(queries) == 2
