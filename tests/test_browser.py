@@ -511,9 +511,10 @@ def test_failed_proof_shows_the_reason_and_no_fix_to_copy(live_server, driver, m
     assert [b.text for b in buttons] == ["Copy as Markdown"]
 
 
-def test_library_findings_are_folded_and_links_unfold_them(live_server, driver):
-    """A queryset built and looped by an installed package: its finding and fix card sit in a
-    closed "In library code" group; a link to them opens the group and moves the focus there."""
+def test_library_findings_are_folded_with_nothing_to_copy(live_server, driver):
+    """A queryset built and looped by an installed package: its finding sits in a closed "In
+    library code" group, with no fix card and nothing to copy (its fix would go upstream);
+    opening the group shows it."""
     from tests.frameworks.catalog.seed import seed
     from tests.frameworks.fakelib import ensure_installed
 
@@ -528,9 +529,9 @@ def test_library_findings_are_folded_and_links_unfold_them(live_server, driver):
     section = group.find_element(By.CSS_SELECTOR, "[data-ddtpp-finding]")
     assert not section.is_displayed()
     assert not content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-findings] [data-ddtpp-finding]")
-    # A link into the closed group (here the library fix card's own) unfolds it.
-    link = group.find_element(By.CSS_SELECTOR, "[data-ddtpp-fix] [data-ddtpp-goto^='finding-']")
-    driver.execute_script("arguments[0].click()", link)
-    target = link.get_attribute("data-ddtpp-goto")
-    WebDriverWait(driver, browser.TIMEOUT).until(lambda d: d.execute_script(FOCUSED_ANCHOR) == target)
-    assert group.get_attribute("open") is not None and section.is_displayed()
+    assert not content.find_elements(By.CSS_SELECTOR, "[data-ddtpp-fix]")  # upstream: no card
+    summary.click()
+    WebDriverWait(driver, browser.TIMEOUT).until(lambda d: section.is_displayed())
+    assert group.get_attribute("open") is not None
+    assert not section.find_elements(By.CSS_SELECTOR, "[data-ddtpp-snippet]")
+    assert "nothing to paste" in section.text
