@@ -1843,6 +1843,9 @@ def advise_content_type(code: str | None) -> tuple[dict[str, str], str] | None:
     return None
 
 
+BYPASSED = "The queryset already prefetches"  # how bypassed_prefetch's note begins
+
+
 def bypassed_prefetch(relation: Relation) -> str | None:
     """The root prefetches the relation already, but the loop reads it through ``filter()``,
     ``order_by()`` or a slice (``.first()``), which runs a query per row anyway: say so, with the
@@ -1879,7 +1882,7 @@ def bypassed_prefetch(relation: Relation) -> str | None:
         read = f"[{item} for {item} in {rows}{where}]"
         if call.low or call.high is not None:
             read += f"[{call.low or ''}:{'' if call.high is None else call.high}]"
-    return (f"The queryset already prefetches {relation.lookup!r}, but the loop reads it through "
+    return (f"{BYPASSED} {relation.lookup!r}, but the loop reads it through "
             f"filter()/order_by()/a slice, which runs its own query per row anyway: read the prefetched rows "
             f"and pick in Python instead, e.g. `{read}` (not replayed: a change to your loop's code).")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import capture as cap
-from .advise import Advice, combine_fixes, fix_line, nested_prefetch, place_line
+from .advise import BYPASSED, Advice, combine_fixes, fix_line, nested_prefetch, place_line
 from .findings import PASTEABLE, Finding, frame_dict, where, withdraw_fix
 from .frames import build_site
 from .frameworks import override_snippets
@@ -482,8 +482,13 @@ def _unplaced(finding: Finding, relation: Relation | None) -> None:
 
 
 def _unplaceable(finding: Finding, place: Place) -> None:
-    """Upstream: the package's line is named, nothing is offered to paste."""
+    """Upstream: the package's line is named, nothing is offered to paste. When the loop's own
+    read is the project's and bypasses the package's prefetch (advise.bypassed_prefetch), that
+    read is the cause: the note does not send the user upstream."""
     for key in _OFFERED:
         finding.snippets.pop(key, None)
     finding.library = True
-    finding.note = f"{finding.note} {place.note}" if finding.note else place.note
+    note = place.note
+    if finding.note and BYPASSED in finding.note:
+        note = note.split("; ")[0] + ": the change is the read above, in your code, not the package's queryset."
+    finding.note = f"{finding.note} {note}" if finding.note else note

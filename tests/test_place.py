@@ -187,6 +187,20 @@ def test_an_upstream_loop_reading_a_project_property_offers_no_fix_and_no_loop_r
     assert "first_1_" not in report.to_markdown()
 
 
+def test_a_project_read_that_bypasses_a_librarys_prefetch_is_named_as_the_cause(client):
+    """The library's queryset prefetches ``posts``; the project's property filters them, which runs
+    a query per row anyway. Nothing is pasted on the library's line, and the note points at the
+    project's own read (the change to make) instead of sending the user upstream."""
+    seed(3)
+    report = report_for(client, "/places/threads/table/first/prefetched/")
+    [finding] = n_plus_ones(report)
+    assert finding.place["kind"] == "upstream" and report.fixes == []
+    assert "The queryset already prefetches 'posts'" in finding.note
+    assert "next((post for post in thread.posts.all() if post.draft == False), None)" in finding.note
+    assert "the change is the read above, in your code" in finding.note
+    assert "Report it upstream" not in finding.note
+
+
 def test_a_loop_with_no_line_of_the_project_on_its_stack_gets_nothing_to_paste(client):
     """A library view wired as is loads each row by its key (as a sitemap or a search backend
     does): no frame of the project is on the loop's stack, so an ``in_bulk`` line written with

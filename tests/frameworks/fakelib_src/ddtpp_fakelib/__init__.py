@@ -1,4 +1,4 @@
-"""A generic export library: it reads attribute paths off model instances, the way admin
+"""A generic export library (its table view can prefetch): it reads attribute paths off model instances, the way admin
 exporters, CMS template tags and search backends do."""
 
 from __future__ import annotations
