@@ -1855,8 +1855,8 @@ def bypassed_prefetch(relation: Relation) -> str | None:
         return None
     if not (call.filters or call.order_by or call.high is not None):
         return None
-    prefetched = {item.prefetch_through if isinstance(item, Prefetch) and not item.to_attr else str(item)
-                  for item in root.prefetch_lookups if not (isinstance(item, Prefetch) and item.to_attr)}
+    prefetched = {item.prefetch_through if isinstance(item, Prefetch) else str(item)
+                  for item in root.prefetch_lookups if not getattr(item, "to_attr", None)}
     if relation.lookup not in prefetched:
         return None
     parent, item = last.model.__name__.lower(), (last.target.__name__.lower() if last.target else "obj")

@@ -34,7 +34,7 @@ from .place import Place, climb, place_of, test_code
 from .group import Group, group_buckets, is_transaction_control, statement_shape, write_of
 from .indexes import index_findings
 from .patch import attach_patches
-from .plans import FixPlan, number_fixes, pasteable_plans, place_fixes, prove_fixes
+from .plans import FixPlan, number_fixes, pasteable_plans, place_fixes, prove_fixes, withhold_plan
 from .prove import Budget, Limits
 from .pysource import python_literal
 from .relate import KIND_LABELS, Relation, definition_site, find_refetches, locate, model_for_table, relate
@@ -128,12 +128,8 @@ def gains_on_this_page(plans: list[FixPlan], queries: int) -> list[FixPlan]:
             continue
         detail = (f"{plan.fix} removes the loop's repeats ({proof.get('before')} -> {proof['after']} on the replayed "
                   f"rows), but on this page it costs what it saves: {queries} -> {after} queries.")
-        failed = {**proof, "status": "failed", "detail": detail, "fix": plan.fix, "page_before": queries,
-                  "page_after": after}
-        for finding in plan.findings:
-            finding.proof = failed
-            withdraw_fix(finding, {"status": "skipped", "detail": detail})
-            finding.fix_id = None
+        withhold_plan(plan, {**proof, "status": "failed", "detail": detail, "fix": plan.fix, "page_before": queries,
+                             "page_after": after})
     return kept
 
 
@@ -448,7 +444,8 @@ def retry_outer_levels(items: list[NPlusOne], findings: list[Finding], plans: li
     for item in failed:
         old = item.finding
         split = split_outer(item)
-        items[items.index(item) + 1:items.index(item) + 1] = split
+        at = items.index(item) + 1
+        items[at:at] = split
         added += split
         roots.update(id(s.relation.root) for s in split if s.relation is not None and s.relation.root is not None)
         _build_finding(item, context)
@@ -477,11 +474,8 @@ def split_outer(item: NPlusOne) -> list[NPlusOne]:
     ``customer.review_set.filter(rating=order.rating)``) become findings of their own with their
     own fix, as they would be on a page where the deeper level does not run (a warm cache)."""
     outer, item.absorbed, item.outer = item.outer, [], []
-    split = []
-    for group, absorbed, relation, deeper in _merge_nested(outer):
-        split.append(NPlusOne(group, absorbed, relation, outer=deeper))
-        if relation is not None and any(h.kind == "generic_fk" for h in relation.hops[:-1]):
-            relation.generic_models = _generic_targets([group, *absorbed])
+    split = [NPlusOne(group, absorbed, relation, outer=deeper) for group, absorbed, relation, deeper in _merge_nested(outer)]
+    _share_generic_targets(split)
     return split
 
 

@@ -1,8 +1,8 @@
 """Proofs off the request path (``PROOF_MODE="lazy"``, the panel's default).
 
 At the end of a request the panel analyses without replays (the page pays for the findings
-only) and holds the request's capture here, by DDT request id, for the last
-``RESULTS_CACHE_SIZE`` requests of this process: its roots' queries, never their rows. The
+only); the panel gives the request's capture to shared.py, which holds it by DDT request id for
+the last ``RESULTS_CACHE_SIZE`` requests of this process: its roots' queries, never their rows. The
 proofs are made when the panel's content is first rendered (DDT renders it on click) or when
 the "All requests" tab or an export reads the request; each then says "replayed when opened"
 and whether the data changed since. A request no longer held says so and stays unproven.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import traceback
 
-from . import capture as cap
 from . import shared
 from .analyze import analyze
 from .conf import get_config
@@ -27,12 +26,6 @@ def has_fixes(report: dict | None) -> bool:
     """Whether a report has anything a proof would check (a fix, an unused eager load)."""
     return any(f.get("snippets") and f.get("kind") in ("n_plus_one", "unused_prefetch")
                for f in (report or {}).get("findings") or [])
-
-
-def hold(request_id: str, capture: cap.Capture, label: str, pending: bool) -> None:
-    """Keep a request's capture (shared.py holds it): until its panel is opened when its proofs
-    are ``pending``, and in any case for the fixes of other requests built on the same lines."""
-    shared.remember(request_id, capture, label, pending)
 
 
 def prove_held(request_id: str | None, stats: dict) -> dict:

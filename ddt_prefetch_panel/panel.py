@@ -22,7 +22,8 @@ from .editor import frame_url, link_finding
 from .analyze import analyze
 from .findings import KIND_TITLES, Report, note_without_proof, place_is_origin
 from .frames import ELSEWHERE
-from .lazy import error_of, has_fixes, hold, prove_held
+from .lazy import error_of, has_fixes, prove_held
+from .shared import remember
 from .patch import place_frame
 
 
@@ -106,7 +107,7 @@ class PrefetchPanel(Panel):
             if config.get("PROOFS") and self.toolbar.request_id and stats["error"] is None and capture.roots:
                 # Held for its own lazy proofs, and for the fixes of other requests built on the
                 # same lines (shared.py): a fix there is replayed on this request's roots too.
-                hold(self.toolbar.request_id, capture, f"{request.method} {request.get_full_path()}", pending)
+                remember(self.toolbar.request_id, capture, f"{request.method} {request.get_full_path()}", pending)
             else:
                 capture.release()
         self.record_stats(stats)

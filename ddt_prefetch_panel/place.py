@@ -303,10 +303,14 @@ def _model_driven(frame: Frame) -> bool:
     return False
 
 
-def upstream_note(frame: Frame) -> str:
+def upstream_where(frame: Frame) -> str:
+    """``Built and looped inside <package> <version> (<path>:<line>)``."""
     location = shown_location(frame.filename)
     package = location.distribution or location.path.split("/")[0]
     version = f" {location.version}" if location.version else ""
-    return (f"Built and looped inside {package}{version} ({location.path}:{frame.lineno}); no line of "
-            "your project builds this queryset, so there is nothing to paste here. Report it upstream, "
-            "or replace the view or tag with your own.")
+    return f"Built and looped inside {package}{version} ({location.path}:{frame.lineno})"
+
+
+def upstream_note(frame: Frame) -> str:
+    return (f"{upstream_where(frame)}; no line of your project builds this queryset, so there is nothing to "
+            "paste here. Report it upstream, or replace the view or tag with your own.")

@@ -20,7 +20,7 @@ from .advise import BYPASSED, Advice, combine_fixes, fix_line, nested_prefetch, 
 from .findings import PASTEABLE, Finding, frame_dict, where, withdraw_fix
 from .frames import build_site
 from .frameworks import override_snippets
-from .place import Place, installed
+from .place import Place, installed, upstream_where
 from .advise import queryset_expression, swap_model
 from .prove import Budget, Limits, Step, imports_for, namespace, prove, refetch_step, steps_for
 from .relate import Relation
@@ -125,14 +125,7 @@ def prove_fixes(items: list[NPlusOne], config: dict, budget: Budget) -> list[Fix
                 # replayed on its own, so it is not offered as a paste-able line).
                 item.finding.proof = {**plan.proof, "detail": f"Verified together with the other fixes on this "
                                                               f"queryset: {plan.proof['detail']}"}
-                snippets = item.finding.snippets
-                for key in ("line", "import", "queryset"):
-                    snippets.pop(key, None)
-                snippets["fix"] = plan.fix
-                if plan.line:
-                    snippets["line"] = plan.line
-                if plan.imports:
-                    snippets["import"] = "\n".join(plan.imports)
+                show_plan(item.finding, plan)
     proven: list[tuple[NPlusOne, list, list]] = []
     for item in candidates:
         if id(item) in together:
@@ -226,18 +219,23 @@ def _nest_if_better(plan: FixPlan, entries: list, limits: Limits, budget: Budget
     plan.line = _plan_line(plan.root, plan.origin, nested)
     for finding in plan.findings:  # each finding shows the fix its card shows, and that proof
         finding.proof = proof
-        snippets = finding.snippets
-        plain = snippets.get("fix") or ""
-        queryset = snippets.pop("queryset", None)
-        for key in ("line", "import"):
-            snippets.pop(key, None)
-        if queryset and plain and plain in queryset:
-            snippets["queryset"] = queryset.replace(plain, nested)
-        snippets["fix"] = nested
-        if plan.line:
-            snippets["line"] = plan.line
-        if plan.imports:
-            snippets["import"] = "\n".join(plan.imports)
+        plain, queryset = finding.snippets.get("fix") or "", finding.snippets.get("queryset")
+        show_plan(finding, plan, queryset.replace(plain, nested) if queryset and plain and plain in queryset else None)
+
+
+def show_plan(finding: Finding, plan: FixPlan, queryset: str | None = None) -> None:
+    """The finding shows its plan's call, line and imports: what its fix card shows (and the
+    whole queryset with that call, when one is known)."""
+    snippets = finding.snippets
+    for key in ("line", "import", "queryset"):
+        snippets.pop(key, None)
+    snippets["fix"] = plan.fix
+    if queryset:
+        snippets["queryset"] = queryset
+    if plan.line:
+        snippets["line"] = plan.line
+    if plan.imports:
+        snippets["import"] = "\n".join(plan.imports)
 
 
 def _combined_plans(entries: list[tuple[NPlusOne, list, list]], limits: Limits, budget: Budget) -> list[FixPlan]:
@@ -377,6 +375,15 @@ def _single_plan(item: NPlusOne, paths: list) -> FixPlan:
                    {**_proof_names(item.relation), **advice.bindings})
 
 
+def withhold_plan(plan: FixPlan, proof: dict) -> None:
+    """A proven plan not shown after all (it costs another request or this page more): its
+    findings carry ``proof`` (``status`` "failed"), say why, and lose their paste-able lines."""
+    for finding in plan.findings:
+        finding.proof = proof
+        withdraw_fix(finding, {"status": "skipped", "detail": proof["detail"]})
+        finding.fix_id = None
+
+
 def pasteable_plans(plans: list[FixPlan], items: list[NPlusOne]) -> list[FixPlan]:
     """The plans a project line can take: a fix whose place is upstream (built and looped inside
     an installed package) is no ``Report.fixes`` entry, so no card, export or patch offers its
@@ -489,6 +496,6 @@ def _unplaceable(finding: Finding, place: Place) -> None:
         finding.snippets.pop(key, None)
     finding.library = True
     note = place.note
-    if finding.note and BYPASSED in finding.note:
-        note = note.split("; ")[0] + ": the change is the read above, in your code, not the package's queryset."
+    if finding.note and BYPASSED in finding.note and place.frame is not None:
+        note = f"{upstream_where(place.frame)}: the change is the read above, in your code, not the package's queryset."
     finding.note = f"{finding.note} {note}" if finding.note else note

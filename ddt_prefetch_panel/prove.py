@@ -409,7 +409,7 @@ def prove(root: Root | None, fix: str | None, paths: list[list[Step]], limits: L
             after, read_after, loaded_after = run(root, fix, paths, names, small)
             after_large, _, loaded_large = run(root, fix, paths, names, large) if large > loaded else (after, None, loaded)
         except PROOF_ERRORS as exc:
-            proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {_short(exc)}")
+            proof.update(status="failed", detail=f"{fix} raised {type(exc).__name__}: {short_error(exc)}")
             return proof
     proof["after"] = after
     dropped = dropped_rows(root, names, large, budget) if root.base is not None else None
@@ -483,6 +483,7 @@ def still_repeats(before_small: int, before: int, after_small: int, after: int) 
     return grew > 0 and grew * 2 >= baseline_grew
 
 
-def _short(exc: Exception) -> str:
+def short_error(exc: Exception) -> str:
+    """The first line of an exception's message, at most 200 characters."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return text if len(text) <= 200 else text[:197] + "..."

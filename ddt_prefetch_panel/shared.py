@@ -26,15 +26,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from . import capture as cap
-from .findings import withdraw_fix
 from .frames import build_site
 from .hooks import accessor_name
-from .prove import PROOF_ERRORS, Budget, Limits, dropped_rows, run, steps_for
+from .plans import FixPlan, withhold_plan
+from .prove import PROOF_ERRORS, Budget, Limits, dropped_rows, run, short_error, steps_for
 from .relate import describe_path, parent_link_path, rebase
 
 if TYPE_CHECKING:
     from .analyze import NPlusOne
-    from .plans import FixPlan
 
 MAX_OTHERS = 8  # other requests replayed per fix (the newest first); the rest are named as unchecked
 THIS_PAGE = "another queryset of this page"  # a root of the same request, built on the same line
@@ -86,15 +85,14 @@ def pending_ids() -> list[str]:
         return [request_id for request_id, held in _held.items() if held.pending]
 
 
-def _still_stored(ids: list[str]) -> set[str] | None:
-    """Which of ``ids`` DDT's store still has (None: the store cannot say cheaply)."""
+def _still_stored() -> set[str] | None:
+    """The request ids DDT's store still has (None: the store cannot say cheaply)."""
     from debug_toolbar.store import MemoryStore, get_store
 
     store = get_store()
     if not (isinstance(store, type) and issubclass(store, MemoryStore)):
         return None  # a database or cache store: asking costs a query, our own bound holds
-    stored = {str(request_id) for request_id in store.request_ids()}
-    return {request_id for request_id in ids if request_id in stored}
+    return {str(request_id) for request_id in store.request_ids()}
 
 
 def others(capture: cap.Capture) -> list[Held]:
@@ -107,7 +105,7 @@ def others(capture: cap.Capture) -> list[Held]:
         items = list(_held.items())
     if not items:
         return []  # detect() without the toolbar: nothing held, the toolbar never imported
-    stored = _still_stored([request_id for request_id, _ in items])
+    stored = _still_stored()
     return [held for request_id, held in reversed(items)
             if held.capture is not capture and (stored is None or request_id in stored)]
 
@@ -133,14 +131,14 @@ def _line_key(frame: object | None) -> tuple | None:
     return (frame.filename, frame.lineno) if frame is not None else None
 
 
-def roots_through(held: Held, key: tuple, exclude: cap.Root) -> list[cap.Root]:
-    """The replayable roots a request built on the line ``key``, largest first (``exclude``, the
-    fix's own root, and the looped root a rebased one stands for, are not others)."""
+def largest_root_through(held: Held, key: tuple, exclude: cap.Root) -> cap.Root | None:
+    """The replayable root with the most rows a request built on the line ``key`` (``exclude``,
+    the fix's own root, and the looped root a rebased one stands for, are not others)."""
     mine = (exclude, exclude.base)
     roots = [root for root in held.capture.roots
              if all(root is not own for own in mine) and root.rows and root.query is not None
              and root.queryset_class is not None and _line_key(build_site(root.origin).frame) == key]
-    return sorted(roots, key=lambda root: -root.rows)
+    return max(roots, key=lambda root: root.rows, default=None)
 
 
 def read_paths(capture: cap.Capture, root: cap.Root) -> set[tuple[str, ...]]:
@@ -170,7 +168,7 @@ def replay_elsewhere(plan: FixPlan, held: Held, root: cap.Root, limits: Limits, 
             before, read_before, _ = run(root, None, walks, plan.names, rows)
             after, read_after, _ = run(root, plan.fix, walks, plan.names, rows)
     except PROOF_ERRORS as exc:
-        return held.label, None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return held.label, None, None, f"{type(exc).__name__}: {short_error(exc)}"
     if after > before:
         return held.label, before, after, None
     if read_after != read_before:
@@ -197,7 +195,7 @@ def _replay_rebased(plan: FixPlan, held: Held, root: cap.Root, limits: Limits, b
             after, _, _ = run(rebased, plan.call, fixed, plan.names, rows)
         dropped = dropped_rows(rebased, plan.names, rows, budget)
     except PROOF_ERRORS as exc:
-        return held.label, None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return held.label, None, None, f"{type(exc).__name__}: {short_error(exc)}"
     if dropped:
         return held.label, before, after, dropped
     if after > before:
@@ -232,9 +230,9 @@ def prove_shared(plans: list[FixPlan], items: list[NPlusOne], capture: cap.Captu
         key = _line_key(place.frame)
         targets, labels = [], set()
         for held in pool:  # one request per URL: the same page again reads the same
-            roots = roots_through(held, key, plan.root) if held.label not in labels else None
-            if roots:
-                targets.append((held, roots[0]))
+            root = largest_root_through(held, key, plan.root) if held.label not in labels else None
+            if root is not None:
+                targets.append((held, root))
                 labels.add(held.label)
         if not targets:
             kept.append(plan)
@@ -255,14 +253,6 @@ def prove_shared(plans: list[FixPlan], items: list[NPlusOne], capture: cap.Captu
     return kept
 
 
-def _requests(labels: list[str]) -> str:
-    """``GET /blog/ (2 requests), GET /tags/``: each request label once, with its count."""
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    return ", ".join(label if n == 1 else f"{label} ({n} requests)" for label, n in counts.items())
-
-
 def _say_checked(plan: FixPlan, checked: list[str], unchecked: list[str]) -> None:
     if not checked and not unchecked:
         return
@@ -271,10 +261,10 @@ def _say_checked(plan: FixPlan, checked: list[str], unchecked: list[str]) -> Non
         others = [label for label in checked if label != THIS_PAGE]
         built = [THIS_PAGE] if THIS_PAGE in checked else []
         if others:
-            built.append(f"the queryset of {_requests(others)}")
+            built.append(f"the queryset of {', '.join(others)}")
         text = f" This line also built {' and '.join(built)}: replayed there with what each read, the fix runs no more queries."
     if unchecked:
-        text += f" Not replayed on {_requests(unchecked)} (replay budget or the {MAX_OTHERS} newest only)."
+        text += f" Not replayed on {', '.join(unchecked)} (replay budget or the {MAX_OTHERS} newest only)."
     plan.proof = {**plan.proof, "detail": plan.proof["detail"] + text, "shared": checked}
     for finding in plan.findings:
         if finding.proof and finding.proof.get("status") == "verified":
@@ -286,10 +276,6 @@ def _withhold(plan: FixPlan, place: object, hurt: list[tuple]) -> None:
     detail = (f"{plan.fix} was proven on this request, but {where} also builds the queryset of other requests, "
               f"and there it costs more: {'; '.join(_hurt_text(h) for h in hurt)}. Add it where this page uses "
               "the queryset instead (the view's own call, or an override in its class), not on the shared line.")
-    proof = {**plan.proof, "status": "failed", "detail": detail, "fix": plan.fix,
-             "hurts": [{"request": label, "before": before, "after": after, "error": error}
-                       for label, before, after, error in hurt]}
-    for finding in plan.findings:
-        finding.proof = proof
-        withdraw_fix(finding, {"status": "skipped", "detail": detail})
-        finding.fix_id = None
+    withhold_plan(plan, {**plan.proof, "status": "failed", "detail": detail, "fix": plan.fix,
+                         "hurts": [{"request": label, "before": before, "after": after, "error": error}
+                                   for label, before, after, error in hurt]})

@@ -164,6 +164,7 @@ class Command(BaseCommand):
         sources = []
         # Every page is requested first and analysed after: a fix on a line that other pages
         # also pass through (a helper, a model method) is replayed on each of them (shared.py).
+        hooks.install()  # normally done by AppConfig.ready; the crawl also works without the app
         with override_settings(MIDDLEWARE=middleware), shared.crawling() as pages:
             username = options.get("user")
             client, user = self._client(username)
@@ -249,7 +250,6 @@ class Command(BaseCommand):
         return str(client.session.get(SESSION_KEY)) == str(user.pk)
 
     def _request(self, client: Any, url: str) -> tuple[dict, cap.Capture]:
-        hooks.install()
         with cap.capturing() as capture:
             response = client.get(url)
         return {"url": url, "method": "GET", "status_code": response.status_code}, capture
