@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import itertools
 import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping
 import threading
 import time
 from contextlib import contextmanager
@@ -38,6 +41,14 @@ _toolbar_tables: set[str] = set()
 # Hard limits that keep a capture bounded however many queries a request runs.
 MAX_SQL_CHARS = 20_000
 MAX_ROOTS = 5_000  # root querysets remembered for unused-prefetch and SQL-fallback analysis
+
+
+NO_MARKS = (0, None)  # an unsliced query's (low mark, high mark), shared by every root
+
+
+def marks_of(query: Any) -> tuple:
+    low, high = query.low_mark, query.high_mark
+    return NO_MARKS if low == 0 and high is None else (low, high)
 
 
 @dataclass(slots=True, eq=False)
@@ -59,10 +70,16 @@ class Root:
     query: Any = None
     queryset_class: type | None = None
     hints: dict | None = None
-    marks: tuple = (0, None)  # the query's (low mark, high mark)
+    marks: tuple = NO_MARKS  # the query's (low mark, high mark)
     # Set on a root the analysis builds, never captured: the looped root whose rows the loop
     # re-fetched one by one as this root's model (relate.find_refetches); its baseline is that root.
     base: Root | None = None
+
+    def keyed(self) -> bool:
+        """Whether the analysis reads its statement's parameters: a root loaded by key (a
+        ``get(pk)`` per row is a re-fetch, relate.find_refetches); never one loaded through a
+        relation or one that cannot be replayed."""
+        return self.via is None and self.query is not None
 
     def looped(self) -> bool:
         """Whether this root, or one it was loaded through, gave more than one row."""
@@ -264,7 +281,7 @@ class Bucket:
     slowest: Record | None = None
     hops: list[Hop] = field(default_factory=list)
     calls: set = field(default_factory=set)  # distinct Calls, at most 2 kept (we only ask "varies?")
-    params: dict = field(default_factory=dict)  # hash(repr(params)) -> count, bounded
+    params: dict | ParamCounts = field(default_factory=dict)  # hash(repr(params)) -> count, bounded
     params_overflow: int = 0  # statements whose parameters were not tracked (bound reached)
     per_instance: int = 0  # statements of prefetch_related_objects() called on a single instance
 
@@ -310,6 +327,38 @@ class Bucket:
         if self.slowest is not None and all(r is not self.slowest for r in self.samples):
             return self.samples + [self.slowest]
         return self.samples
+
+
+class ParamCounts(Mapping):
+    """A finished bucket's parameter counts (:attr:`Bucket.params`) in two sorted arrays.
+
+    A held capture (shared.py) keeps every bucket until its proofs are made, and a loop over
+    thousands of rows has up to :data:`DISTINCT_PARAMS_PER_BUCKET` distinct parameter hashes: as a
+    dict that is about 70 KiB per request, as two arrays 16 KiB. Read like the dict it replaces.
+    """
+
+    __slots__ = ("_keys", "_counts")
+
+    def __init__(self, counts: dict[int, int]) -> None:
+        ordered = sorted(counts.items())
+        self._keys = array("q", [key for key, _count in ordered])  # OverflowError: keep the dict
+        self._counts = array("q", [count for _key, count in ordered])
+
+    def __getitem__(self, key: int) -> int:
+        keys = self._keys
+        at = bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            return self._counts[at]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def items(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        return zip(self._keys, self._counts)
 
 
 def bucket_key(alias: str, sql: str, stack: tuple, prefetch: tuple | None, allow: tuple | None,
@@ -424,6 +473,16 @@ class Capture:
             return
         for root in self.roots:
             root.record = None
+
+    def compact(self) -> None:
+        """Shrink a finished capture that is held for later proofs (shared.py): the same analysis,
+        less memory. No statement may be recorded into it afterwards."""
+        for bucket in self.buckets.values():
+            if type(bucket.params) is dict and len(bucket.params) > 8:
+                try:
+                    bucket.params = ParamCounts(bucket.params)
+                except OverflowError:  # a key beyond 64 bits (an id() fallback): keep the dict
+                    pass
 
     def add_root(self, root: Root) -> None:
         for capture in self.receivers():
@@ -542,6 +601,8 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         capture.seq = seq + 1
         bucket.tally(seq, duration, error, params, per_instance)
         return
+    else:
+        sql = bucket.sql  # one string per bucket, not one per kept statement
     record = Record(
         alias=alias,
         sql=sql,
@@ -562,6 +623,16 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
     if root is not None:
         root.record = record
     capture.add(record, key)
+    if root is not None and not root.keyed() and capture.parent is None:
+        _drop_unshown_params(capture.buckets[key], record)
+
+
+def _drop_unshown_params(bucket: Bucket, record: Record) -> None:
+    """A statement kept only because it evaluated a root (a ``order.pizzas.all()`` per row) keeps
+    its parameters only if it is one of its bucket's shown samples: nothing else reads them (the
+    bucket counted them), and a request's thousand per-row roots would hold a thousand tuples."""
+    if record is not bucket.slowest and all(sample is not record for sample in bucket.samples):
+        record.params = None
 
 
 @contextmanager

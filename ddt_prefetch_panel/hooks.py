@@ -505,7 +505,7 @@ def _source_for(queryset: Any, capture: cap.Capture) -> tuple[Source | None, Roo
         query=query if replayable else None,
         queryset_class=type(queryset) if replayable else None,
         hints=queryset._hints if replayable else None,
-        marks=(query.low_mark, query.high_mark),
+        marks=cap.marks_of(query),
     )
     capture.add_root(root)
     return Source(root, ()), root

@@ -392,7 +392,7 @@ def find_refetches(roots_by_seq: list[tuple[int, Root]]) -> dict[int, Refetch]:
         if root.rows > 1 and root.base is None:
             looped.append(root)
             continue
-        if root.via is not None or root.query is None or root.record is None or not _by_own_key(root):
+        if not root.keyed() or root.record is None or not _by_own_key(root):
             continue
         model = root.model
         for outer in reversed(looped):

@@ -62,6 +62,7 @@ def _store_size() -> int:
 def remember(request_id: str, capture: cap.Capture, label: str, pending: bool = False) -> None:
     """Hold a request's capture, by DDT request id, among the last ``RESULTS_CACHE_SIZE``."""
     size = _store_size()
+    capture.compact()
     with _held_lock:
         _held[request_id] = Held(capture, label, pending)
         _held.move_to_end(request_id)

@@ -16,8 +16,9 @@ from tests.halves import SQLITE_HALF_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "benchmarks" / "bench.py"
-CONFIGS = "none,ours,default,default+ours"  # few worker processes: the test stays short
-LABELS = ("no toolbar", "ours alone", "DDT default panels", "default panels + ours")
+# Few worker processes, so the test stays short; the lazy ones fill the store and open the panel.
+CONFIGS = "none,ours,ours-lazy,default,default+ours,default+ours-lazy"
+LABELS = ("no toolbar", "ours alone", "ours alone, lazy proofs", "DDT default panels", "default panels + ours")
 
 
 @SQLITE_HALF_ONLY  # the benchmark's own in-memory SQLite
@@ -39,6 +40,13 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert "django-zeal alone" not in stdout and "nplusone alone" not in stdout
     assert "| *default panels + ours, over default panels* |" in stdout
     assert "### Memory: one request at N = 50" in stdout
+    # Measured with DDT's store full (25 requests held for their lazy proofs), not computed.
+    assert "Measured with a full store, `/orders/?n=50`" in stdout, stdout
+    assert "ours alone with lazy proofs served 25 requests first" in stdout
+    assert "and a full store (25 held requests, measured) / no toolbar: " in stdout
+    # Opening the panel on a real page: DDT's render_panel view, the lazy proofs made then.
+    assert "| demo's heaviest page `/shop/combined/bad/` | " in stdout, stdout
+    assert "- demo's heaviest page: opening the panel renders in " in stdout
     assert "| demo's heaviest page, `/shop/" in stdout, stdout
     assert "### Targets (issue 15)" in stdout
     assert "### Loop shapes at N = 10\n" in stdout, stdout

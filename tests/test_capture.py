@@ -190,3 +190,18 @@ def test_a_released_capture_is_freed_without_the_cycle_collector(pizzeria):
     finally:
         gc.enable()
     assert queries and alive == []
+
+
+def test_compacting_a_finished_capture_keeps_every_parameter_count():
+    counts = {hash(repr((i % 40,))): 1 + (i % 3) for i in range(40)}
+    capture = cap.Capture()
+    bucket = capture.buckets["k"] = cap.Bucket("default", "SELECT %s", (), None, 0, params=dict(counts))
+    small = capture.buckets["s"] = cap.Bucket("default", "SELECT 1", (), None, 1, params={1: 2})
+    huge = capture.buckets["h"] = cap.Bucket("default", "SELECT 2", (), None, 2, params={2**64 + i: 1 for i in range(9)})
+    capture.compact()
+    assert isinstance(bucket.params, cap.ParamCounts)
+    assert dict(bucket.params.items()) == counts and len(bucket.params) == 40 and set(bucket.params) == set(counts)
+    key = next(iter(counts))
+    assert key in bucket.params and bucket.params.get(key) == counts[key] and bucket.params.get(12345, 0) == 0
+    assert small.params == {1: 2}  # too small to matter
+    assert type(huge.params) is dict  # an id() beyond 64 bits stays a dict

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from ddt_prefetch_panel import capture as cap
 from ddt_prefetch_panel import prove, shared
 from ddt_prefetch_panel.panel import PrefetchPanel
 from shop.models import Order
@@ -122,3 +123,26 @@ def test_the_process_holds_the_captures_of_the_last_results_cache_size_requests(
         shared._held.clear()
         ids = [get_with_toolbar(client, PAGE)[1] for _ in range(3)]
         assert list(shared._held) == ids[1:]
+
+
+def test_a_held_capture_is_kept_small_and_proves_what_the_request_end_proves(client, pizzeria):
+    """What a held capture keeps is shrunk (its parameter counts in arrays, a per-row root's
+    statement without its parameters unless shown), never what its analysis finds."""
+    with mode("eager"):
+        eager = n_plus_one(stored_stats(get_with_toolbar(client, PAGE)[1]))
+    with mode("lazy"):
+        _, lazy_id = get_with_toolbar(client, PAGE)  # the store is cleared first: one request in it
+        held = shared._held[lazy_id].capture
+        render_panel(client, lazy_id)
+    buckets = list(held.buckets.values())
+    assert any(isinstance(bucket.params, cap.ParamCounts) for bucket in buckets)
+    shown = {id(record) for bucket in buckets for record in bucket.records}
+    per_row = [root.record for root in held.roots if root.via is not None]
+    assert len(per_row) == 10 and len(shown & {id(r) for r in per_row}) < 10
+    assert all((record.params is None) == (id(record) not in shown) for record in per_row)
+    lazy = n_plus_one(stored_stats(lazy_id))
+    assert lazy["sql"] == eager["sql"] and lazy["params"] == eager["params"]
+    for key in ("count", "identical", "relation", "snippets", "callsite", "avoidable", "evidence", "fingerprint"):
+        assert lazy[key] == eager[key], key
+    assert lazy["proof"]["status"] == eager["proof"]["status"] == "verified"
+    assert (lazy["proof"]["before"], lazy["proof"]["after"]) == (eager["proof"]["before"], eager["proof"]["after"])

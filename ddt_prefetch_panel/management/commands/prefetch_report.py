@@ -171,6 +171,7 @@ class Command(BaseCommand):
             for url in urls:
                 source, capture = self._request(client, url)
                 sources.append(source)
+                capture.compact()  # held until every page was requested
                 pages.append(shared.Held(capture, f"GET {url}"))
                 if user is not None and not self._logged_in(client, user):
                     self.stderr.write(f"GET {url} logged {username} out: logged in again for the next URLs.")
