@@ -42,7 +42,8 @@ How it measures (issue 15):
   reported on each shape is kept from the checked request.
 - Real pages: the demo's page with the most queries (found by the harness) and a DRF list
   with nested serializers (``api.py``), default panels with and without ours.
-- Profile: ``py-spy`` (sampling, non-blocking) of ours alone at N = 1,000 (forward FK,
+- Profile: ``py-spy`` (sampling; each sample pauses the worker, since non-blocking samples of
+  CPython 3.11 read frames that change under them and gave impossible stacks) of ours alone at N = 1,000 (forward FK,
   manager and template shapes) and of default panels + ours on the DRF page, each sample
   attributed to capture, ORM hooks, analysis, store serialisation, DDT or the rest
   (``categorise``), and our capture and hook samples to a per-statement step (``step_of``).
@@ -790,7 +791,7 @@ def profile(worker: Worker, path: str, requests: int, out_dir: Path, queries: in
     pid = worker.call("info")["pid"]
     raw = out_dir / f"profile-{worker.config.key}-{worker.data}{'-' + name if name else ''}.txt"
     spy_proc = subprocess.Popen([spy_path, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-                                 "--nonblocking", "--output", str(raw)],
+                                 "--output", str(raw)],
                                 stdout=subprocess.DEVNULL, stderr=(out_dir / "py-spy.log").open("w"))
     time.sleep(1.5)  # py-spy attaches
     start = time.perf_counter()
