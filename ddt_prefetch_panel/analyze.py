@@ -182,9 +182,7 @@ class NPlusOne:
 
 def repeated_groups(groups: list[Group], capture: cap.Capture, context: Context) -> list[NPlusOne]:
     """Groups repeated at least THRESHOLD times with varying parameters, related and nested."""
-    roots_by_seq = sorted(
-        ((root.record.seq, root) for root in capture.roots if root.record is not None), key=lambda item: item[0]
-    )
+    roots_by_seq = sorted(((root.seq, root) for root in capture.roots if root.seq >= 0), key=lambda item: item[0])
     refetches = find_refetches(roots_by_seq)
     candidates: list[tuple[Group, Relation | None]] = []
     for group in groups:

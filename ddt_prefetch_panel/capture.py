@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import sys
 from array import array
-from bisect import bisect_left
 from collections.abc import Mapping
 import threading
 import time
@@ -63,7 +62,8 @@ class Root:
     deferred: tuple  # Query.deferred_loading: (field names, defer?)
     via: Source | None = None  # set when a relation access loaded this queryset
     rows: int = 0
-    record: Record | None = None  # the statement that evaluated it
+    record: Record | None = None  # the statement that evaluated it, unless only its position is needed
+    seq: int = -1  # that statement's position in the capture (-1: none ran, e.g. an empty ``__in``)
     # Cheap references to rebuild the queryset for a replay proof (never its rows). Not kept
     # for a queryset loaded through a relation of a looped-over parent (``order.pizzas.all()``
     # per order): the fix goes on the parent's root, so only the slice is kept.
@@ -80,6 +80,12 @@ class Root:
         ``get(pk)`` per row is a re-fetch, relate.find_refetches); never one loaded through a
         relation or one that cannot be replayed."""
         return self.via is None and self.query is not None
+
+    def needs_record(self) -> bool:
+        """Whether the analysis reads more of the statement that evaluated it than its position:
+        its parameters (a load by key), its alias (a replay), its SQL (an unused eager load). A
+        per-row ``order.pizzas.all()`` needs none: past its bucket's samples, no Record is built."""
+        return self.query is not None or bool(self.prefetch_lookups) or bool(self.select_related)
 
     def looped(self) -> bool:
         """Whether this root, or one it was loaded through, gave more than one row."""
@@ -291,17 +297,18 @@ class Bucket:
             self.samples.append(record)
         if self.slowest is None or record.duration > self.slowest.duration:
             self.slowest = record
-        if record.hop is not None and len(self.hops) < HOPS_PER_BUCKET:
-            self.hops.append(record.hop)
+        self.add_hop(record.hop)
         if record.call is not None and len(self.calls) < 2:
             self.calls.add(record.call)
 
-    def needs_record(self, hop: Hop | None, duration: float) -> bool:
-        """Whether a statement would add to the samples (a sample, the slowest, a hop); if
-        not, :meth:`tally` alone counts it and no Record is built."""
-        return (len(self.samples) < SAMPLES_PER_BUCKET
-                or duration > self.slowest.duration
-                or (hop is not None and len(self.hops) < HOPS_PER_BUCKET))
+    def needs_record(self, duration: float) -> bool:
+        """Whether a statement would be kept (a sample, the slowest); if not, :meth:`tally`
+        counts it (and :meth:`add_hop` its hop) and no Record is built."""
+        return len(self.samples) < SAMPLES_PER_BUCKET or duration > self.slowest.duration
+
+    def add_hop(self, hop: Hop | None) -> None:
+        if hop is not None and len(self.hops) < HOPS_PER_BUCKET:
+            self.hops.append(hop)
 
     def tally(self, seq: int, duration: float, error: str | None, params: Any, per_instance: bool) -> None:
         """The exact totals every statement adds."""
@@ -330,26 +337,25 @@ class Bucket:
 
 
 class ParamCounts(Mapping):
-    """A finished bucket's parameter counts (:attr:`Bucket.params`) in two sorted arrays.
+    """A finished bucket's parameter counts (:attr:`Bucket.params`) in two arrays.
 
     A held capture (shared.py) keeps every bucket until its proofs are made, and a loop over
     thousands of rows has up to :data:`DISTINCT_PARAMS_PER_BUCKET` distinct parameter hashes: as a
-    dict that is about 70 KiB per request, as two arrays 16 KiB. Read like the dict it replaces.
+    dict that is about 70 KiB per request, as two arrays 16 KiB. Read like the dict it replaces;
+    a lookup is a scan in C (the analysis looks up a few keys, it iterates the rest).
     """
 
     __slots__ = ("_keys", "_counts")
 
     def __init__(self, counts: dict[int, int]) -> None:
-        ordered = sorted(counts.items())
-        self._keys = array("q", [key for key, _count in ordered])  # OverflowError: keep the dict
-        self._counts = array("q", [count for _key, count in ordered])
+        self._keys = array("q", counts.keys())  # OverflowError beyond 64 bits: the caller keeps the dict
+        self._counts = array("q", counts.values())
 
     def __getitem__(self, key: int) -> int:
-        keys = self._keys
-        at = bisect_left(keys, key)
-        if at < len(keys) and keys[at] == key:
-            return self._counts[at]
-        raise KeyError(key)
+        try:
+            return self._counts[self._keys.index(key)]
+        except (ValueError, TypeError, OverflowError):
+            raise KeyError(key) from None
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._keys)
@@ -592,13 +598,16 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
         if _toolbar_tables and any(table in sql for table in _toolbar_tables):
             capture.skipped.add(key)
             return
-    elif root is None and capture.parent is None and not bucket.needs_record(hop, duration):
+    elif (root is None or not root.needs_record()) and capture.parent is None and not bucket.needs_record(duration):
+        bucket.add_hop(hop)
         if tag is not None and tag.base is not None and len(bucket.calls) < 2:
             call = tag.call(query)
             if call is not None:
                 bucket.calls.add(call)
         seq = capture.seq
         capture.seq = seq + 1
+        if root is not None:
+            root.seq = seq
         bucket.tally(seq, duration, error, params, per_instance)
         return
     else:
@@ -623,8 +632,10 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
     if root is not None:
         root.record = record
     capture.add(record, key)
-    if root is not None and not root.keyed() and capture.parent is None:
-        _drop_unshown_params(capture.buckets[key], record)
+    if root is not None:
+        root.seq = record.seq
+        if not root.keyed() and capture.parent is None:
+            _drop_unshown_params(capture.buckets[key], record)
 
 
 def _drop_unshown_params(bucket: Bucket, record: Record) -> None:

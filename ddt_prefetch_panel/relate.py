@@ -459,7 +459,7 @@ def rebase(outer: Root, child: type) -> Root | None:
     return Root(
         model=child, origin=outer.origin, evaluated=outer.evaluated, prefetch_lookups=outer.prefetch_lookups,
         select_related=outer.select_related, deferred=rebased.query.deferred_loading, rows=outer.rows,
-        record=outer.record, query=rebased.query, queryset_class=type(rebased), hints={},
+        record=outer.record, seq=outer.seq, query=rebased.query, queryset_class=type(rebased), hints={},
         marks=outer.marks, base=outer,
     )
 
