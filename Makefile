@@ -33,7 +33,7 @@ help:
 	@echo "make test        - install, then run the suite on SQLite and on a throwaway PostgreSQL"
 	@echo "make demo        - run the demo pizzeria on http://127.0.0.1:8000/"
 	@echo "make screenshot  - regenerate docs/screenshot.png from the demo"
-	@echo "make bench       - overhead vs no toolbar, DDT panels, django-zeal, nplusone, per loop shape (~15 min; BENCH_ARGS=--quick)"
+	@echo "make bench       - overhead vs no toolbar, DDT panels, django-zeal, nplusone, per loop shape (~25 min; BENCH_ARGS=--quick)"
 	@echo "make peers       - django-zeal's and nplusone's own test cases under zeal, nplusone and ours (.venv-peers; PEERS_ARGS=--cases)"
 	@echo "make test-sqlite / test-postgres - rerun one half only (PYTEST_ARGS='-x -k name'; PYTEST_WORKERS=0: one process)"
 	@echo "make compat      - Django's ORM test apps and django-debug-toolbar's suite, plain vs with the package (~1 min; COMPAT_ARGS=--part ddt)"
