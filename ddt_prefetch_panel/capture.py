@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import itertools
 import sys
-from array import array
-from collections.abc import Mapping
 import threading
 import time
+from array import array
+from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
