@@ -639,9 +639,10 @@ def _record(capture: Capture, context: dict, sql: Any, params: Any, many: bool,
 
 
 def _drop_unshown_params(bucket: Bucket, record: Record) -> None:
-    """A statement kept only because it evaluated a root (a ``order.pizzas.all()`` per row) keeps
-    its parameters only if it is one of its bucket's shown samples: nothing else reads them (the
-    bucket counted them), and a request's thousand per-row roots would hold a thousand tuples."""
+    """A statement kept only because it evaluated a root that is not loaded by key (per row,
+    ``order.pizzas.prefetch_related(...)``, whose eager loads need the Record) keeps its parameters
+    only if it is one of its bucket's shown samples: nothing else reads them (the bucket counted
+    them), and a request's thousand per-row roots would hold a thousand tuples."""
     if record is not bucket.slowest and all(sample is not record for sample in bucket.samples):
         record.params = None
 

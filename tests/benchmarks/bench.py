@@ -29,8 +29,8 @@ How it measures (issue 15):
 - Peak memory: one request per configuration under ``tracemalloc`` (peak above the level
   before it), plus the peak RSS of the process during a request without tracemalloc. With
   lazy proofs a full store holds the last RESULTS_CACHE_SIZE requests' captures: that peak is
-  the request's own plus what each other held request keeps (traced after a collection),
-  since filling the store under tracemalloc at N = 10,000 would take minutes.
+  measured with everything under tracemalloc from before the first of RESULTS_CACHE_SIZE + 1
+  requests (``op_memory_full``), on the forward FK and on the manager shape.
 - "Proofs off" configurations (``DDT_PREFETCH_PANEL["PROOFS"] = False``) show what the
   replay proofs cost; "ours" rows pin ``PROOF_MODE="eager"`` (proofs with every request, the
   worst case) and "lazy proofs" rows run the default (analysis only; the capture held until
@@ -396,8 +396,6 @@ class Server:
             current, peak = tracemalloc.get_traced_memory()
             result["traced_peak"] = peak - base
             result["traced_retained"] = current - base
-            gc.collect()  # what stays once the request's cycles are gone: what the next requests live with
-            result["traced_kept"] = tracemalloc.get_traced_memory()[0] - base
         finally:
             tracemalloc.stop()
         return result
@@ -439,7 +437,7 @@ class Server:
             status, body = self.get(url)
             out[f"{label}_s"] = time.process_time() - start
             out[f"{label}_proof_s"] = self.probes.totals["proof_s"] - proofs
-            if not status.startswith("200") or b"replayed when opened" not in body and label == "first":
+            if not status.startswith("200") or (label == "first" and b"replayed when opened" not in body):
                 raise RuntimeError(f"render_panel {status}: {body[:300]!r}")
         return out
 
@@ -1086,17 +1084,6 @@ def render(r: Results) -> str:
                         f"held before it. No toolbar, after one request (it holds nothing across requests): "
                         f"{none['traced_peak'] / 2**20:.1f} MiB. Ratio **{lazy['traced_peak'] / none['traced_peak']:.3f}**.",
                         ""]
-        full = full_store_peak(r.memory)
-        if full is not None and not r.full_memory:
-            out += [f"With a full DDT store (ours alone, lazy proofs): each request leaves its capture held for "
-                    f"its proofs and its stats in the store, {full['held'] / 2**20:.2f} MiB more than a request "
-                    f"without the toolbar leaves (traced, after a collection; with proofs off, nothing held: "
-                    f"{fmt(full['store'] / 2**20, 2)} MiB); the last "
-                    f"{RESULTS_CACHE_SIZE} requests are held, so a request's peak with the store full is its own "
-                    f"peak plus {RESULTS_CACHE_SIZE - 1} of those: {full['peak'] / 2**20:.1f} MiB, "
-                    f"{full['ratio']:.3f}x no toolbar's {r.memory['none']['traced_peak'] / 2**20:.1f} MiB. "
-                    "(Computed from the traced request above: filling the store under tracemalloc takes "
-                    f"{RESULTS_CACHE_SIZE} traced requests of about 10 s each at N = 10,000.)", ""]
     # ------------------------------------------------------------ real pages
     if r.pages:
         out += ["### Real pages: DDT default panels with and without ours", "",
@@ -1236,20 +1223,6 @@ def render(r: Results) -> str:
 def open_without_proofs(opened: dict) -> float:
     """Seconds the first opening of the panel took beside the replay proofs it made."""
     return opened["first_s"] - opened["first_proof_s"]
-
-
-def full_store_peak(memory: dict[str, dict]) -> dict | None:
-    """Peak traced memory of a lazy request when DDT's store (and lazy.py) hold the last
-    RESULTS_CACHE_SIZE requests: its own peak plus what each of the other held requests keeps."""
-    if "ours-lazy" not in memory or "none" not in memory:
-        return None
-    lazy, none = memory["ours-lazy"], memory["none"]
-    held = max(0, lazy["traced_kept"] - none["traced_kept"])
-    peak = lazy["traced_peak"] + (RESULTS_CACHE_SIZE - 1) * held
-    # The same difference with proofs off (the store's entry, no capture held), for comparison.
-    off = memory.get("ours-noproofs")
-    store = off["traced_kept"] - none["traced_kept"] if off else math.nan
-    return {"held": held, "peak": peak, "ratio": peak / none["traced_peak"], "store": store}
 
 
 # --------------------------------------------------------------------------- main
